@@ -1,0 +1,73 @@
+//! `tessera simulate`: files in, figures out. The bundled scenario runs with no flags; `--trace`
+//! replays the public GPU trace. All decisions happen in tessera-core's `sim` module.
+
+mod output;
+mod scenario;
+mod trace;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use tessera_core::score::Policy;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables for people.
+    Text,
+    /// One JSON document on stdout, for scripts.
+    Json,
+}
+
+fn policy_parser() -> impl TypedValueParser<Value = Policy> {
+    PossibleValuesParser::new(Policy::ALL.map(Policy::name))
+        .try_map(|name| Policy::parse(&name))
+}
+
+/// Flags of `tessera simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Cluster file (YAML, `version: v1`) instead of the bundled scenario's cluster.
+    #[arg(long, env = "TESSERA_SIM_CLUSTER", conflicts_with = "trace")]
+    pub cluster: Option<PathBuf>,
+    /// Workload file (YAML, `version: v1`) instead of the bundled scenario's workload.
+    #[arg(long, env = "TESSERA_SIM_WORKLOAD", conflicts_with = "trace")]
+    pub workload: Option<PathBuf>,
+    /// Directory of the GPU cluster trace (`openb_node_list_gpu_node.csv`, `openb_pod_list_*.csv`).
+    #[arg(long, env = "TESSERA_SIM_TRACE")]
+    pub trace: Option<PathBuf>,
+    /// Which pod list of the trace: a name (`default`, `cpu050`, …), `all`, or a CSV path.
+    #[arg(long, env = "TESSERA_SIM_PODS", default_value = "default", requires = "trace")]
+    pub pods: String,
+    /// Number of seeds, counting up from 42 as in the published runs.
+    #[arg(long, env = "TESSERA_SIM_SEEDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub seeds: u64,
+    /// Scoring policy.
+    #[arg(long, env = "TESSERA_SIM_POLICY", default_value = "fragmentation", value_parser = policy_parser())]
+    pub policy: Policy,
+    /// Run ours and every published baseline side by side (trace mode).
+    #[arg(long, env = "TESSERA_SIM_COMPARE", requires = "trace")]
+    pub compare: bool,
+    /// Published results to print beside ours (default: `fgd-baselines.csv` next to the trace directory).
+    #[arg(long, env = "TESSERA_SIM_BASELINES")]
+    pub baselines: Option<PathBuf>,
+    /// Write an HTML page with an SVG picture of every node's GPUs and the allocation curves.
+    #[arg(long, env = "TESSERA_SIM_REPORT")]
+    pub report: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, env = "TESSERA_SIM_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Worker threads for trace replays (default: the machine's cores).
+    #[arg(long, env = "TESSERA_SIM_THREADS")]
+    pub threads: Option<usize>,
+}
+
+/// Runs the subcommand.
+pub fn run(args: SimulateArgs) -> Result<()> {
+    match &args.trace {
+        Some(dir) => trace::run(&args, dir),
+        None => scenario::run(&args),
+    }
+}

@@ -1,0 +1,50 @@
+//! Printing simulator results: aligned text tables, or JSON on stdout.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use serde::Serialize;
+use tessera_core::sim::summary::TraceSummary;
+
+/// The comparison table of one trace, with per-seed rows.
+pub fn trace_table(s: &TraceSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "trace {} — {} GPUs, {} seed(s) {:?}", s.trace, s.cluster_gpus, s.seeds.len(), s.seeds);
+    let _ = writeln!(
+        out,
+        "{:<14} {:>9} {:>9} {:>11}   {:>9} {:>11}",
+        "policy", "alloc@100", "alloc@130", "unalloc@130", "published", "pub.unalloc"
+    );
+    for p in &s.policies {
+        let (pub_alloc, pub_unalloc) = match &p.published {
+            Some(b) => (format!("{:.2}%", b.alloc_pct_130), format!("{:.1}", b.unallocated_gpus_130)),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<14} {:>8.2}% {:>8.2}% {:>11.1}   {:>9} {:>11}",
+            p.policy, p.alloc_pct_100, p.alloc_pct_130, p.unallocated_gpus_130, pub_alloc, pub_unalloc
+        );
+    }
+    let _ = writeln!(out, "per seed (alloc@130 / unallocated GPUs):");
+    for p in &s.policies {
+        let seeds: Vec<String> = p
+            .per_seed
+            .iter()
+            .map(|f| format!("{}:{:.2}%/{:.0}", f.seed, f.alloc_pct_130, f.unallocated_gpus_130))
+            .collect();
+        let _ = writeln!(out, "  {:<14} {}", p.policy, seeds.join(" "));
+    }
+    out.push('\n');
+    out
+}
+
+/// One JSON document: the summary itself for one trace, an array for several.
+pub fn print_json<T: Serialize>(items: &[T]) -> Result<()> {
+    let text = match items {
+        [one] => serde_json::to_string_pretty(one)?,
+        many => serde_json::to_string_pretty(many)?,
+    };
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! `simulate --trace`: load the trace files, run the replays on worker threads with a progress
+//! bar, print or serialise the summary, and write the report.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tessera_core::score::Policy;
+use tessera_core::sim::{self, baselines, summary, trace};
+
+use super::{OutputFormat, SimulateArgs, output};
+
+const NODE_FILE: &str = "openb_node_list_gpu_node.csv";
+const POD_PREFIX: &str = "openb_pod_list_";
+
+fn open(path: &Path) -> Result<BufReader<File>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(BufReader::new(file))
+}
+
+/// The pod lists named by `--pods`: (trace name, path).
+fn pod_lists(dir: &Path, pods: &str) -> Result<Vec<(String, PathBuf)>> {
+    let mut available: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .with_context(|| format!("--trace {}: cannot read directory", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let trace = name.strip_prefix(POD_PREFIX)?.strip_suffix(".csv")?.to_string();
+            Some((trace, e.path()))
+        })
+        .collect();
+    available.sort();
+    if pods == "all" {
+        return Ok(available);
+    }
+    if pods.ends_with(".csv") {
+        let path = PathBuf::from(pods);
+        let name = path.file_stem().map(|s| s.to_string_lossy().trim_start_matches(POD_PREFIX).to_string()).unwrap_or_default();
+        return Ok(vec![(name, path)]);
+    }
+    match available.iter().find(|(name, _)| name == pods) {
+        Some(found) => Ok(vec![found.clone()]),
+        None => bail!(
+            "--pods {pods:?}: no {POD_PREFIX}{pods}.csv in {}; known traces: {}",
+            dir.display(),
+            available.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn published(args: &SimulateArgs, dir: &Path) -> Result<Vec<baselines::Published>> {
+    let path = match &args.baselines {
+        Some(p) => p.clone(),
+        None => {
+            let beside = dir.parent().unwrap_or(dir).join("fgd-baselines.csv");
+            if !beside.exists() {
+                return Ok(Vec::new());
+            }
+            beside
+        }
+    };
+    Ok(baselines::parse(open(&path)?, &path.display().to_string())?)
+}
+
+/// Runs the trace mode.
+pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
+    let node_path = dir.join(NODE_FILE);
+    let nodes = trace::parse_nodes(open(&node_path)?, &node_path.display().to_string())?;
+    let lists = pod_lists(dir, &args.pods)?;
+    let published = published(args, dir)?;
+    let policies: Vec<Policy> = if args.compare { Policy::COMPARED.to_vec() } else { vec![args.policy] };
+    let seeds: Vec<u64> = (42..42 + args.seeds).collect();
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let bar = progress((lists.len() * policies.len() * seeds.len()) as u64);
+    let mut summaries = Vec::new();
+    let mut report_runs = Vec::new();
+    for (name, path) in &lists {
+        let pods = trace::parse_pods(open(path)?, &path.display().to_string())?;
+        bar.set_message(name.clone());
+        let results = sim::run_replays(&nodes, &pods, &policies, &seeds, threads, &|_| bar.inc(1));
+        summaries.push(summary::summarise(name, &policies, &seeds, &results, &published));
+        if report_runs.is_empty() {
+            report_runs = results;
+        }
+    }
+    bar.finish_and_clear();
+    match args.output {
+        OutputFormat::Text => summaries.iter().for_each(|s| print!("{}", output::trace_table(s))),
+        OutputFormat::Json => output::print_json(&summaries)?,
+    }
+    if let Some(path) = &args.report {
+        let title = format!("Tessera simulate — trace {}", lists.first().map_or("", |l| l.0.as_str()));
+        let html = sim::report::trace_report(&title, &report_runs);
+        std::fs::write(path, html).with_context(|| format!("--report {}: cannot write", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr that shows itself only on runs longer than a second.
+fn progress(total: u64) -> ProgressBar {
+    let bar = ProgressBar::hidden();
+    bar.set_length(total);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg:>12} [{bar:30}] {pos}/{len} runs, {elapsed}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let shown = bar.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        if !shown.is_finished() {
+            shown.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            shown.enable_steady_tick(Duration::from_millis(200));
+        }
+    });
+    bar
+}

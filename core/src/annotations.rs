@@ -1,0 +1,210 @@
+//! The one codec for everything Tessera writes into annotations: node `gpu-inventory` and pod
+//! `gpu-assignment`.
+//!
+//! Both are versioned JSON documents (`{"version": "v1", …}`) so that a newer writer can change the
+//! shape without an older reader misreading it: an unknown version is an error naming it, never a
+//! silent default.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::inventory::{GpuInfo, NodeInventory};
+
+/// The version written today.
+pub const VERSION: &str = "v1";
+
+/// Why an annotation could not be read.
+#[derive(Debug, Error)]
+pub enum CodecError {
+    /// Not JSON of the expected shape.
+    #[error("annotation {key}: {source}")]
+    Json {
+        /// Annotation key.
+        key: &'static str,
+        /// Decoder failure.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A version this build does not know.
+    #[error("annotation {key}: unsupported version {version:?} (this build reads {VERSION:?})")]
+    Version {
+        /// Annotation key.
+        key: &'static str,
+        /// The version found.
+        version: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Versioned<T> {
+    version: String,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InventoryBody {
+    gpus: Vec<GpuInfo>,
+}
+
+/// The GPU share one container holds on one GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuShare {
+    /// GPU UUID.
+    pub uuid: String,
+    /// MiB of GPU memory reserved.
+    pub mem_mib: u64,
+    /// Thousandths of the GPU's compute (1000: exclusive).
+    pub core_milli: u32,
+}
+
+/// The GPUs one container was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerAssignment {
+    /// Container name.
+    pub container: String,
+    /// One share per GPU, distinct GPUs.
+    pub gpus: Vec<GpuShare>,
+}
+
+/// What the extender assigned to a pod: the value of `tessera.dev/gpu-assignment`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Node the pod was bound to.
+    pub node: String,
+    /// Per container that asked for GPUs.
+    pub containers: Vec<ContainerAssignment>,
+}
+
+impl Assignment {
+    /// Every share in the assignment.
+    pub fn shares(&self) -> impl Iterator<Item = &GpuShare> {
+        self.containers.iter().flat_map(|c| c.gpus.iter())
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &'static str, text: &str) -> Result<T, CodecError> {
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: String,
+    }
+    let head: VersionOnly =
+        serde_json::from_str(text).map_err(|source| CodecError::Json { key, source })?;
+    if head.version != VERSION {
+        return Err(CodecError::Version {
+            key,
+            version: head.version,
+        });
+    }
+    let full: Versioned<T> =
+        serde_json::from_str(text).map_err(|source| CodecError::Json { key, source })?;
+    Ok(full.body)
+}
+
+fn encode<T: Serialize>(body: T) -> String {
+    let doc = Versioned {
+        version: VERSION.to_string(),
+        body,
+    };
+    // Serialising plain structs of strings and integers cannot fail.
+    serde_json::to_string(&doc).unwrap_or_default()
+}
+
+/// Encodes a node's inventory for `tessera.dev/gpu-inventory`.
+pub fn encode_inventory(inventory: &NodeInventory) -> String {
+    encode(InventoryBody {
+        gpus: inventory.gpus.clone(),
+    })
+}
+
+/// Decodes `tessera.dev/gpu-inventory`.
+pub fn decode_inventory(text: &str) -> Result<NodeInventory, CodecError> {
+    let body: InventoryBody = decode(crate::keys::ANNOTATION_GPU_INVENTORY, text)?;
+    Ok(NodeInventory { gpus: body.gpus })
+}
+
+/// Encodes a pod's assignment for `tessera.dev/gpu-assignment`.
+pub fn encode_assignment(assignment: &Assignment) -> String {
+    encode(assignment)
+}
+
+/// Decodes `tessera.dev/gpu-assignment`.
+pub fn decode_assignment(text: &str) -> Result<Assignment, CodecError> {
+    decode(crate::keys::ANNOTATION_GPU_ASSIGNMENT, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_assignment() -> Assignment {
+        Assignment {
+            node: "gpu-1".into(),
+            containers: vec![ContainerAssignment {
+                container: "train".into(),
+                gpus: vec![GpuShare {
+                    uuid: "GPU-aaaa".into(),
+                    mem_mib: 4096,
+                    core_milli: 300,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn assignment_golden_json_is_stable() {
+        let text = encode_assignment(&sample_assignment());
+        let want = serde_json::json!({
+            "version": "v1",
+            "node": "gpu-1",
+            "containers": [{"container": "train", "gpus": [{"uuid": "GPU-aaaa", "memMib": 4096, "coreMilli": 300}]}]
+        });
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), want);
+    }
+
+    #[test]
+    fn inventory_golden_json_is_stable() {
+        let inv = crate::testing::gpus("n1", 1, "A100", 40960);
+        let text = encode_inventory(&inv);
+        let want = serde_json::json!({
+            "version": "v1",
+            "gpus": [{"index": 0, "uuid": "GPU-n1-0", "model": "A100", "memoryMib": 40960, "healthy": true, "mig": false, "mps": true}]
+        });
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), want);
+    }
+
+    #[test]
+    fn unknown_version_and_bad_json_are_named() {
+        let err = decode_assignment(r#"{"version":"v9","node":"x","containers":[]}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "annotation tessera.dev/gpu-assignment: unsupported version \"v9\" (this build reads \"v1\")"
+        );
+        let err = decode_inventory("{not json").unwrap_err();
+        assert!(err.to_string().starts_with("annotation tessera.dev/gpu-inventory:"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn assignment_round_trips(node in "[a-z0-9-]{1,20}", shares in prop::collection::vec(("[A-Za-z0-9-]{1,40}", 0u64..1_000_000, 0u32..=1000), 0..8)) {
+            let a = Assignment {
+                node,
+                containers: vec![ContainerAssignment {
+                    container: "c".into(),
+                    gpus: shares.into_iter().map(|(uuid, mem_mib, core_milli)| GpuShare { uuid, mem_mib, core_milli }).collect(),
+                }],
+            };
+            prop_assert_eq!(decode_assignment(&encode_assignment(&a)).unwrap(), a);
+        }
+
+        #[test]
+        fn inventory_round_trips(gpus in prop::collection::vec(("[A-Za-z0-9 -]{1,30}", 0u64..200_000, any::<bool>(), any::<bool>()), 0..16)) {
+            let inv = NodeInventory { gpus: gpus.into_iter().enumerate().map(|(i, (model, memory_mib, healthy, mig))| GpuInfo {
+                index: i as u32, uuid: format!("GPU-{i}"), model, memory_mib, healthy, mig, mps: !mig,
+            }).collect() };
+            prop_assert_eq!(decode_inventory(&encode_inventory(&inv)).unwrap(), inv);
+        }
+    }
+}

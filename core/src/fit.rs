@@ -1,0 +1,281 @@
+//! Shared-GPU fit: can a pod be placed on a node, on which GPUs, and if not, exactly why not.
+//!
+//! A container needs `gpus` distinct healthy GPUs of an allowed model, each with the memory,
+//! compute and a free slot for its share; an exclusive (whole-GPU) share needs an idle GPU.
+//! Containers are placed one after another on a scratch copy, so two containers of one pod never
+//! count the same free memory twice. The ledger is not changed here.
+
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::ledger::{ContainerPlacement, GpuState, NodeLedger, Placement, Share};
+use crate::request::{GpuDemand, PodRequest};
+
+/// How to choose among GPUs that all fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuChoice {
+    /// Least compute (then memory) left after placing: packs shares together.
+    BestFit,
+    /// Most left: spreads shares over GPUs.
+    WorstFit,
+}
+
+/// Free resources of one GPU during placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Free {
+    /// MiB.
+    pub mem: u64,
+    /// Thousandths of compute.
+    pub core: u32,
+    /// Slots.
+    pub slots: u32,
+}
+
+impl Free {
+    /// The free resources recorded in the ledger.
+    pub fn of(gpu: &GpuState) -> Self {
+        Free {
+            mem: gpu.mem_free_mib,
+            core: gpu.core_free,
+            slots: gpu.slots_free,
+        }
+    }
+}
+
+/// Why one GPU cannot take a container's share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuReject {
+    /// Marked unhealthy by the device plugin.
+    Unhealthy,
+    /// A model the pod does not allow.
+    Model(String),
+    /// Not enough memory, MiB.
+    Memory {
+        /// Free.
+        free: u64,
+        /// Needed.
+        needed: u64,
+    },
+    /// Not enough compute, thousandths.
+    Compute {
+        /// Free.
+        free: u32,
+        /// Needed.
+        needed: u32,
+    },
+    /// Every slot is taken.
+    Slots,
+    /// An exclusive share needs a GPU nobody else uses.
+    NotIdle,
+}
+
+impl fmt::Display for GpuReject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GpuReject::Unhealthy => write!(f, "unhealthy"),
+            GpuReject::Model(m) => write!(f, "model {m} not allowed"),
+            GpuReject::Memory { free, needed } => write!(f, "{free} MiB free, needs {needed}"),
+            GpuReject::Compute { free, needed } => {
+                write!(f, "{}% compute free, needs {}%", free / 10, needed.div_ceil(10))
+            }
+            GpuReject::Slots => write!(f, "no free slot"),
+            GpuReject::NotIdle => write!(f, "in use, whole GPU needed"),
+        }
+    }
+}
+
+/// Why a pod does not fit a node.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Unfit {
+    /// The node reports no GPUs (or no fresh inventory).
+    #[error("node {node} has no shareable GPUs")]
+    NoGpus {
+        /// Node name.
+        node: String,
+    },
+    /// The device plugin's heartbeat is too old to trust the inventory.
+    #[error("node {node}: GPU inventory heartbeat is {age_s}s old")]
+    StaleInventory {
+        /// Node name.
+        node: String,
+        /// Age in seconds.
+        age_s: u64,
+    },
+    /// Host CPU or memory is short (simulator only; kube-scheduler checks it for real).
+    #[error("node {node}: host {what} {requested} requested, {available} free")]
+    Host {
+        /// Node name.
+        node: String,
+        /// Which resource.
+        what: &'static str,
+        /// Requested.
+        requested: u64,
+        /// Free.
+        available: u64,
+    },
+    /// A container's GPUs cannot be found.
+    #[error("node {node}: container {container:?} needs {needed} GPU(s) {demand}, {usable} usable ({})", format_rejects(.rejects))]
+    Gpus {
+        /// Node name.
+        node: String,
+        /// Container name.
+        container: String,
+        /// GPUs needed.
+        needed: u32,
+        /// GPUs that could take the share.
+        usable: u32,
+        /// The share, in words.
+        demand: String,
+        /// Why each other GPU was refused, by UUID.
+        rejects: Vec<(String, GpuReject)>,
+    },
+    /// Anti-affinity or quorum spreading.
+    #[error("node {node}: {reason}")]
+    Spread {
+        /// Node name.
+        node: String,
+        /// What would be violated.
+        reason: String,
+    },
+}
+
+fn format_rejects(rejects: &[(String, GpuReject)]) -> String {
+    rejects
+        .iter()
+        .map(|(uuid, why)| format!("{uuid}: {why}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn describe(d: &GpuDemand) -> String {
+    if d.exclusive() {
+        return "whole".to_string();
+    }
+    let mem = match (d.mem_mib, d.mem_percent) {
+        (0, 0) => String::new(),
+        (m, 0) => format!("{m} MiB, "),
+        (_, p) => format!("{p}% memory, "),
+    };
+    format!("with {mem}{}% compute", d.core_milli / 10)
+}
+
+/// Checks one GPU against a share.
+pub fn check_gpu(gpu: &GpuState, free: Free, demand: &GpuDemand, pod: &PodRequest) -> Result<(), GpuReject> {
+    if !gpu.healthy {
+        return Err(GpuReject::Unhealthy);
+    }
+    if !pod.allows_model(&gpu.model) {
+        return Err(GpuReject::Model(gpu.model.clone()));
+    }
+    if free.slots == 0 {
+        return Err(GpuReject::Slots);
+    }
+    if demand.exclusive() {
+        let idle = free.core == crate::request::MILLI_PER_GPU
+            && free.mem == gpu.mem_total_mib
+            && free.slots == gpu.slots_total;
+        return if idle { Ok(()) } else { Err(GpuReject::NotIdle) };
+    }
+    let needed = demand.mem_on(gpu.mem_total_mib);
+    if free.mem < needed {
+        return Err(GpuReject::Memory { free: free.mem, needed });
+    }
+    if free.core < demand.core_milli {
+        return Err(GpuReject::Compute {
+            free: free.core,
+            needed: demand.core_milli,
+        });
+    }
+    Ok(())
+}
+
+/// Checks host CPU and memory, when the node tracks them.
+pub fn check_host(node: &NodeLedger, pod: &PodRequest) -> Result<(), Unfit> {
+    let host = |what, requested, available| Unfit::Host {
+        node: node.name.clone(),
+        what,
+        requested,
+        available,
+    };
+    if node.host.cpu_milli.is_some() && pod.cpu_milli > node.cpu_free_milli {
+        return Err(host("cpu milli", pod.cpu_milli, node.cpu_free_milli));
+    }
+    if node.host.mem_mib.is_some() && pod.mem_mib > node.mem_free_mib {
+        return Err(host("memory MiB", pod.mem_mib, node.mem_free_mib));
+    }
+    Ok(())
+}
+
+/// Places every container of `pod` on `node`, choosing GPUs by `choice`.
+pub fn place(node: &NodeLedger, pod: &PodRequest, choice: GpuChoice) -> Result<Placement, Unfit> {
+    check_host(node, pod)?;
+    let mut placement = Placement::default();
+    if pod.containers.is_empty() {
+        return Ok(placement);
+    }
+    if node.gpus.is_empty() {
+        return Err(Unfit::NoGpus {
+            node: node.name.clone(),
+        });
+    }
+    let mut free: Vec<Free> = node.gpus.iter().map(Free::of).collect();
+    for c in &pod.containers {
+        let d = &c.demand;
+        let mut usable: Vec<usize> = Vec::with_capacity(node.gpus.len());
+        let mut rejects = Vec::new();
+        for (i, gpu) in node.gpus.iter().enumerate() {
+            match check_gpu(gpu, free[i], d, pod) {
+                Ok(()) => usable.push(i),
+                Err(why) => rejects.push((gpu.uuid.clone(), why)),
+            }
+        }
+        if usable.len() < d.gpus as usize {
+            return Err(Unfit::Gpus {
+                node: node.name.clone(),
+                container: c.container.clone(),
+                needed: d.gpus,
+                usable: usable.len() as u32,
+                demand: describe(d),
+                rejects,
+            });
+        }
+        let left = |i: &usize| {
+            let f = free[*i];
+            (f.core - d.core_milli.min(f.core), f.mem)
+        };
+        match choice {
+            GpuChoice::BestFit => usable.sort_by_key(left),
+            GpuChoice::WorstFit => usable.sort_by_key(|i| std::cmp::Reverse(left(i))),
+        }
+        let shares: Vec<Share> = usable[..d.gpus as usize]
+            .iter()
+            .map(|&i| take(&mut free[i], &node.gpus[i], i, d))
+            .collect();
+        placement.containers.push(ContainerPlacement {
+            container: c.container.clone(),
+            shares,
+        });
+    }
+    Ok(placement)
+}
+
+/// Takes a share of `gpu` out of `free`, returning it.
+pub fn take(free: &mut Free, gpu: &GpuState, index: usize, d: &GpuDemand) -> Share {
+    let (mem, core) = if d.exclusive() {
+        (gpu.mem_total_mib, crate::request::MILLI_PER_GPU)
+    } else {
+        (d.mem_on(gpu.mem_total_mib), d.core_milli)
+    };
+    free.mem -= mem.min(free.mem);
+    free.core -= core.min(free.core);
+    free.slots = free.slots.saturating_sub(1);
+    Share {
+        gpu: index,
+        mem_mib: mem,
+        core_milli: core,
+    }
+}
+
+#[cfg(test)]
+mod tests;

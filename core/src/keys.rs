@@ -1,0 +1,60 @@
+//! Every `tessera.dev/` name Tessera reads or writes, and the foreign names it translates.
+//!
+//! One module so that a key is spelled once: the webhook, the extender, the device plugin and the
+//! simulator all refer to these constants (DESIGN.md, "The contract between the parts").
+
+/// Extended resource: number of distinct physical GPUs (advertised as slots by the device plugin).
+pub const RESOURCE_GPU: &str = "tessera.dev/gpu";
+/// Extended resource: MiB of GPU memory on each requested GPU (accounted by the extender only).
+pub const RESOURCE_GPU_MEM: &str = "tessera.dev/gpu-mem";
+/// Extended resource: percent (1–100) of each GPU's compute; 100 means exclusive.
+pub const RESOURCE_GPU_CORE: &str = "tessera.dev/gpu-core";
+
+/// gpushare: GPU memory in GiB.
+pub const GPUSHARE_MEM: &str = "aliyun.com/gpu-mem";
+/// gpushare: number of GPUs.
+pub const GPUSHARE_COUNT: &str = "aliyun.com/gpu-count";
+/// HAMi: number of GPUs.
+pub const HAMI_GPU: &str = "nvidia.com/gpu";
+/// HAMi: GPU memory in MiB.
+pub const HAMI_MEM: &str = "nvidia.com/gpumem";
+/// HAMi: percent of compute.
+pub const HAMI_CORES: &str = "nvidia.com/gpucores";
+/// HAMi: percent of the GPU's memory.
+pub const HAMI_MEM_PERCENTAGE: &str = "nvidia.com/gpumem-percentage";
+
+/// Node annotation: JSON GPU inventory written by the device plugin.
+pub const ANNOTATION_GPU_INVENTORY: &str = "tessera.dev/gpu-inventory";
+/// Node annotation: RFC 3339 time of the device plugin's last inventory heartbeat.
+pub const ANNOTATION_GPU_INVENTORY_HEARTBEAT: &str = "tessera.dev/gpu-inventory-heartbeat";
+/// Pod annotation: the GPUs and shares the extender assigned to each container.
+pub const ANNOTATION_GPU_ASSIGNMENT: &str = "tessera.dev/gpu-assignment";
+/// Pod annotation: RFC 3339 time the extender bound the pod.
+pub const ANNOTATION_BIND_TIME: &str = "tessera.dev/bind-time";
+/// Pod annotation: `allocating` after bind, `allocated` once the device plugin served it.
+pub const ANNOTATION_BIND_PHASE: &str = "tessera.dev/bind-phase";
+/// Value of [`ANNOTATION_BIND_PHASE`] between bind and the device plugin's Allocate.
+pub const BIND_PHASE_ALLOCATING: &str = "allocating";
+/// Value of [`ANNOTATION_BIND_PHASE`] once the device plugin has served the pod.
+pub const BIND_PHASE_ALLOCATED: &str = "allocated";
+/// Pod annotation: allowed GPU models, `|`-separated (empty or absent: any).
+pub const ANNOTATION_GPU_MODELS: &str = "tessera.dev/gpu-models";
+
+/// Pod annotation: opt in to profiles by name, comma-separated.
+pub const ANNOTATION_INJECT: &str = "tessera.dev/inject";
+/// Pod annotation: `name@hash` of the profiles already applied (idempotency marker).
+pub const ANNOTATION_INJECTED: &str = "tessera.dev/injected";
+/// Namespace label: `disabled` means never inject.
+pub const LABEL_INJECTION: &str = "tessera.dev/injection";
+/// Pod label: anti-affinity group for pods without an owning StatefulSet.
+pub const LABEL_GROUP: &str = "tessera.dev/group";
+/// Pod label: `"true"` makes the group a quorum group.
+pub const LABEL_QUORUM: &str = "tessera.dev/quorum";
+
+/// Well-known node label for the zone.
+pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
+/// Label the StatefulSet controller puts on its pods (Kubernetes ≥ 1.28).
+pub const LABEL_POD_INDEX: &str = "apps.kubernetes.io/pod-index";
+
+/// Scheduler profile that sends its pods to the extender.
+pub const SCHEDULER_NAME: &str = "tessera-scheduler";

@@ -1,0 +1,135 @@
+//! The simulator's scheduling loop: score a pod on every node with a policy and pick the best,
+//! breaking exact ties by node order (the published simulator's rule; its node order is seeded).
+//!
+//! Scores depend only on the node's state and the pod's request class, so they are cached per
+//! (node, class) and recomputed only when the node's ledger version changed: a placement touches
+//! one node, so each pod costs one recomputation per class instead of one per node.
+
+use std::collections::HashMap;
+
+use crate::fit::Unfit;
+use crate::ledger::{ClusterLedger, NodeLedger, Placement};
+use crate::request::PodRequest;
+use crate::rng::Rng;
+use crate::score::{self, Policy, ScoreContext};
+
+/// Cache key of a request class: everything of a pod request that scoring reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClassKey {
+    cpu: u64,
+    mem: u64,
+    demands: Vec<crate::request::GpuDemand>,
+    models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    version: u64,
+    score: Option<f64>,
+}
+
+/// A policy plus its score cache.
+#[derive(Debug)]
+pub struct Chooser {
+    policy: Policy,
+    classes: HashMap<ClassKey, usize>,
+    cache: Vec<Vec<Entry>>,
+}
+
+impl Chooser {
+    /// A chooser for `policy` with an empty cache.
+    pub fn new(policy: Policy) -> Self {
+        Chooser { policy, classes: HashMap::new(), cache: Vec::new() }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    fn class_of(&mut self, pod: &PodRequest) -> usize {
+        let key = ClassKey {
+            cpu: pod.cpu_milli,
+            mem: pod.mem_mib,
+            demands: pod.containers.iter().map(|c| c.demand).collect(),
+            models: pod.models.clone(),
+        };
+        let next = self.classes.len();
+        *self.classes.entry(key).or_insert(next)
+    }
+
+    /// The node index and GPUs `pod` should get, or `None` if it fits nowhere.
+    /// `eligible` can veto nodes (anti-affinity); vetoed nodes are not cached as infeasible.
+    pub fn choose(
+        &mut self,
+        ledger: &ClusterLedger,
+        pod: &PodRequest,
+        ctx: ScoreContext<'_>,
+        rng: &mut Rng,
+        eligible: &dyn Fn(&NodeLedger) -> bool,
+    ) -> Option<(usize, Placement)> {
+        let class = self.class_of(pod);
+        let nodes = ledger.nodes();
+        self.cache.resize_with(nodes.len(), Vec::new);
+        let mut feasible: Vec<(usize, f64)> = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let row = &mut self.cache[i];
+            if row.len() <= class {
+                row.resize(class + 1, Entry { version: u64::MAX, score: None });
+            }
+            let entry = &mut row[class];
+            if entry.version != node.version {
+                entry.score = score::score(self.policy, node, pod, ctx).ok().map(|s| s.score);
+                entry.version = node.version;
+            }
+            if let Some(s) = entry.score {
+                if eligible(node) {
+                    feasible.push((i, s));
+                }
+            }
+        }
+        let winner = self.pick(&feasible, rng)?;
+        let node = &nodes[winner];
+        let placement = match self.policy {
+            Policy::Random => score::random_placement(node, pod, rng).ok()?,
+            _ => score::score(self.policy, node, pod, ctx).ok()?.placement,
+        };
+        Some((winner, placement))
+    }
+
+    fn pick(&self, feasible: &[(usize, f64)], rng: &mut Rng) -> Option<usize> {
+        if feasible.is_empty() {
+            return None;
+        }
+        if self.policy == Policy::Random {
+            return Some(feasible[rng.below(feasible.len() as u64) as usize].0);
+        }
+        let scores: Vec<f64> = if self.policy.normalises() {
+            normalise(feasible)
+        } else {
+            feasible.iter().map(|f| f.1).collect()
+        };
+        let mut best = 0;
+        for (k, s) in scores.iter().enumerate() {
+            if *s > scores[best] {
+                best = k;
+            }
+        }
+        Some(feasible[best].0)
+    }
+}
+
+/// kube-scheduler's integer min-max normalisation to 0–100.
+fn normalise(feasible: &[(usize, f64)]) -> Vec<f64> {
+    let lo = feasible.iter().map(|f| f.1 as i64).min().unwrap_or(0);
+    let hi = feasible.iter().map(|f| f.1 as i64).max().unwrap_or(0);
+    feasible
+        .iter()
+        .map(|f| if hi == lo { 0.0 } else { ((f.1 as i64 - lo) * 100 / (hi - lo)) as f64 })
+        .collect()
+}
+
+/// Why the best node was refused (for the scenario's failure report): the first node's reason.
+pub fn first_reason(ledger: &ClusterLedger, pod: &PodRequest, policy: Policy, ctx: ScoreContext<'_>) -> Option<Unfit> {
+    ledger.nodes().iter().find_map(|n| score::score(policy, n, pod, ctx).err())
+}

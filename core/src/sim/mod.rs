@@ -1,0 +1,55 @@
+//! The simulator engine behind `tessera simulate`: the bundled scenario and trace replays, run
+//! through the same request, fit, scoring and ledger code as the servers. Inputs come in as
+//! readers or parsed data; the CLI owns files, progress bars and printing.
+
+pub mod baselines;
+pub mod engine;
+pub mod replay;
+pub mod report;
+pub mod scenario;
+pub mod summary;
+pub mod trace;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::score::Policy;
+
+use replay::{ReplayConfig, ReplayResult};
+use trace::{TraceNode, TracePod};
+
+/// Runs every (policy, seed) replay on `threads` threads; `on_done` is called after each.
+/// Results come back ordered by policy (as given), then seed.
+pub fn run_replays(
+    nodes: &[TraceNode],
+    pods: &[TracePod],
+    policies: &[Policy],
+    seeds: &[u64],
+    threads: usize,
+    on_done: &(dyn Fn(&ReplayResult) + Sync),
+) -> Vec<ReplayResult> {
+    let jobs: Vec<ReplayConfig> = policies
+        .iter()
+        .flat_map(|p| seeds.iter().map(|s| ReplayConfig::published(*p, *s)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, ReplayResult)>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(cfg) = jobs.get(k) else { break };
+                    let result = replay::replay(nodes, pods, *cfg);
+                    on_done(&result);
+                    if let Ok(mut all) = results.lock() {
+                        all.push((k, result));
+                    }
+                }
+            });
+        }
+    });
+    let mut all = results.into_inner().unwrap_or_default();
+    all.sort_by_key(|(k, _)| *k);
+    all.into_iter().map(|(_, r)| r).collect()
+}

@@ -1,0 +1,210 @@
+//! Replaying the GPU cluster trace with the published protocol (see shared data README and the
+//! FGD paper's artifact):
+//!
+//! 1. the typical request mix comes from the trace's own pods, before any resampling;
+//! 2. pods are sorted by name and shuffled with the seed;
+//! 3. the list is grown by drawing pods with replacement (appended after the shuffled ones) until
+//!    the next draw would push requested GPU past `tune_ratio` × capacity, or trimmed at random;
+//! 4. nodes are ordered by a seeded permutation, which is also the tie-break order;
+//! 5. pods are placed one at a time, never leave, and a pod that fits nowhere is dropped;
+//! 6. the allocation ratio at X% arrived is the mean ratio over the events whose arrived
+//!    workload rounds to X%.
+
+use std::collections::HashMap;
+
+use crate::frag::{ClassKey, TypicalPods};
+use crate::inventory::{GpuInfo, NodeInventory};
+use crate::ledger::{ClusterLedger, HostCapacity, Holding};
+use crate::request::{ContainerDemand, GpuDemand, MILLI_PER_GPU, PodRequest};
+use crate::rng::Rng;
+use crate::score::{Policy, ScoreContext};
+
+use super::engine::Chooser;
+use super::trace::{TraceNode, TracePod};
+
+/// One replay's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayConfig {
+    /// Scoring policy.
+    pub policy: Policy,
+    /// Seed for pod shuffle, resampling and node order.
+    pub seed: u64,
+    /// Requested GPU as a multiple of capacity (1.3 in the published runs).
+    pub tune_ratio: f64,
+    /// Share of pods the typical mix covers (0.95 in the published runs).
+    pub coverage: f64,
+}
+
+impl ReplayConfig {
+    /// The published settings for `policy` and `seed`.
+    pub fn published(policy: Policy, seed: u64) -> Self {
+        ReplayConfig { policy, seed, tune_ratio: 1.3, coverage: 0.95 }
+    }
+}
+
+/// One point of the allocation curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurvePoint {
+    /// Requested GPU so far, percent of capacity (failed pods included).
+    pub arrived_pct: f64,
+    /// Allocated GPU, percent of capacity.
+    pub alloc_pct: f64,
+}
+
+/// The outcome of one replay.
+#[derive(Debug, Clone)]
+pub struct ReplayResult {
+    /// The settings it ran with.
+    pub policy: Policy,
+    /// Seed.
+    pub seed: u64,
+    /// GPUs in the cluster.
+    pub cluster_gpus: u64,
+    /// Mean allocation ratio (%) at 100% arrived.
+    pub alloc_pct_100: f64,
+    /// Mean allocation ratio (%) at 130% arrived.
+    pub alloc_pct_130: f64,
+    /// GPUs left unallocated at 130% arrived.
+    pub unallocated_gpus_130: f64,
+    /// Pods placed.
+    pub placed: usize,
+    /// Pods that fit nowhere.
+    pub failed: usize,
+    /// The allocation curve, one point per whole percent arrived.
+    pub curve: Vec<CurvePoint>,
+    /// The final ledger, for pictures.
+    pub ledger: ClusterLedger,
+}
+
+/// The request of a trace pod.
+pub fn trace_request(pod: &TracePod) -> PodRequest {
+    let containers = if pod.num_gpu == 0 || pod.gpu_milli == 0 {
+        Vec::new()
+    } else {
+        vec![ContainerDemand {
+            container: "main".into(),
+            demand: GpuDemand { gpus: pod.num_gpu, mem_mib: 0, mem_percent: 0, core_milli: pod.gpu_milli.min(MILLI_PER_GPU) },
+        }]
+    };
+    PodRequest { containers, models: pod.gpu_spec.clone(), cpu_milli: pod.cpu_milli, mem_mib: pod.memory_mib, group: None, priority: 0 }
+}
+
+/// The typical mix of a pod list: classes keyed by (cpu, per-GPU milli, count, models).
+pub fn typical_mix(pods: &[TracePod], coverage: f64) -> TypicalPods {
+    let mut counts: HashMap<ClassKey, u64> = HashMap::new();
+    for p in pods {
+        *counts.entry((p.cpu_milli, p.gpu_milli, p.num_gpu, 0, p.gpu_spec.clone())).or_default() += 1;
+    }
+    TypicalPods::from_counts(counts, coverage)
+}
+
+/// Builds the ledger of trace nodes in the given order (GPU nodes only take GPU pods' shares;
+/// host CPU and memory are tracked). Slots are unbounded, as in the trace's cluster.
+pub fn trace_ledger<'a>(nodes: impl IntoIterator<Item = &'a TraceNode>) -> ClusterLedger {
+    let mut ledger = ClusterLedger::new(u32::MAX);
+    for n in nodes {
+        let inventory = NodeInventory {
+            gpus: (0..n.gpus)
+                .map(|i| GpuInfo {
+                    index: i,
+                    uuid: format!("{}-gpu{i}", n.name),
+                    model: n.model.clone(),
+                    memory_mib: 0,
+                    healthy: true,
+                    mig: false,
+                    mps: false,
+                })
+                .collect(),
+        };
+        let host = HostCapacity { cpu_milli: Some(n.cpu_milli), mem_mib: Some(n.memory_mib) };
+        ledger.upsert_node(&n.name, None, &inventory, host);
+    }
+    ledger
+}
+
+/// The arrival order of one seed: shuffled pods, then resampled ones (or trimmed).
+pub fn arrival_order(pods: &[TracePod], capacity_milli: u64, ratio: f64, rng: &mut Rng) -> Vec<TracePod> {
+    let mut pool: Vec<TracePod> = pods.to_vec();
+    pool.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut order = pool.clone();
+    rng.shuffle(&mut order);
+    let target = ratio * capacity_milli as f64;
+    let mut total: u64 = order.iter().map(TracePod::total_gpu_milli).sum();
+    if (total as f64) < target && !pool.is_empty() {
+        for i in 0.. {
+            let mut clone = pool[rng.below(pool.len() as u64) as usize].clone();
+            // As published: the check adds the per-GPU share, the total adds all GPUs.
+            if (total + u64::from(clone.gpu_milli)) as f64 > target {
+                break;
+            }
+            total += clone.total_gpu_milli();
+            clone.name = format!("{}-tuned-{i}", clone.name);
+            order.push(clone);
+        }
+    } else {
+        while total as f64 > target && !order.is_empty() {
+            let gone = order.remove(rng.below(order.len() as u64) as usize);
+            total -= gone.total_gpu_milli();
+        }
+    }
+    order
+}
+
+/// Runs one replay.
+pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> ReplayResult {
+    let mix = typical_mix(pods, cfg.coverage);
+    let mut rng = Rng::new(cfg.seed);
+    let capacity: u64 = nodes.iter().map(|n| u64::from(n.gpus) * u64::from(MILLI_PER_GPU)).sum();
+    let order = arrival_order(pods, capacity, cfg.tune_ratio, &mut rng);
+    let mut node_order: Vec<&TraceNode> = nodes.iter().collect();
+    node_order.sort_by(|a, b| a.name.cmp(&b.name));
+    rng.shuffle(&mut node_order);
+    let mut ledger = trace_ledger(node_order);
+    let mut chooser = Chooser::new(cfg.policy);
+    let ctx = ScoreContext { mix: &mix };
+    let (mut arrived, mut used, mut placed, mut failed) = (0u64, 0u64, 0usize, 0usize);
+    let mut events: Vec<CurvePoint> = Vec::with_capacity(order.len());
+    for pod in &order {
+        let request = trace_request(pod);
+        arrived += pod.total_gpu_milli();
+        match chooser.choose(&ledger, &request, ctx, &mut rng, &|_| true) {
+            Some((node, placement)) => {
+                used += placement.shares().map(|s| u64::from(s.core_milli)).sum::<u64>();
+                let holding = Holding { placement, cpu_milli: request.cpu_milli, mem_mib: request.mem_mib };
+                // The chooser only proposes placements that fit, so this cannot be refused.
+                if ledger.apply_at(node, &pod.name, holding).is_ok() {
+                    placed += 1;
+                }
+            }
+            None => failed += 1,
+        }
+        let pct = |v: u64| 100.0 * v as f64 / capacity.max(1) as f64;
+        events.push(CurvePoint { arrived_pct: pct(arrived), alloc_pct: pct(used) });
+    }
+    let at = |x: f64| alloc_at(&events, x);
+    let alloc_130 = at(130.0);
+    ReplayResult {
+        policy: cfg.policy,
+        seed: cfg.seed,
+        cluster_gpus: capacity / u64::from(MILLI_PER_GPU),
+        alloc_pct_100: at(100.0),
+        alloc_pct_130: alloc_130,
+        unallocated_gpus_130: (100.0 - alloc_130) / 100.0 * (capacity / 1000) as f64,
+        placed,
+        failed,
+        curve: (0..=130).map(|x| CurvePoint { arrived_pct: x as f64, alloc_pct: at(x as f64) }).collect(),
+        ledger,
+    }
+}
+
+/// Mean allocation over events whose arrived percentage rounds to `x` (within one point if none).
+pub fn alloc_at(events: &[CurvePoint], x: f64) -> f64 {
+    let mean = |sel: &dyn Fn(f64) -> bool| {
+        let hits: Vec<f64> = events.iter().filter(|e| sel(e.arrived_pct)).map(|e| e.alloc_pct).collect();
+        (!hits.is_empty()).then(|| hits.iter().sum::<f64>() / hits.len() as f64)
+    };
+    mean(&|a| a.round_ties_even() == x)
+        .or_else(|| mean(&|a| (a.round_ties_even() - x).abs() <= 1.0))
+        .or_else(|| events.last().map(|e| e.alloc_pct))
+        .unwrap_or(0.0)
+}

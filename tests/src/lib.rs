@@ -1,0 +1,1 @@
+//! tessera-tests: cross-crate and end-to-end tests live in `tests/tests/`; shared helpers here.
