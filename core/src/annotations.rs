@@ -161,7 +161,10 @@ mod tests {
             "node": "gpu-1",
             "containers": [{"container": "train", "gpus": [{"uuid": "GPU-aaaa", "memMib": 4096, "coreMilli": 300}]}]
         });
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), want);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            want
+        );
     }
 
     #[test]
@@ -172,7 +175,10 @@ mod tests {
             "version": "v1",
             "gpus": [{"index": 0, "uuid": "GPU-n1-0", "model": "A100", "memoryMib": 40960, "healthy": true, "mig": false, "mps": true}]
         });
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), want);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            want
+        );
     }
 
     #[test]
@@ -183,7 +189,11 @@ mod tests {
             "annotation tessera.dev/gpu-assignment: unsupported version \"v9\" (this build reads \"v1\")"
         );
         let err = decode_inventory("{not json").unwrap_err();
-        assert!(err.to_string().starts_with("annotation tessera.dev/gpu-inventory:"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("annotation tessera.dev/gpu-inventory:"),
+            "{err}"
+        );
     }
 
     proptest! {

@@ -77,7 +77,12 @@ impl fmt::Display for GpuReject {
             GpuReject::Model(m) => write!(f, "model {m} not allowed"),
             GpuReject::Memory { free, needed } => write!(f, "{free} MiB free, needs {needed}"),
             GpuReject::Compute { free, needed } => {
-                write!(f, "{}% compute free, needs {}%", free / 10, needed.div_ceil(10))
+                write!(
+                    f,
+                    "{}% compute free, needs {}%",
+                    free / 10,
+                    needed.div_ceil(10)
+                )
             }
             GpuReject::Slots => write!(f, "no free slot"),
             GpuReject::NotIdle => write!(f, "in use, whole GPU needed"),
@@ -160,14 +165,28 @@ fn describe(d: &GpuDemand) -> String {
     format!("with {mem}{}% compute", d.core_milli / 10)
 }
 
-/// Checks one GPU against a share.
-pub fn check_gpu(gpu: &GpuState, free: Free, demand: &GpuDemand, pod: &PodRequest) -> Result<(), GpuReject> {
+/// Checks one GPU against a share, saying why not.
+pub fn check_gpu(
+    gpu: &GpuState,
+    free: Free,
+    demand: &GpuDemand,
+    pod: &PodRequest,
+) -> Result<(), GpuReject> {
     if !gpu.healthy {
         return Err(GpuReject::Unhealthy);
     }
     if !pod.allows_model(&gpu.model) {
         return Err(GpuReject::Model(gpu.model.clone()));
     }
+    check_capacity(gpu, free, demand)
+}
+
+/// True when the GPU can take the share (the allocation-free form of [`check_gpu`]).
+pub fn gpu_fits(gpu: &GpuState, free: Free, demand: &GpuDemand, pod: &PodRequest) -> bool {
+    gpu.healthy && pod.allows_model(&gpu.model) && check_capacity(gpu, free, demand).is_ok()
+}
+
+fn check_capacity(gpu: &GpuState, free: Free, demand: &GpuDemand) -> Result<(), GpuReject> {
     if free.slots == 0 {
         return Err(GpuReject::Slots);
     }
@@ -175,11 +194,18 @@ pub fn check_gpu(gpu: &GpuState, free: Free, demand: &GpuDemand, pod: &PodReques
         let idle = free.core == crate::request::MILLI_PER_GPU
             && free.mem == gpu.mem_total_mib
             && free.slots == gpu.slots_total;
-        return if idle { Ok(()) } else { Err(GpuReject::NotIdle) };
+        return if idle {
+            Ok(())
+        } else {
+            Err(GpuReject::NotIdle)
+        };
     }
     let needed = demand.mem_on(gpu.mem_total_mib);
     if free.mem < needed {
-        return Err(GpuReject::Memory { free: free.mem, needed });
+        return Err(GpuReject::Memory {
+            free: free.mem,
+            needed,
+        });
     }
     if free.core < demand.core_milli {
         return Err(GpuReject::Compute {
@@ -220,26 +246,15 @@ pub fn place(node: &NodeLedger, pod: &PodRequest, choice: GpuChoice) -> Result<P
         });
     }
     let mut free: Vec<Free> = node.gpus.iter().map(Free::of).collect();
+    let mut usable: Vec<usize> = Vec::with_capacity(node.gpus.len());
     for c in &pod.containers {
         let d = &c.demand;
-        let mut usable: Vec<usize> = Vec::with_capacity(node.gpus.len());
-        let mut rejects = Vec::new();
-        for (i, gpu) in node.gpus.iter().enumerate() {
-            match check_gpu(gpu, free[i], d, pod) {
-                Ok(()) => usable.push(i),
-                Err(why) => rejects.push((gpu.uuid.clone(), why)),
-            }
-        }
+        usable.clear();
+        usable.extend((0..node.gpus.len()).filter(|&i| gpu_fits(&node.gpus[i], free[i], d, pod)));
         if usable.len() < d.gpus as usize {
-            return Err(Unfit::Gpus {
-                node: node.name.clone(),
-                container: c.container.clone(),
-                needed: d.gpus,
-                usable: usable.len() as u32,
-                demand: describe(d),
-                rejects,
-            });
+            return Err(gpus_unfit(node, pod, c, &free, usable.len()));
         }
+        // Key: compute then memory left after the share; ties keep index order (stable sort).
         let left = |i: &usize| {
             let f = free[*i];
             (f.core - d.core_milli.min(f.core), f.mem)
@@ -258,6 +273,35 @@ pub fn place(node: &NodeLedger, pod: &PodRequest, choice: GpuChoice) -> Result<P
         });
     }
     Ok(placement)
+}
+
+/// The failure report for a container: why each GPU was refused (built only on failure, since
+/// naming every GPU costs allocations the hot path must not pay).
+fn gpus_unfit(
+    node: &NodeLedger,
+    pod: &PodRequest,
+    c: &crate::request::ContainerDemand,
+    free: &[Free],
+    usable: usize,
+) -> Unfit {
+    let rejects = node
+        .gpus
+        .iter()
+        .zip(free)
+        .filter_map(|(gpu, f)| {
+            check_gpu(gpu, *f, &c.demand, pod)
+                .err()
+                .map(|why| (gpu.uuid.clone(), why))
+        })
+        .collect();
+    Unfit::Gpus {
+        node: node.name.clone(),
+        container: c.container.clone(),
+        needed: c.demand.gpus,
+        usable: usable as u32,
+        demand: describe(&c.demand),
+        rejects,
+    }
 }
 
 /// Takes a share of `gpu` out of `free`, returning it.

@@ -55,17 +55,19 @@ impl TypicalPods {
         sorted.truncate(taken);
         let classes = sorted
             .into_iter()
-            .map(|((cpu_milli, core_milli, gpus, mem_mib, models), n)| TypicalPod {
-                cpu_milli,
-                demand: GpuDemand {
-                    gpus,
-                    mem_mib,
-                    mem_percent: 0,
-                    core_milli,
+            .map(
+                |((cpu_milli, core_milli, gpus, mem_mib, models), n)| TypicalPod {
+                    cpu_milli,
+                    demand: GpuDemand {
+                        gpus,
+                        mem_mib,
+                        mem_percent: 0,
+                        core_milli,
+                    },
+                    models,
+                    weight: n as f64 / cum.max(1) as f64,
                 },
-                models,
-                weight: n as f64 / cum.max(1) as f64,
-            })
+            )
             .collect();
         TypicalPods { classes }
     }
@@ -81,10 +83,14 @@ struct GpuFree<'a> {
 
 fn usable(class: &TypicalPod, g: &GpuFree<'_>) -> bool {
     let d = &class.demand;
-    let need_mem = if d.exclusive() { g.gpu.mem_total_mib } else { d.mem_on(g.gpu.mem_total_mib) };
+    let need_mem = if d.exclusive() {
+        g.gpu.mem_total_mib
+    } else {
+        d.mem_on(g.gpu.mem_total_mib)
+    };
     g.core >= d.core_milli.min(MILLI_PER_GPU)
         && g.mem >= need_mem
-        && (class.models.is_empty() || class.models.iter().any(|m| *m == g.gpu.model))
+        && (class.models.is_empty() || class.models.contains(&g.gpu.model))
 }
 
 /// Per class: GPUs usable, and idle compute on GPUs not usable.
@@ -107,7 +113,11 @@ pub struct NodeFrag<'a> {
 }
 
 fn cpu_left(node: &NodeLedger) -> u64 {
-    if node.host.cpu_milli.is_some() { node.cpu_free_milli } else { u64::MAX }
+    if node.host.cpu_milli.is_some() {
+        node.cpu_free_milli
+    } else {
+        u64::MAX
+    }
 }
 
 fn class_frag(class: &TypicalPod, t: ClassTally, idle: u64, cpu_left: u64) -> u64 {
@@ -115,7 +125,11 @@ fn class_frag(class: &TypicalPod, t: ClassTally, idle: u64, cpu_left: u64) -> u6
     if d.gpus == 0 || d.core_milli == 0 && d.mem_mib == 0 {
         return idle;
     }
-    if cpu_left >= class.cpu_milli && t.usable >= d.gpus { t.stranded } else { idle }
+    if cpu_left >= class.cpu_milli && t.usable >= d.gpus {
+        t.stranded
+    } else {
+        idle
+    }
 }
 
 impl<'a> NodeFrag<'a> {
@@ -125,7 +139,11 @@ impl<'a> NodeFrag<'a> {
             .gpus
             .iter()
             .filter(|g| g.healthy)
-            .map(|gpu| GpuFree { gpu, core: gpu.core_free, mem: gpu.mem_free_mib })
+            .map(|gpu| GpuFree {
+                gpu,
+                core: gpu.core_free,
+                mem: gpu.mem_free_mib,
+            })
             .collect();
         let idle: u64 = frees.iter().map(|g| u64::from(g.core)).sum();
         let cpu_left = cpu_left(node);
@@ -146,15 +164,36 @@ impl<'a> NodeFrag<'a> {
                 t
             })
             .collect();
-        NodeFrag { node, cpu_left, idle, tallies, frag }
+        NodeFrag {
+            node,
+            cpu_left,
+            idle,
+            tallies,
+            frag,
+        }
     }
 
     /// Expected fragmentation after one GPU goes from its current free (core, mem) to
     /// (`core_after`, `mem_after`) and host CPU drops by `cpu_milli`.
-    pub fn after_one(&self, gpu: usize, core_after: u32, mem_after: u64, cpu_milli: u64, mix: &TypicalPods) -> f64 {
+    pub fn after_one(
+        &self,
+        gpu: usize,
+        core_after: u32,
+        mem_after: u64,
+        cpu_milli: u64,
+        mix: &TypicalPods,
+    ) -> f64 {
         let state = &self.node.gpus[gpu];
-        let before = GpuFree { gpu: state, core: state.core_free, mem: state.mem_free_mib };
-        let after = GpuFree { gpu: state, core: core_after, mem: mem_after };
+        let before = GpuFree {
+            gpu: state,
+            core: state.core_free,
+            mem: state.mem_free_mib,
+        };
+        let after = GpuFree {
+            gpu: state,
+            core: core_after,
+            mem: mem_after,
+        };
         let idle = self.idle - u64::from(before.core - core_after.min(before.core));
         let cpu_left = self.cpu_left.saturating_sub(cpu_milli);
         mix.classes

@@ -80,7 +80,7 @@ fn milli_to_whole(digits: &str, value: &str) -> Result<u64, QuantityError> {
     let milli: u64 = digits.parse().map_err(|_| QuantityError::TooLarge {
         value: value.to_string(),
     })?;
-    if milli % 1000 != 0 {
+    if !milli.is_multiple_of(1000) {
         return Err(QuantityError::Fractional {
             value: value.to_string(),
         });
@@ -128,19 +128,43 @@ mod tests {
 
     #[test]
     fn whole_quantities_with_suffixes_parse() {
-        for (text, want) in [("4", 4), ("2k", 2000), ("1Ki", 1024), ("3Gi", 3 << 30), ("2000m", 2)] {
+        for (text, want) in [
+            ("4", 4),
+            ("2k", 2000),
+            ("1Ki", 1024),
+            ("3Gi", 3 << 30),
+            ("2000m", 2),
+        ] {
             assert_eq!(parse_whole(text), Ok(want), "{text}");
         }
     }
 
     #[test]
     fn fractions_and_garbage_are_refused_by_name() {
-        assert!(matches!(parse_whole("0.5"), Err(QuantityError::Fractional { .. })));
-        assert!(matches!(parse_whole("500m"), Err(QuantityError::Fractional { .. })));
-        assert!(matches!(parse_whole("-1"), Err(QuantityError::NotANumber { .. })));
-        assert!(matches!(parse_whole("four"), Err(QuantityError::NotANumber { .. })));
-        assert!(matches!(parse_whole("1e3"), Err(QuantityError::NotANumber { .. })));
-        assert!(matches!(parse_whole("99999999999Ti"), Err(QuantityError::TooLarge { .. })));
+        assert!(matches!(
+            parse_whole("0.5"),
+            Err(QuantityError::Fractional { .. })
+        ));
+        assert!(matches!(
+            parse_whole("500m"),
+            Err(QuantityError::Fractional { .. })
+        ));
+        assert!(matches!(
+            parse_whole("-1"),
+            Err(QuantityError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            parse_whole("four"),
+            Err(QuantityError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            parse_whole("1e3"),
+            Err(QuantityError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            parse_whole("99999999999Ti"),
+            Err(QuantityError::TooLarge { .. })
+        ));
     }
 
     #[test]

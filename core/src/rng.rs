@@ -51,7 +51,10 @@ mod tests {
     #[test]
     fn same_seed_same_sequence_and_shuffle_is_a_permutation() {
         let (mut a, mut b) = (Rng::new(42), Rng::new(42));
-        assert_eq!((0..5).map(|_| a.next_u64()).collect::<Vec<_>>(), (0..5).map(|_| b.next_u64()).collect::<Vec<_>>());
+        assert_eq!(
+            (0..5).map(|_| a.next_u64()).collect::<Vec<_>>(),
+            (0..5).map(|_| b.next_u64()).collect::<Vec<_>>()
+        );
         let mut v: Vec<u32> = (0..100).collect();
         Rng::new(7).shuffle(&mut v);
         assert_ne!(v, (0..100).collect::<Vec<_>>());

@@ -117,5 +117,11 @@ pub fn gpus(node: &str, count: u32, model: &str, mem_mib: u64) -> NodeInventory 
 
 /// A node ledger with `count` GPUs and no host accounting.
 pub fn node(name: &str, count: u32, model: &str, mem_mib: u64) -> NodeLedger {
-    NodeLedger::new(name, None, &gpus(name, count, model, mem_mib), HostCapacity::untracked(), 10)
+    NodeLedger::new(
+        name,
+        None,
+        &gpus(name, count, model, mem_mib),
+        HostCapacity::untracked(),
+        10,
+    )
 }

@@ -8,8 +8,8 @@ mod trace;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, ValueEnum};
 use tessera_core::score::Policy;
 
 /// How results are printed.
@@ -22,8 +22,7 @@ pub enum OutputFormat {
 }
 
 fn policy_parser() -> impl TypedValueParser<Value = Policy> {
-    PossibleValuesParser::new(Policy::ALL.map(Policy::name))
-        .try_map(|name| Policy::parse(&name))
+    PossibleValuesParser::new(Policy::ALL.map(Policy::name)).try_map(|name| Policy::parse(&name))
 }
 
 /// Flags of `tessera simulate`.
@@ -39,7 +38,12 @@ pub struct SimulateArgs {
     #[arg(long, env = "TESSERA_SIM_TRACE")]
     pub trace: Option<PathBuf>,
     /// Which pod list of the trace: a name (`default`, `cpu050`, …), `all`, or a CSV path.
-    #[arg(long, env = "TESSERA_SIM_PODS", default_value = "default", requires = "trace")]
+    #[arg(
+        long,
+        env = "TESSERA_SIM_PODS",
+        default_value = "default",
+        requires = "trace"
+    )]
     pub pods: String,
     /// Number of seeds, counting up from 42 as in the published runs.
     #[arg(long, env = "TESSERA_SIM_SEEDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -47,8 +51,8 @@ pub struct SimulateArgs {
     /// Scoring policy.
     #[arg(long, env = "TESSERA_SIM_POLICY", default_value = "fragmentation", value_parser = policy_parser())]
     pub policy: Policy,
-    /// Run ours and every published baseline side by side (trace mode).
-    #[arg(long, env = "TESSERA_SIM_COMPARE", requires = "trace")]
+    /// Run ours and every published baseline side by side.
+    #[arg(long, env = "TESSERA_SIM_COMPARE")]
     pub compare: bool,
     /// Published results to print beside ours (default: `fgd-baselines.csv` next to the trace directory).
     #[arg(long, env = "TESSERA_SIM_BASELINES")]

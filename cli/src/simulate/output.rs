@@ -9,7 +9,14 @@ use tessera_core::sim::summary::TraceSummary;
 /// The comparison table of one trace, with per-seed rows.
 pub fn trace_table(s: &TraceSummary) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "trace {} — {} GPUs, {} seed(s) {:?}", s.trace, s.cluster_gpus, s.seeds.len(), s.seeds);
+    let _ = writeln!(
+        out,
+        "trace {} — {} GPUs, {} seed(s) {:?}",
+        s.trace,
+        s.cluster_gpus,
+        s.seeds.len(),
+        s.seeds
+    );
     let _ = writeln!(
         out,
         "{:<14} {:>9} {:>9} {:>11}   {:>9} {:>11}",
@@ -17,13 +24,21 @@ pub fn trace_table(s: &TraceSummary) -> String {
     );
     for p in &s.policies {
         let (pub_alloc, pub_unalloc) = match &p.published {
-            Some(b) => (format!("{:.2}%", b.alloc_pct_130), format!("{:.1}", b.unallocated_gpus_130)),
+            Some(b) => (
+                format!("{:.2}%", b.alloc_pct_130),
+                format!("{:.1}", b.unallocated_gpus_130),
+            ),
             None => ("-".to_string(), "-".to_string()),
         };
         let _ = writeln!(
             out,
             "{:<14} {:>8.2}% {:>8.2}% {:>11.1}   {:>9} {:>11}",
-            p.policy, p.alloc_pct_100, p.alloc_pct_130, p.unallocated_gpus_130, pub_alloc, pub_unalloc
+            p.policy,
+            p.alloc_pct_100,
+            p.alloc_pct_130,
+            p.unallocated_gpus_130,
+            pub_alloc,
+            pub_unalloc
         );
     }
     let _ = writeln!(out, "per seed (alloc@130 / unallocated GPUs):");
@@ -31,7 +46,12 @@ pub fn trace_table(s: &TraceSummary) -> String {
         let seeds: Vec<String> = p
             .per_seed
             .iter()
-            .map(|f| format!("{}:{:.2}%/{:.0}", f.seed, f.alloc_pct_130, f.unallocated_gpus_130))
+            .map(|f| {
+                format!(
+                    "{}:{:.2}%/{:.0}",
+                    f.seed, f.alloc_pct_130, f.unallocated_gpus_130
+                )
+            })
             .collect();
         let _ = writeln!(out, "  {:<14} {}", p.policy, seeds.join(" "));
     }
@@ -47,4 +67,55 @@ pub fn print_json<T: Serialize>(items: &[T]) -> Result<()> {
     };
     println!("{text}");
     Ok(())
+}
+
+use tessera_core::sim::scenario::ScenarioOutcome;
+
+/// The scenario's summary for people.
+pub fn scenario_summary(title: &str, o: &ScenarioOutcome) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{title} scenario — policy {}", o.policy);
+    let _ = writeln!(
+        out,
+        "  pods placed          {} of {} ({} failed)",
+        o.placed,
+        o.pods,
+        o.failures.len()
+    );
+    let _ = writeln!(
+        out,
+        "  GPU allocation       {:.1}% of {} GPUs ({:.2} GPUs unallocated)",
+        o.alloc_pct, o.cluster_gpus, o.unallocated_gpus
+    );
+    let _ = writeln!(
+        out,
+        "  fragmentation        {:.2} GPUs ({:.1}% of idle GPU compute)",
+        o.fragmentation_gpus, o.fragmentation_pct_of_idle
+    );
+    let _ = writeln!(out, "  quorum violations    {}", o.violations.quorum);
+    let _ = writeln!(out, "  anti-affinity faults {}", o.violations.anti_affinity);
+    for f in &o.failures {
+        let _ = writeln!(out, "  failed {}: {}", f.pod, f.reason);
+    }
+    out.push('\n');
+    out
+}
+
+/// `--output json` for the scenario: the trace document's shape plus violation counts.
+#[derive(Debug, Serialize)]
+pub struct ScenarioDocument<'a> {
+    trace: &'a str,
+    seeds: Vec<u64>,
+    policies: &'a [ScenarioOutcome],
+}
+
+impl<'a> ScenarioDocument<'a> {
+    /// Wraps outcomes.
+    pub fn new(trace: &'a str, policies: &'a [ScenarioOutcome]) -> Self {
+        ScenarioDocument {
+            trace,
+            seeds: vec![42],
+            policies,
+        }
+    }
 }

@@ -28,7 +28,10 @@ fn pod_lists(dir: &Path, pods: &str) -> Result<Vec<(String, PathBuf)>> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            let trace = name.strip_prefix(POD_PREFIX)?.strip_suffix(".csv")?.to_string();
+            let trace = name
+                .strip_prefix(POD_PREFIX)?
+                .strip_suffix(".csv")?
+                .to_string();
             Some((trace, e.path()))
         })
         .collect();
@@ -38,7 +41,14 @@ fn pod_lists(dir: &Path, pods: &str) -> Result<Vec<(String, PathBuf)>> {
     }
     if pods.ends_with(".csv") {
         let path = PathBuf::from(pods);
-        let name = path.file_stem().map(|s| s.to_string_lossy().trim_start_matches(POD_PREFIX).to_string()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| {
+                s.to_string_lossy()
+                    .trim_start_matches(POD_PREFIX)
+                    .to_string()
+            })
+            .unwrap_or_default();
         return Ok(vec![(name, path)]);
     }
     match available.iter().find(|(name, _)| name == pods) {
@@ -46,7 +56,11 @@ fn pod_lists(dir: &Path, pods: &str) -> Result<Vec<(String, PathBuf)>> {
         None => bail!(
             "--pods {pods:?}: no {POD_PREFIX}{pods}.csv in {}; known traces: {}",
             dir.display(),
-            available.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            available
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -71,9 +85,15 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
     let nodes = trace::parse_nodes(open(&node_path)?, &node_path.display().to_string())?;
     let lists = pod_lists(dir, &args.pods)?;
     let published = published(args, dir)?;
-    let policies: Vec<Policy> = if args.compare { Policy::COMPARED.to_vec() } else { vec![args.policy] };
+    let policies: Vec<Policy> = if args.compare {
+        Policy::COMPARED.to_vec()
+    } else {
+        vec![args.policy]
+    };
     let seeds: Vec<u64> = (42..42 + args.seeds).collect();
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let bar = progress((lists.len() * policies.len() * seeds.len()) as u64);
     let mut summaries = Vec::new();
     let mut report_runs = Vec::new();
@@ -81,20 +101,28 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
         let pods = trace::parse_pods(open(path)?, &path.display().to_string())?;
         bar.set_message(name.clone());
         let results = sim::run_replays(&nodes, &pods, &policies, &seeds, threads, &|_| bar.inc(1));
-        summaries.push(summary::summarise(name, &policies, &seeds, &results, &published));
+        summaries.push(summary::summarise(
+            name, &policies, &seeds, &results, &published,
+        ));
         if report_runs.is_empty() {
             report_runs = results;
         }
     }
     bar.finish_and_clear();
     match args.output {
-        OutputFormat::Text => summaries.iter().for_each(|s| print!("{}", output::trace_table(s))),
+        OutputFormat::Text => summaries
+            .iter()
+            .for_each(|s| print!("{}", output::trace_table(s))),
         OutputFormat::Json => output::print_json(&summaries)?,
     }
     if let Some(path) = &args.report {
-        let title = format!("Tessera simulate — trace {}", lists.first().map_or("", |l| l.0.as_str()));
+        let title = format!(
+            "Tessera simulate — trace {}",
+            lists.first().map_or("", |l| l.0.as_str())
+        );
         let html = sim::report::trace_report(&title, &report_runs);
-        std::fs::write(path, html).with_context(|| format!("--report {}: cannot write", path.display()))?;
+        std::fs::write(path, html)
+            .with_context(|| format!("--report {}: cannot write", path.display()))?;
     }
     Ok(())
 }
@@ -103,7 +131,9 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
 fn progress(total: u64) -> ProgressBar {
     let bar = ProgressBar::hidden();
     bar.set_length(total);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg:>12} [{bar:30}] {pos}/{len} runs, {elapsed}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {msg:>12} [{bar:30}] {pos}/{len} runs, {elapsed}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     let shown = bar.clone();

@@ -1,1 +1,129 @@
+use std::collections::HashMap;
 
+use proptest::prelude::*;
+
+use super::*;
+use crate::ledger::{ContainerPlacement, Holding, HostCapacity, Placement, Share};
+use crate::testing;
+
+fn class(cpu: u64, milli: u32, gpus: u32, models: &[&str], weight: f64) -> TypicalPod {
+    TypicalPod {
+        cpu_milli: cpu,
+        demand: GpuDemand {
+            gpus,
+            mem_mib: 0,
+            mem_percent: 0,
+            core_milli: milli,
+        },
+        models: models.iter().map(|m| m.to_string()).collect(),
+        weight,
+    }
+}
+
+fn node_with(used: &[u32], cpu: Option<u64>) -> NodeLedger {
+    let mut n = testing::node("n", used.len() as u32, "T4", 16384);
+    n.host = HostCapacity {
+        cpu_milli: cpu,
+        mem_mib: None,
+    };
+    n.cpu_free_milli = cpu.unwrap_or(u64::MAX);
+    for (i, u) in used.iter().enumerate().filter(|(_, u)| **u > 0) {
+        let placement = Placement {
+            containers: vec![ContainerPlacement {
+                container: "c".into(),
+                shares: vec![Share {
+                    gpu: i,
+                    mem_mib: 0,
+                    core_milli: *u,
+                }],
+            }],
+        };
+        n.apply(
+            &format!("p{i}"),
+            Holding {
+                placement,
+                cpu_milli: 0,
+                mem_mib: 0,
+            },
+        )
+        .unwrap();
+    }
+    n
+}
+
+#[test]
+fn measure_follows_the_published_cases() {
+    // Two GPUs: 300 and 800 free (700 and 200 used).
+    let node = node_with(&[700, 200], Some(8000));
+    let one = |c: TypicalPod| NodeFrag::new(&node, &TypicalPods { classes: vec![c] }).frag;
+    assert_eq!(
+        one(class(1000, 0, 0, &[], 1.0)),
+        1100.0,
+        "CPU-only: all idle GPU is fragmented"
+    );
+    assert_eq!(
+        one(class(1000, 500, 1, &[], 1.0)),
+        300.0,
+        "fits: only GPUs too small for the share"
+    );
+    assert_eq!(
+        one(class(1000, 900, 1, &[], 1.0)),
+        1100.0,
+        "no GPU big enough: all idle"
+    );
+    assert_eq!(
+        one(class(9000, 500, 1, &[], 1.0)),
+        1100.0,
+        "not enough host CPU: all idle"
+    );
+    assert_eq!(
+        one(class(1000, 500, 1, &["A100"], 1.0)),
+        1100.0,
+        "wrong model: all idle"
+    );
+    assert_eq!(
+        one(class(1000, 1000, 1, &[], 1.0)),
+        1100.0,
+        "whole GPU needs an idle GPU"
+    );
+    let mix = TypicalPods {
+        classes: vec![class(0, 500, 1, &[], 0.25), class(0, 0, 0, &[], 0.75)],
+    };
+    assert_eq!(
+        NodeFrag::new(&node, &mix).frag,
+        0.25 * 300.0 + 0.75 * 1100.0
+    );
+}
+
+#[test]
+fn typical_mix_takes_most_frequent_classes_up_to_coverage() {
+    let mut counts: HashMap<ClassKey, u64> = HashMap::new();
+    counts.insert((1, 500, 1, 0, vec![]), 60);
+    counts.insert((1, 1000, 1, 0, vec![]), 35);
+    counts.insert((1, 100, 1, 0, vec![]), 5);
+    let mix = TypicalPods::from_counts(counts, 0.95);
+    assert_eq!(mix.classes.len(), 2, "60 + 35 reaches 95% inclusively");
+    assert!((mix.classes[0].weight - 60.0 / 95.0).abs() < 1e-12);
+    assert_eq!(mix.classes[1].demand.core_milli, 1000);
+}
+
+proptest! {
+    #[test]
+    fn one_gpu_update_equals_recomputing_from_scratch(
+        used in prop::collection::vec(0u32..=1000, 1..8),
+        gpu_pick in 0usize..8,
+        take in 0u32..=1000,
+        cpu in 0u64..10_000,
+        classes in prop::collection::vec((0u64..8000, 0u32..=1000, 0u32..3), 1..6),
+    ) {
+        let node = node_with(&used, Some(8000));
+        let mix = TypicalPods { classes: classes.iter().map(|(c, m, g)| class(*c, *m, *g, &[], 0.3)).collect() };
+        let gpu = gpu_pick % used.len();
+        let core_after = node.gpus[gpu].core_free.saturating_sub(take);
+        let fast = NodeFrag::new(&node, &mix).after_one(gpu, core_after, node.gpus[gpu].mem_free_mib, cpu, &mix);
+        let mut frees: Vec<(u32, u64)> = node.gpus.iter().map(|g| (g.core_free, g.mem_free_mib)).collect();
+        frees[gpu].0 = core_after;
+        let slow = frag_of(&node, &frees, 8000u64.saturating_sub(cpu), &mix);
+        prop_assert!((fast - slow).abs() < 1e-6, "{fast} vs {slow}");
+    }
+}

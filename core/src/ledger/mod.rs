@@ -9,7 +9,7 @@ mod node;
 #[cfg(test)]
 mod tests;
 
-pub use node::{GpuState, HostCapacity, Holding, NodeLedger};
+pub use node::{GpuState, Holding, HostCapacity, NodeLedger};
 
 use std::collections::HashMap;
 
@@ -171,12 +171,21 @@ impl ClusterLedger {
             self.nodes.push(fresh);
             return Vec::new();
         };
-        let old = std::mem::replace(&mut self.nodes[i], NodeLedger::new(name, None, &NodeInventory::default(), host, 0));
+        let old = std::mem::replace(
+            &mut self.nodes[i],
+            NodeLedger::new(name, None, &NodeInventory::default(), host, 0),
+        );
         let mut dropped = Vec::new();
         for (pod, holding) in old.holders() {
             let assignment = old.to_assignment(&holding.placement);
             let reapplied = fresh.placement_of(&assignment).and_then(|placement| {
-                fresh.apply(pod, Holding { placement, ..holding.clone() })
+                fresh.apply(
+                    pod,
+                    Holding {
+                        placement,
+                        ..holding.clone()
+                    },
+                )
             });
             if reapplied.is_err() {
                 dropped.push(pod.clone());
@@ -211,28 +220,50 @@ impl ClusterLedger {
     }
 
     /// Records `pod` on node `node` (by index).
-    pub fn apply_at(&mut self, node: usize, pod: &str, holding: Holding) -> Result<(), LedgerError> {
+    pub fn apply_at(
+        &mut self,
+        node: usize,
+        pod: &str,
+        holding: Holding,
+    ) -> Result<(), LedgerError> {
         if let Some(&held) = self.pods.get(pod) {
             return Err(LedgerError::AlreadyHeld {
                 pod: pod.to_string(),
                 node: self.nodes[held].name.clone(),
             });
         }
-        let ledger = self.nodes.get_mut(node).ok_or_else(|| LedgerError::UnknownNode {
-            node: format!("#{node}"),
-        })?;
+        let ledger = self
+            .nodes
+            .get_mut(node)
+            .ok_or_else(|| LedgerError::UnknownNode {
+                node: format!("#{node}"),
+            })?;
         ledger.apply(pod, holding)?;
         self.pods.insert(pod.to_string(), node);
         Ok(())
     }
 
     /// Records an annotation-form assignment for `pod` (host resources not tracked).
-    pub fn apply_assignment(&mut self, pod: &str, assignment: &Assignment) -> Result<(), LedgerError> {
-        let i = self.node_index(&assignment.node).ok_or_else(|| LedgerError::UnknownNode {
-            node: assignment.node.clone(),
-        })?;
+    pub fn apply_assignment(
+        &mut self,
+        pod: &str,
+        assignment: &Assignment,
+    ) -> Result<(), LedgerError> {
+        let i = self
+            .node_index(&assignment.node)
+            .ok_or_else(|| LedgerError::UnknownNode {
+                node: assignment.node.clone(),
+            })?;
         let placement = self.nodes[i].placement_of(assignment)?;
-        self.apply_at(i, pod, Holding { placement, cpu_milli: 0, mem_mib: 0 })
+        self.apply_at(
+            i,
+            pod,
+            Holding {
+                placement,
+                cpu_milli: 0,
+                mem_mib: 0,
+            },
+        )
     }
 
     /// Releases whatever `pod` holds.
@@ -277,7 +308,12 @@ pub fn rebuild<'a>(
 ) -> (ClusterLedger, Vec<(String, LedgerError)>) {
     let mut ledger = ClusterLedger::new(slots_per_gpu);
     for n in nodes {
-        ledger.upsert_node(&n.name, n.zone.clone(), &n.inventory, HostCapacity::untracked());
+        ledger.upsert_node(
+            &n.name,
+            n.zone.clone(),
+            &n.inventory,
+            HostCapacity::untracked(),
+        );
     }
     let mut rejected = Vec::new();
     for (pod, assignment) in pods {

@@ -146,20 +146,30 @@ impl NodeLedger {
             .map(|g| (g.mem_free_mib, g.core_free, g.slots_free))
             .collect();
         for share in holding.placement.shares() {
-            let gpu = self.gpus.get(share.gpu).ok_or_else(|| LedgerError::UnknownGpuIndex {
-                node: self.name.clone(),
-                index: share.gpu,
-            })?;
+            let gpu = self
+                .gpus
+                .get(share.gpu)
+                .ok_or_else(|| LedgerError::UnknownGpuIndex {
+                    node: self.name.clone(),
+                    index: share.gpu,
+                })?;
             let free = &mut scratch[share.gpu];
-            let over = |what: &'static str, requested: u64, available: u64| LedgerError::OverCommit {
-                node: self.name.clone(),
-                gpu: gpu.uuid.clone(),
-                what,
-                requested,
-                available,
-            };
-            free.0 = free.0.checked_sub(share.mem_mib).ok_or_else(|| over("memory MiB", share.mem_mib, free.0))?;
-            free.1 = free.1.checked_sub(share.core_milli).ok_or_else(|| over("compute milli", share.core_milli.into(), free.1.into()))?;
+            let over =
+                |what: &'static str, requested: u64, available: u64| LedgerError::OverCommit {
+                    node: self.name.clone(),
+                    gpu: gpu.uuid.clone(),
+                    what,
+                    requested,
+                    available,
+                };
+            free.0 = free
+                .0
+                .checked_sub(share.mem_mib)
+                .ok_or_else(|| over("memory MiB", share.mem_mib, free.0))?;
+            free.1 = free
+                .1
+                .checked_sub(share.core_milli)
+                .ok_or_else(|| over("compute milli", share.core_milli.into(), free.1.into()))?;
             free.2 = free.2.checked_sub(1).ok_or_else(|| over("slots", 1, 0))?;
         }
         for (gpu, (mem, core, slots)) in self.gpus.iter_mut().zip(scratch) {
@@ -175,12 +185,13 @@ impl NodeLedger {
     }
 
     fn check_host(&self, holding: &Holding) -> Result<(), LedgerError> {
-        let over = |what: &'static str, requested: u64, available: u64| LedgerError::HostOverCommit {
-            node: self.name.clone(),
-            what,
-            requested,
-            available,
-        };
+        let over =
+            |what: &'static str, requested: u64, available: u64| LedgerError::HostOverCommit {
+                node: self.name.clone(),
+                what,
+                requested,
+                available,
+            };
         if holding.cpu_milli > self.cpu_free_milli {
             return Err(over("cpu milli", holding.cpu_milli, self.cpu_free_milli));
         }
@@ -231,7 +242,11 @@ impl NodeLedger {
                         .shares
                         .iter()
                         .map(|s| GpuShare {
-                            uuid: self.gpus.get(s.gpu).map(|g| g.uuid.clone()).unwrap_or_default(),
+                            uuid: self
+                                .gpus
+                                .get(s.gpu)
+                                .map(|g| g.uuid.clone())
+                                .unwrap_or_default(),
                             mem_mib: s.mem_mib,
                             core_milli: s.core_milli,
                         })
@@ -247,12 +262,14 @@ impl NodeLedger {
         for c in &assignment.containers {
             let mut shares = Vec::with_capacity(c.gpus.len());
             for s in &c.gpus {
-                let gpu = self.gpus.iter().position(|g| g.uuid == s.uuid).ok_or_else(|| {
-                    LedgerError::UnknownGpu {
+                let gpu = self
+                    .gpus
+                    .iter()
+                    .position(|g| g.uuid == s.uuid)
+                    .ok_or_else(|| LedgerError::UnknownGpu {
                         node: self.name.clone(),
                         uuid: s.uuid.clone(),
-                    }
-                })?;
+                    })?;
                 shares.push(super::Share {
                     gpu,
                     mem_mib: s.mem_mib,
@@ -269,7 +286,11 @@ impl NodeLedger {
 
     /// Free compute over healthy GPUs, thousandths.
     pub fn free_gpu_milli(&self) -> u64 {
-        self.gpus.iter().filter(|g| g.healthy).map(|g| u64::from(g.core_free)).sum()
+        self.gpus
+            .iter()
+            .filter(|g| g.healthy)
+            .map(|g| u64::from(g.core_free))
+            .sum()
     }
 
     /// The same accounting without the change counter (for comparing rebuilt and live state).

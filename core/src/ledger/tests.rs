@@ -8,7 +8,11 @@ fn share(gpu: usize, mem_mib: u64, core_milli: u32) -> Holding {
         placement: Placement {
             containers: vec![ContainerPlacement {
                 container: "c".into(),
-                shares: vec![Share { gpu, mem_mib, core_milli }],
+                shares: vec![Share {
+                    gpu,
+                    mem_mib,
+                    core_milli,
+                }],
             }],
         },
         cpu_milli: 0,
@@ -19,7 +23,12 @@ fn share(gpu: usize, mem_mib: u64, core_milli: u32) -> Holding {
 fn cluster() -> ClusterLedger {
     let mut ledger = ClusterLedger::new(4);
     for name in ["a", "b"] {
-        ledger.upsert_node(name, None, &testing::gpus(name, 2, "T4", 16384), HostCapacity::untracked());
+        ledger.upsert_node(
+            name,
+            None,
+            &testing::gpus(name, 2, "T4", 16384),
+            HostCapacity::untracked(),
+        );
     }
     ledger
 }
@@ -29,24 +38,40 @@ fn apply_refuses_over_commit_and_changes_nothing() {
     let mut ledger = cluster();
     ledger.apply_at(0, "ns/p1", share(0, 10000, 600)).unwrap();
     let before = ledger.clone();
-    let err = ledger.apply_at(0, "ns/p2", share(0, 8000, 100)).unwrap_err();
+    let err = ledger
+        .apply_at(0, "ns/p2", share(0, 8000, 100))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "node \"a\" GPU GPU-a-0: memory MiB requested 8000, only 6384 free"
     );
     assert!(ledger.same_state(&before));
     let err = ledger.apply_at(0, "ns/p3", share(0, 100, 500)).unwrap_err();
-    assert!(matches!(err, LedgerError::OverCommit { what: "compute milli", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LedgerError::OverCommit {
+                what: "compute milli",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn slots_bound_the_number_of_shares_per_gpu() {
     let mut ledger = cluster();
     for i in 0..4 {
-        ledger.apply_at(0, &format!("ns/p{i}"), share(1, 1, 1)).unwrap();
+        ledger
+            .apply_at(0, &format!("ns/p{i}"), share(1, 1, 1))
+            .unwrap();
     }
     let err = ledger.apply_at(0, "ns/p4", share(1, 1, 1)).unwrap_err();
-    assert!(matches!(err, LedgerError::OverCommit { what: "slots", .. }), "{err}");
+    assert!(
+        matches!(err, LedgerError::OverCommit { what: "slots", .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -65,7 +90,13 @@ fn a_pod_is_held_once() {
     let mut ledger = cluster();
     ledger.apply_at(0, "ns/p", share(0, 1, 1)).unwrap();
     let err = ledger.apply_at(1, "ns/p", share(0, 1, 1)).unwrap_err();
-    assert_eq!(err, LedgerError::AlreadyHeld { pod: "ns/p".into(), node: "a".into() });
+    assert_eq!(
+        err,
+        LedgerError::AlreadyHeld {
+            pod: "ns/p".into(),
+            node: "a".into()
+        }
+    );
 }
 
 #[test]
@@ -73,7 +104,12 @@ fn inventory_update_keeps_holdings_and_drops_those_on_vanished_gpus() {
     let mut ledger = cluster();
     ledger.apply_at(0, "ns/keep", share(0, 1000, 100)).unwrap();
     ledger.apply_at(0, "ns/lost", share(1, 1000, 100)).unwrap();
-    let dropped = ledger.upsert_node("a", None, &testing::gpus("a", 1, "T4", 16384), HostCapacity::untracked());
+    let dropped = ledger.upsert_node(
+        "a",
+        None,
+        &testing::gpus("a", 1, "T4", 16384),
+        HostCapacity::untracked(),
+    );
     assert_eq!(dropped, vec!["ns/lost".to_string()]);
     assert!(ledger.node_of("ns/lost").is_none());
     assert_eq!(ledger.node("a").unwrap().gpus[0].mem_free_mib, 15384);
@@ -85,13 +121,21 @@ fn remove_node_forgets_its_pods_and_keeps_the_others_findable() {
     ledger.apply_at(0, "ns/on-a", share(0, 1, 1)).unwrap();
     ledger.apply_at(1, "ns/on-b", share(0, 1, 1)).unwrap();
     assert_eq!(ledger.remove_node("a"), vec!["ns/on-a".to_string()]);
-    assert_eq!(ledger.node_of("ns/on-b").map(|n| n.name.as_str()), Some("b"));
+    assert_eq!(
+        ledger.node_of("ns/on-b").map(|n| n.name.as_str()),
+        Some("b")
+    );
     assert!(ledger.release("ns/on-b").is_some());
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Apply { node: usize, gpu: usize, mem: u64, core: u32 },
+    Apply {
+        node: usize,
+        gpu: usize,
+        mem: u64,
+        core: u32,
+    },
     Release(usize),
 }
 

@@ -11,7 +11,7 @@ mod group;
 #[cfg(test)]
 mod tests;
 
-pub use group::{Group, pod_group};
+pub use group::{Group, LABEL_GROUP_SIZE, pod_group};
 
 use std::collections::BTreeMap;
 
@@ -156,7 +156,9 @@ pub enum RequestError {
         value: u64,
     },
     /// More memory per GPU than the largest GPU in the cluster has.
-    #[error("container {container:?}: {resource} asks {requested_mib} MiB per GPU, the largest GPU has {largest_mib} MiB")]
+    #[error(
+        "container {container:?}: {resource} asks {requested_mib} MiB per GPU, the largest GPU has {largest_mib} MiB"
+    )]
     MemoryExceedsLargestGpu {
         /// Container name.
         container: String,
@@ -281,15 +283,16 @@ impl<'a> Values<'a> {
             map.insert(name.as_str(), q);
         }
         for (name, q) in limits.into_iter().flatten() {
-            if let Some(req) = map.get(name.as_str()) {
-                if req.0 != q.0 && is_gpu_name(name) {
-                    return Err(RequestError::RequestLimitMismatch {
-                        container: container.name.clone(),
-                        resource: name.clone(),
-                        request: req.0.clone(),
-                        limit: q.0.clone(),
-                    });
-                }
+            if let Some(req) = map.get(name.as_str())
+                && req.0 != q.0
+                && is_gpu_name(name)
+            {
+                return Err(RequestError::RequestLimitMismatch {
+                    container: container.name.clone(),
+                    resource: name.clone(),
+                    request: req.0.clone(),
+                    limit: q.0.clone(),
+                });
             }
             map.insert(name.as_str(), q);
         }
@@ -338,7 +341,9 @@ impl<'a> Values<'a> {
 }
 
 fn is_gpu_name(name: &str) -> bool {
-    name.starts_with("tessera.dev/") || name.starts_with("aliyun.com/gpu") || name.starts_with("nvidia.com/gpu")
+    name.starts_with("tessera.dev/")
+        || name.starts_with("aliyun.com/gpu")
+        || name.starts_with("nvidia.com/gpu")
 }
 
 fn container_demand(
@@ -413,15 +418,15 @@ fn build_demand(
         Some((_, mib)) => demand.mem_mib = mib,
         None => {}
     }
-    if let (Some(largest), Some((name, _))) = (ctx.largest_gpu_mib, mem) {
-        if demand.mem_mib > largest {
-            return Err(RequestError::MemoryExceedsLargestGpu {
-                container: container.to_string(),
-                resource: name.to_string(),
-                requested_mib: demand.mem_mib,
-                largest_mib: largest,
-            });
-        }
+    if let (Some(largest), Some((name, _))) = (ctx.largest_gpu_mib, mem)
+        && demand.mem_mib > largest
+    {
+        return Err(RequestError::MemoryExceedsLargestGpu {
+            container: container.to_string(),
+            resource: name.to_string(),
+            requested_mib: demand.mem_mib,
+            largest_mib: largest,
+        });
     }
     Ok(demand)
 }

@@ -1,3 +1,4 @@
+type Limits<'a> = &'a [(&'a str, &'a str)];
 use super::*;
 use crate::testing::PodBuilder;
 
@@ -18,29 +19,58 @@ fn all_translations() -> RequestContext {
     }
 }
 
-fn demand_of(limits: &[(&str, &str)], ctx: RequestContext) -> Result<Option<GpuDemand>, RequestError> {
+fn demand_of(
+    limits: &[(&str, &str)],
+    ctx: RequestContext,
+) -> Result<Option<GpuDemand>, RequestError> {
     let pod = PodBuilder::new("ml", "p").container("main", limits).build();
     pod_request(&pod, ctx).map(|r| r.containers.first().map(|c| c.demand))
 }
 
 #[test]
 fn native_names_give_count_memory_and_compute() {
-    let cases: &[(&str, &[(&str, &str)], GpuDemand)] = &[
+    let cases: &[(&str, Limits<'_>, GpuDemand)] = &[
         (
             "share",
-            &[("tessera.dev/gpu-mem", "4096"), ("tessera.dev/gpu-core", "30")],
-            GpuDemand { gpus: 1, mem_mib: 4096, mem_percent: 0, core_milli: 300 },
+            &[
+                ("tessera.dev/gpu-mem", "4096"),
+                ("tessera.dev/gpu-core", "30"),
+            ],
+            GpuDemand {
+                gpus: 1,
+                mem_mib: 4096,
+                mem_percent: 0,
+                core_milli: 300,
+            },
         ),
-        ("count only is whole GPUs", &[("tessera.dev/gpu", "2")], GpuDemand::whole(2)),
+        (
+            "count only is whole GPUs",
+            &[("tessera.dev/gpu", "2")],
+            GpuDemand::whole(2),
+        ),
         (
             "memory only reserves no compute",
             &[("tessera.dev/gpu-mem", "2048")],
-            GpuDemand { gpus: 1, mem_mib: 2048, mem_percent: 0, core_milli: 0 },
+            GpuDemand {
+                gpus: 1,
+                mem_mib: 2048,
+                mem_percent: 0,
+                core_milli: 0,
+            },
         ),
         (
             "two GPUs each with a share",
-            &[("tessera.dev/gpu", "2"), ("tessera.dev/gpu-core", "50"), ("tessera.dev/gpu-mem", "1Ki")],
-            GpuDemand { gpus: 2, mem_mib: 1024, mem_percent: 0, core_milli: 500 },
+            &[
+                ("tessera.dev/gpu", "2"),
+                ("tessera.dev/gpu-core", "50"),
+                ("tessera.dev/gpu-mem", "1Ki"),
+            ],
+            GpuDemand {
+                gpus: 2,
+                mem_mib: 1024,
+                mem_percent: 0,
+                core_milli: 500,
+            },
         ),
     ];
     for (name, limits, want) in cases {
@@ -50,7 +80,10 @@ fn native_names_give_count_memory_and_compute() {
 
 #[test]
 fn pods_without_gpu_names_have_no_demand() {
-    assert_eq!(demand_of(&[("cpu", "2"), ("memory", "1Gi")], ctx()), Ok(None));
+    assert_eq!(
+        demand_of(&[("cpu", "2"), ("memory", "1Gi")], ctx()),
+        Ok(None)
+    );
     // Foreign names are someone else's resources unless a profile opts in.
     assert_eq!(demand_of(&[("nvidia.com/gpu", "1")], ctx()), Ok(None));
 }
@@ -59,30 +92,71 @@ fn pods_without_gpu_names_have_no_demand() {
 fn gpushare_and_hami_names_translate_when_opted_in() {
     assert_eq!(
         demand_of(&[("aliyun.com/gpu-mem", "3")], all_translations()),
-        Ok(Some(GpuDemand { gpus: 1, mem_mib: 3072, mem_percent: 0, core_milli: 0 }))
+        Ok(Some(GpuDemand {
+            gpus: 1,
+            mem_mib: 3072,
+            mem_percent: 0,
+            core_milli: 0
+        }))
     );
     assert_eq!(
         demand_of(
-            &[("nvidia.com/gpu", "1"), ("nvidia.com/gpumem", "3000"), ("nvidia.com/gpucores", "25")],
+            &[
+                ("nvidia.com/gpu", "1"),
+                ("nvidia.com/gpumem", "3000"),
+                ("nvidia.com/gpucores", "25")
+            ],
             all_translations()
         ),
-        Ok(Some(GpuDemand { gpus: 1, mem_mib: 3000, mem_percent: 0, core_milli: 250 }))
+        Ok(Some(GpuDemand {
+            gpus: 1,
+            mem_mib: 3000,
+            mem_percent: 0,
+            core_milli: 250
+        }))
     );
-    let pct = demand_of(&[("nvidia.com/gpumem-percentage", "50")], all_translations())
-        .unwrap()
-        .unwrap();
+    let pct = demand_of(
+        &[("nvidia.com/gpumem-percentage", "50")],
+        all_translations(),
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(pct.mem_on(16384), 8192);
 }
 
 #[test]
 fn invalid_requests_name_container_resource_and_value() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
-        ("core over 100", &[("tessera.dev/gpu-core", "150")], "tessera.dev/gpu-core = 150 is outside 1..=100"),
-        ("zero core", &[("tessera.dev/gpu-core", "0")], "tessera.dev/gpu-core = 0 is outside"),
-        ("zero count", &[("tessera.dev/gpu", "0")], "tessera.dev/gpu must be at least 1"),
-        ("zero memory", &[("tessera.dev/gpu-mem", "0")], "tessera.dev/gpu-mem must be at least 1"),
-        ("fractional", &[("tessera.dev/gpu", "500m")], "tessera.dev/gpu = \"500m\""),
-        ("bigger than any GPU", &[("tessera.dev/gpu-mem", "90000")], "asks 90000 MiB per GPU, the largest GPU has 81920 MiB"),
+    let cases: &[(&str, Limits<'_>, &str)] = &[
+        (
+            "core over 100",
+            &[("tessera.dev/gpu-core", "150")],
+            "tessera.dev/gpu-core = 150 is outside 1..=100",
+        ),
+        (
+            "zero core",
+            &[("tessera.dev/gpu-core", "0")],
+            "tessera.dev/gpu-core = 0 is outside",
+        ),
+        (
+            "zero count",
+            &[("tessera.dev/gpu", "0")],
+            "tessera.dev/gpu must be at least 1",
+        ),
+        (
+            "zero memory",
+            &[("tessera.dev/gpu-mem", "0")],
+            "tessera.dev/gpu-mem must be at least 1",
+        ),
+        (
+            "fractional",
+            &[("tessera.dev/gpu", "500m")],
+            "tessera.dev/gpu = \"500m\"",
+        ),
+        (
+            "bigger than any GPU",
+            &[("tessera.dev/gpu-mem", "90000")],
+            "asks 90000 MiB per GPU, the largest GPU has 81920 MiB",
+        ),
     ];
     for (name, limits, want) in cases {
         let err = demand_of(limits, ctx()).expect_err(name).to_string();
@@ -98,19 +172,36 @@ fn synonyms_set_together_conflict() {
         all_translations(),
     )
     .unwrap_err();
-    assert!(matches!(err, RequestError::Conflicting { what: "memory", .. }), "{err}");
+    assert!(
+        matches!(err, RequestError::Conflicting { what: "memory", .. }),
+        "{err}"
+    );
     let err = demand_of(
-        &[("nvidia.com/gpumem", "1024"), ("nvidia.com/gpumem-percentage", "10")],
+        &[
+            ("nvidia.com/gpumem", "1024"),
+            ("nvidia.com/gpumem-percentage", "10"),
+        ],
         all_translations(),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("nvidia.com/gpumem and nvidia.com/gpumem-percentage"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("nvidia.com/gpumem and nvidia.com/gpumem-percentage"),
+        "{err}"
+    );
 }
 
 #[test]
 fn pod_request_sums_host_resources_and_reads_models_group_priority() {
     let pod = PodBuilder::new("mw", "zk-1")
-        .container("a", &[("cpu", "500m"), ("memory", "1Gi"), ("tessera.dev/gpu-core", "10")])
+        .container(
+            "a",
+            &[
+                ("cpu", "500m"),
+                ("memory", "1Gi"),
+                ("tessera.dev/gpu-core", "10"),
+            ],
+        )
         .container("b", &[("cpu", "1"), ("memory", "512Mi")])
         .annotation(crate::keys::ANNOTATION_GPU_MODELS, "A100| H100")
         .statefulset("zk")
@@ -123,7 +214,11 @@ fn pod_request_sums_host_resources_and_reads_models_group_priority() {
     assert_eq!(r.models, vec!["A100", "H100"]);
     assert_eq!(
         r.group,
-        Some(Group { key: "mw/zk".into(), quorum: true, size: Some(3) })
+        Some(Group {
+            key: "mw/zk".into(),
+            quorum: true,
+            size: Some(3)
+        })
     );
     assert_eq!(r.priority, 7);
     assert_eq!(r.containers.len(), 1);

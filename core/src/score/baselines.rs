@@ -30,9 +30,16 @@ fn shape(node: &NodeLedger, pod: &PodRequest) -> Shape {
     }
 }
 
-fn best(node: &NodeLedger, pod: &PodRequest, score: impl FnOnce(&Placement) -> i64) -> Result<Scored, Unfit> {
+fn best(
+    node: &NodeLedger,
+    pod: &PodRequest,
+    score: impl FnOnce(&Placement) -> i64,
+) -> Result<Scored, Unfit> {
     let placement = fit::place(node, pod, GpuChoice::BestFit)?;
-    Ok(Scored { score: score(&placement) as f64, placement })
+    Ok(Scored {
+        score: score(&placement) as f64,
+        placement,
+    })
 }
 
 /// DotProd: `100 * (1 - <free, request> / 2)` on the reference-normalised (cpu, gpu) vectors.
@@ -57,7 +64,11 @@ fn gpu_kind(pod_shares: &[(u32, u32)]) -> Option<String> {
 
 /// GpuClustering: a small packing term plus a bonus for nodes already running the same kind.
 pub(super) fn gpu_clustering(node: &NodeLedger, pod: &PodRequest) -> Result<Scored, Unfit> {
-    let shares: Vec<(u32, u32)> = pod.containers.iter().map(|c| (c.demand.gpus, c.demand.core_milli)).collect();
+    let shares: Vec<(u32, u32)> = pod
+        .containers
+        .iter()
+        .map(|c| (c.demand.gpus, c.demand.core_milli))
+        .collect();
     let Some(kind) = gpu_kind(&shares) else {
         return best(node, pod, |_| 0);
     };
@@ -67,8 +78,16 @@ pub(super) fn gpu_clustering(node: &NodeLedger, pod: &PodRequest) -> Result<Scor
         .holders()
         .values()
         .filter_map(|h| {
-            let per: Vec<(u32, u32)> = h.placement.containers.iter()
-                .map(|c| (c.shares.len() as u32, c.shares.first().map_or(0, |s| s.core_milli)))
+            let per: Vec<(u32, u32)> = h
+                .placement
+                .containers
+                .iter()
+                .map(|c| {
+                    (
+                        c.shares.len() as u32,
+                        c.shares.first().map_or(0, |s| s.core_milli),
+                    )
+                })
                 .collect();
             gpu_kind(&per)
         })
@@ -94,7 +113,10 @@ pub(super) fn gpu_packing(node: &NodeLedger, pod: &PodRequest) -> Result<Scored,
         return best(node, pod, |_| (33 - n).max(n));
     }
     best(node, pod, |placement| {
-        let taken: Vec<u32> = placement.shares().map(|s| node.gpus[s.gpu].core_free).collect();
+        let taken: Vec<u32> = placement
+            .shares()
+            .map(|s| node.gpus[s.gpu].core_free)
+            .collect();
         let whole = taken.iter().filter(|f| **f == MILLI_PER_GPU).count() as i64;
         if whole > 0 {
             (50 - whole).max(33)
@@ -117,7 +139,11 @@ pub(super) fn best_fit(node: &NodeLedger, pod: &PodRequest) -> Result<Scored, Un
 
 /// Random's GPU choice: a uniformly random fitting GPU for a share (reservoir sampling in index
 /// order), the lowest-index idle GPUs for whole ones.
-pub fn random_placement(node: &NodeLedger, pod: &PodRequest, rng: &mut Rng) -> Result<Placement, Unfit> {
+pub fn random_placement(
+    node: &NodeLedger,
+    pod: &PodRequest,
+    rng: &mut Rng,
+) -> Result<Placement, Unfit> {
     let fallback = fit::place(node, pod, GpuChoice::BestFit)?;
     let [c] = pod.containers.as_slice() else {
         return Ok(fallback);
@@ -128,7 +154,7 @@ pub fn random_placement(node: &NodeLedger, pod: &PodRequest, rng: &mut Rng) -> R
     let mut chosen = None;
     let mut count = 0u64;
     for (i, gpu) in node.gpus.iter().enumerate() {
-        if fit::check_gpu(gpu, Free::of(gpu), &c.demand, pod).is_ok() {
+        if fit::gpu_fits(gpu, Free::of(gpu), &c.demand, pod) {
             count += 1;
             if rng.below(count) == 0 {
                 chosen = Some(i);
@@ -139,5 +165,10 @@ pub fn random_placement(node: &NodeLedger, pod: &PodRequest, rng: &mut Rng) -> R
         return Ok(fallback);
     };
     let share = fit::take(&mut Free::of(&node.gpus[i]), &node.gpus[i], i, &c.demand);
-    Ok(Placement { containers: vec![ContainerPlacement { container: c.container.clone(), shares: vec![share] }] })
+    Ok(Placement {
+        containers: vec![ContainerPlacement {
+            container: c.container.clone(),
+            shares: vec![share],
+        }],
+    })
 }

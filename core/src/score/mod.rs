@@ -109,7 +109,9 @@ impl Policy {
         Policy::ALL
             .into_iter()
             .find(|p| p.name() == name)
-            .ok_or_else(|| UnknownPolicy { name: name.to_string() })
+            .ok_or_else(|| UnknownPolicy {
+                name: name.to_string(),
+            })
     }
 
     /// True when scores are min-max normalised over the feasible nodes before choosing
@@ -142,12 +144,20 @@ pub struct Scored {
 }
 
 /// Scores `pod` on `node`, or says why it does not fit.
-pub fn score(policy: Policy, node: &NodeLedger, pod: &PodRequest, ctx: ScoreContext<'_>) -> Result<Scored, Unfit> {
+pub fn score(
+    policy: Policy,
+    node: &NodeLedger,
+    pod: &PodRequest,
+    ctx: ScoreContext<'_>,
+) -> Result<Scored, Unfit> {
     match policy {
         Policy::Binpack | Policy::Spread => packing(policy, node, pod),
         Policy::Fragmentation => fragmentation::ours(node, pod, ctx.mix),
         Policy::Fgd => fragmentation::published(node, pod, ctx.mix),
-        Policy::Random => Ok(Scored { score: 0.0, placement: fit::place(node, pod, GpuChoice::BestFit)? }),
+        Policy::Random => Ok(Scored {
+            score: 0.0,
+            placement: fit::place(node, pod, GpuChoice::BestFit)?,
+        }),
         Policy::DotProd => baselines::dot_product(node, pod),
         Policy::GpuClustering => baselines::gpu_clustering(node, pod),
         Policy::GpuPacking => baselines::gpu_packing(node, pod),
@@ -157,12 +167,28 @@ pub fn score(policy: Policy, node: &NodeLedger, pod: &PodRequest, ctx: ScoreCont
 
 /// Binpack and spread: the share of the node's GPU compute that would be in use afterwards.
 fn packing(policy: Policy, node: &NodeLedger, pod: &PodRequest) -> Result<Scored, Unfit> {
-    let choice = if policy == Policy::Binpack { GpuChoice::BestFit } else { GpuChoice::WorstFit };
+    let choice = if policy == Policy::Binpack {
+        GpuChoice::BestFit
+    } else {
+        GpuChoice::WorstFit
+    };
     let placement = fit::place(node, pod, choice)?;
     let total: u64 = node.gpus.iter().filter(|g| g.healthy).count() as u64 * 1000;
-    let used_after = total - node.free_gpu_milli() + placement.shares().map(|s| u64::from(s.core_milli)).sum::<u64>();
-    let fill = if total == 0 { 0.0 } else { used_after as f64 / total as f64 };
-    let score = if policy == Policy::Binpack { fill } else { 1.0 - fill };
+    let used_after = total - node.free_gpu_milli()
+        + placement
+            .shares()
+            .map(|s| u64::from(s.core_milli))
+            .sum::<u64>();
+    let fill = if total == 0 {
+        0.0
+    } else {
+        used_after as f64 / total as f64
+    };
+    let score = if policy == Policy::Binpack {
+        fill
+    } else {
+        1.0 - fill
+    };
     Ok(Scored { score, placement })
 }
 

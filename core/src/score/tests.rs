@@ -1,1 +1,136 @@
+use super::*;
+use crate::frag::TypicalPod;
+use crate::ledger::{ContainerPlacement, Holding, Share};
+use crate::request::{ContainerDemand, GpuDemand};
+use crate::testing;
 
+fn pod(milli: u32, gpus: u32) -> PodRequest {
+    PodRequest {
+        containers: vec![ContainerDemand {
+            container: "main".into(),
+            demand: GpuDemand {
+                gpus,
+                mem_mib: 0,
+                mem_percent: 0,
+                core_milli: milli,
+            },
+        }],
+        ..Default::default()
+    }
+}
+
+fn used(name: &str, core: &[u32]) -> NodeLedger {
+    let mut n = testing::node(name, core.len() as u32, "T4", 16384);
+    for (i, c) in core.iter().enumerate().filter(|(_, c)| **c > 0) {
+        let placement = Placement {
+            containers: vec![ContainerPlacement {
+                container: "c".into(),
+                shares: vec![Share {
+                    gpu: i,
+                    mem_mib: 0,
+                    core_milli: *c,
+                }],
+            }],
+        };
+        n.apply(
+            &format!("{name}-{i}"),
+            Holding {
+                placement,
+                cpu_milli: 0,
+                mem_mib: 0,
+            },
+        )
+        .unwrap();
+    }
+    n
+}
+
+fn mix() -> TypicalPods {
+    let class = |milli, weight| TypicalPod {
+        cpu_milli: 0,
+        demand: GpuDemand {
+            gpus: 1,
+            mem_mib: 0,
+            mem_percent: 0,
+            core_milli: milli,
+        },
+        models: vec![],
+        weight,
+    };
+    TypicalPods {
+        classes: vec![class(500, 0.5), class(1000, 0.5)],
+    }
+}
+
+#[test]
+fn policy_names_round_trip_and_unknown_names_list_the_known_ones() {
+    for p in Policy::ALL {
+        assert_eq!(Policy::parse(p.name()), Ok(p));
+    }
+    let err = Policy::parse("tetris").unwrap_err().to_string();
+    assert!(
+        err.starts_with("unknown policy \"tetris\"; known: fragmentation, binpack"),
+        "{err}"
+    );
+}
+
+#[test]
+fn binpack_prefers_the_fuller_node_and_spread_the_emptier() {
+    let (full, empty) = (used("full", &[600, 0]), used("empty", &[0, 0]));
+    let ctx = ScoreContext {
+        mix: &TypicalPods::default(),
+    };
+    let s = |p, n: &NodeLedger| score(p, n, &pod(200, 1), ctx).unwrap().score;
+    assert!(s(Policy::Binpack, &full) > s(Policy::Binpack, &empty));
+    assert!(s(Policy::Spread, &full) < s(Policy::Spread, &empty));
+}
+
+#[test]
+fn fragmentation_fills_the_gpu_whose_leftover_nobody_else_could_use() {
+    // GPU 0 has 500 free (fits a 500 share exactly); GPU 1 is idle (a whole-GPU pod's home).
+    let node = used("n", &[500, 0]);
+    let m = mix();
+    for policy in [Policy::Fragmentation, Policy::Fgd] {
+        let s = score(policy, &node, &pod(500, 1), ScoreContext { mix: &m }).unwrap();
+        assert_eq!(s.placement.containers[0].shares[0].gpu, 0, "{policy}");
+    }
+    // And prefers that node over an idle one.
+    let idle = used("idle", &[0, 0]);
+    let ours = |n: &NodeLedger| {
+        score(
+            Policy::Fragmentation,
+            n,
+            &pod(500, 1),
+            ScoreContext { mix: &m },
+        )
+        .unwrap()
+        .score
+    };
+    assert!(ours(&node) > ours(&idle));
+}
+
+#[test]
+fn published_fgd_scores_are_sigmoid_integers() {
+    let node = used("n", &[0, 0]);
+    let m = mix();
+    let s = score(Policy::Fgd, &node, &pod(500, 1), ScoreContext { mix: &m })
+        .unwrap()
+        .score;
+    assert_eq!(s, s.trunc());
+    assert!((0.0..=100.0).contains(&s));
+}
+
+#[test]
+fn infeasible_nodes_give_the_fit_reason_for_every_policy() {
+    let node = used("n", &[900]);
+    let m = mix();
+    for policy in Policy::ALL {
+        assert!(
+            matches!(
+                score(policy, &node, &pod(500, 1), ScoreContext { mix: &m }),
+                Err(Unfit::Gpus { .. })
+            ),
+            "{policy}"
+        );
+    }
+}

@@ -26,11 +26,24 @@ pub struct Published {
 pub fn parse(reader: impl BufRead, file: &str) -> Result<Vec<Published>, TraceError> {
     let mut rows = Vec::new();
     let mut lines = reader.lines();
-    let io = |source| TraceError::Io { file: file.to_string(), source };
-    let header = lines.next().ok_or(TraceError::Empty { file: file.to_string() })?.map_err(io)?;
+    let io = |source| TraceError::Io {
+        file: file.to_string(),
+        source,
+    };
+    let header = lines
+        .next()
+        .ok_or(TraceError::Empty {
+            file: file.to_string(),
+        })?
+        .map_err(io)?;
     let cols: Vec<&str> = header.trim().split(',').collect();
     let find = |name: &'static str| {
-        cols.iter().position(|c| *c == name).ok_or(TraceError::MissingColumn { file: file.to_string(), column: name })
+        cols.iter()
+            .position(|c| *c == name)
+            .ok_or(TraceError::MissingColumn {
+                file: file.to_string(),
+                column: name,
+            })
     };
     let idx = [
         find("trace")?,
@@ -78,6 +91,9 @@ mod tests {
         assert_eq!(rows[0].unallocated_gpus_130, 286.3);
         let bad = csv.replace("286.3", "many");
         let err = parse(bad.as_bytes(), "b.csv").unwrap_err();
-        assert_eq!(err.to_string(), "b.csv:2: field \"unallocated_gpus_at_130\": \"many\" is not a number");
+        assert_eq!(
+            err.to_string(),
+            "b.csv:2: field \"unallocated_gpus_at_130\": \"many\" is not a number"
+        );
     }
 }

@@ -39,7 +39,11 @@ pub struct Chooser {
 impl Chooser {
     /// A chooser for `policy` with an empty cache.
     pub fn new(policy: Policy) -> Self {
-        Chooser { policy, classes: HashMap::new(), cache: Vec::new() }
+        Chooser {
+            policy,
+            classes: HashMap::new(),
+            cache: Vec::new(),
+        }
     }
 
     /// The policy.
@@ -59,33 +63,42 @@ impl Chooser {
     }
 
     /// The node index and GPUs `pod` should get, or `None` if it fits nowhere.
-    /// `eligible` can veto nodes (anti-affinity); vetoed nodes are not cached as infeasible.
+    /// `rank` vetoes nodes (`None`, e.g. the quorum filter) or ranks them before the policy's
+    /// score (spreading); it is not cached.
     pub fn choose(
         &mut self,
         ledger: &ClusterLedger,
         pod: &PodRequest,
         ctx: ScoreContext<'_>,
         rng: &mut Rng,
-        eligible: &dyn Fn(&NodeLedger) -> bool,
+        rank: &dyn Fn(&NodeLedger) -> Option<f64>,
     ) -> Option<(usize, Placement)> {
         let class = self.class_of(pod);
         let nodes = ledger.nodes();
         self.cache.resize_with(nodes.len(), Vec::new);
-        let mut feasible: Vec<(usize, f64)> = Vec::new();
+        let mut feasible: Vec<(usize, f64, f64)> = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
             let row = &mut self.cache[i];
             if row.len() <= class {
-                row.resize(class + 1, Entry { version: u64::MAX, score: None });
+                row.resize(
+                    class + 1,
+                    Entry {
+                        version: u64::MAX,
+                        score: None,
+                    },
+                );
             }
             let entry = &mut row[class];
             if entry.version != node.version {
-                entry.score = score::score(self.policy, node, pod, ctx).ok().map(|s| s.score);
+                entry.score = score::score(self.policy, node, pod, ctx)
+                    .ok()
+                    .map(|s| s.score);
                 entry.version = node.version;
             }
-            if let Some(s) = entry.score {
-                if eligible(node) {
-                    feasible.push((i, s));
-                }
+            if let Some(s) = entry.score
+                && let Some(r) = rank(node)
+            {
+                feasible.push((i, r, s));
             }
         }
         let winner = self.pick(&feasible, rng)?;
@@ -97,7 +110,16 @@ impl Chooser {
         Some((winner, placement))
     }
 
-    fn pick(&self, feasible: &[(usize, f64)], rng: &mut Rng) -> Option<usize> {
+    fn pick(&self, feasible: &[(usize, f64, f64)], rng: &mut Rng) -> Option<usize> {
+        let top = feasible
+            .iter()
+            .map(|f| f.1)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let feasible: Vec<(usize, f64)> = feasible
+            .iter()
+            .filter(|f| f.1 >= top)
+            .map(|f| (f.0, f.2))
+            .collect();
         if feasible.is_empty() {
             return None;
         }
@@ -105,7 +127,7 @@ impl Chooser {
             return Some(feasible[rng.below(feasible.len() as u64) as usize].0);
         }
         let scores: Vec<f64> = if self.policy.normalises() {
-            normalise(feasible)
+            normalise(&feasible)
         } else {
             feasible.iter().map(|f| f.1).collect()
         };
@@ -125,11 +147,25 @@ fn normalise(feasible: &[(usize, f64)]) -> Vec<f64> {
     let hi = feasible.iter().map(|f| f.1 as i64).max().unwrap_or(0);
     feasible
         .iter()
-        .map(|f| if hi == lo { 0.0 } else { ((f.1 as i64 - lo) * 100 / (hi - lo)) as f64 })
+        .map(|f| {
+            if hi == lo {
+                0.0
+            } else {
+                ((f.1 as i64 - lo) * 100 / (hi - lo)) as f64
+            }
+        })
         .collect()
 }
 
 /// Why the best node was refused (for the scenario's failure report): the first node's reason.
-pub fn first_reason(ledger: &ClusterLedger, pod: &PodRequest, policy: Policy, ctx: ScoreContext<'_>) -> Option<Unfit> {
-    ledger.nodes().iter().find_map(|n| score::score(policy, n, pod, ctx).err())
+pub fn first_reason(
+    ledger: &ClusterLedger,
+    pod: &PodRequest,
+    policy: Policy,
+    ctx: ScoreContext<'_>,
+) -> Option<Unfit> {
+    ledger
+        .nodes()
+        .iter()
+        .find_map(|n| score::score(policy, n, pod, ctx).err())
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use crate::frag::{ClassKey, TypicalPods};
 use crate::inventory::{GpuInfo, NodeInventory};
-use crate::ledger::{ClusterLedger, HostCapacity, Holding};
+use crate::ledger::{ClusterLedger, Holding, HostCapacity};
 use crate::request::{ContainerDemand, GpuDemand, MILLI_PER_GPU, PodRequest};
 use crate::rng::Rng;
 use crate::score::{Policy, ScoreContext};
@@ -38,7 +38,12 @@ pub struct ReplayConfig {
 impl ReplayConfig {
     /// The published settings for `policy` and `seed`.
     pub fn published(policy: Policy, seed: u64) -> Self {
-        ReplayConfig { policy, seed, tune_ratio: 1.3, coverage: 0.95 }
+        ReplayConfig {
+            policy,
+            seed,
+            tune_ratio: 1.3,
+            coverage: 0.95,
+        }
     }
 }
 
@@ -83,17 +88,31 @@ pub fn trace_request(pod: &TracePod) -> PodRequest {
     } else {
         vec![ContainerDemand {
             container: "main".into(),
-            demand: GpuDemand { gpus: pod.num_gpu, mem_mib: 0, mem_percent: 0, core_milli: pod.gpu_milli.min(MILLI_PER_GPU) },
+            demand: GpuDemand {
+                gpus: pod.num_gpu,
+                mem_mib: 0,
+                mem_percent: 0,
+                core_milli: pod.gpu_milli.min(MILLI_PER_GPU),
+            },
         }]
     };
-    PodRequest { containers, models: pod.gpu_spec.clone(), cpu_milli: pod.cpu_milli, mem_mib: pod.memory_mib, group: None, priority: 0 }
+    PodRequest {
+        containers,
+        models: pod.gpu_spec.clone(),
+        cpu_milli: pod.cpu_milli,
+        mem_mib: pod.memory_mib,
+        group: None,
+        priority: 0,
+    }
 }
 
 /// The typical mix of a pod list: classes keyed by (cpu, per-GPU milli, count, models).
 pub fn typical_mix(pods: &[TracePod], coverage: f64) -> TypicalPods {
     let mut counts: HashMap<ClassKey, u64> = HashMap::new();
     for p in pods {
-        *counts.entry((p.cpu_milli, p.gpu_milli, p.num_gpu, 0, p.gpu_spec.clone())).or_default() += 1;
+        *counts
+            .entry((p.cpu_milli, p.gpu_milli, p.num_gpu, 0, p.gpu_spec.clone()))
+            .or_default() += 1;
     }
     TypicalPods::from_counts(counts, coverage)
 }
@@ -116,14 +135,22 @@ pub fn trace_ledger<'a>(nodes: impl IntoIterator<Item = &'a TraceNode>) -> Clust
                 })
                 .collect(),
         };
-        let host = HostCapacity { cpu_milli: Some(n.cpu_milli), mem_mib: Some(n.memory_mib) };
+        let host = HostCapacity {
+            cpu_milli: Some(n.cpu_milli),
+            mem_mib: Some(n.memory_mib),
+        };
         ledger.upsert_node(&n.name, None, &inventory, host);
     }
     ledger
 }
 
 /// The arrival order of one seed: shuffled pods, then resampled ones (or trimmed).
-pub fn arrival_order(pods: &[TracePod], capacity_milli: u64, ratio: f64, rng: &mut Rng) -> Vec<TracePod> {
+pub fn arrival_order(
+    pods: &[TracePod],
+    capacity_milli: u64,
+    ratio: f64,
+    rng: &mut Rng,
+) -> Vec<TracePod> {
     let mut pool: Vec<TracePod> = pods.to_vec();
     pool.sort_by(|a, b| a.name.cmp(&b.name));
     let mut order = pool.clone();
@@ -154,7 +181,10 @@ pub fn arrival_order(pods: &[TracePod], capacity_milli: u64, ratio: f64, rng: &m
 pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> ReplayResult {
     let mix = typical_mix(pods, cfg.coverage);
     let mut rng = Rng::new(cfg.seed);
-    let capacity: u64 = nodes.iter().map(|n| u64::from(n.gpus) * u64::from(MILLI_PER_GPU)).sum();
+    let capacity: u64 = nodes
+        .iter()
+        .map(|n| u64::from(n.gpus) * u64::from(MILLI_PER_GPU))
+        .sum();
     let order = arrival_order(pods, capacity, cfg.tune_ratio, &mut rng);
     let mut node_order: Vec<&TraceNode> = nodes.iter().collect();
     node_order.sort_by(|a, b| a.name.cmp(&b.name));
@@ -167,10 +197,17 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
     for pod in &order {
         let request = trace_request(pod);
         arrived += pod.total_gpu_milli();
-        match chooser.choose(&ledger, &request, ctx, &mut rng, &|_| true) {
+        match chooser.choose(&ledger, &request, ctx, &mut rng, &|_| Some(0.0)) {
             Some((node, placement)) => {
-                used += placement.shares().map(|s| u64::from(s.core_milli)).sum::<u64>();
-                let holding = Holding { placement, cpu_milli: request.cpu_milli, mem_mib: request.mem_mib };
+                used += placement
+                    .shares()
+                    .map(|s| u64::from(s.core_milli))
+                    .sum::<u64>();
+                let holding = Holding {
+                    placement,
+                    cpu_milli: request.cpu_milli,
+                    mem_mib: request.mem_mib,
+                };
                 // The chooser only proposes placements that fit, so this cannot be refused.
                 if ledger.apply_at(node, &pod.name, holding).is_ok() {
                     placed += 1;
@@ -179,7 +216,10 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
             None => failed += 1,
         }
         let pct = |v: u64| 100.0 * v as f64 / capacity.max(1) as f64;
-        events.push(CurvePoint { arrived_pct: pct(arrived), alloc_pct: pct(used) });
+        events.push(CurvePoint {
+            arrived_pct: pct(arrived),
+            alloc_pct: pct(used),
+        });
     }
     let at = |x: f64| alloc_at(&events, x);
     let alloc_130 = at(130.0);
@@ -192,7 +232,12 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
         unallocated_gpus_130: (100.0 - alloc_130) / 100.0 * (capacity / 1000) as f64,
         placed,
         failed,
-        curve: (0..=130).map(|x| CurvePoint { arrived_pct: x as f64, alloc_pct: at(x as f64) }).collect(),
+        curve: (0..=130)
+            .map(|x| CurvePoint {
+                arrived_pct: x as f64,
+                alloc_pct: at(x as f64),
+            })
+            .collect(),
         ledger,
     }
 }
@@ -200,7 +245,11 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
 /// Mean allocation over events whose arrived percentage rounds to `x` (within one point if none).
 pub fn alloc_at(events: &[CurvePoint], x: f64) -> f64 {
     let mean = |sel: &dyn Fn(f64) -> bool| {
-        let hits: Vec<f64> = events.iter().filter(|e| sel(e.arrived_pct)).map(|e| e.alloc_pct).collect();
+        let hits: Vec<f64> = events
+            .iter()
+            .filter(|e| sel(e.arrived_pct))
+            .map(|e| e.alloc_pct)
+            .collect();
         (!hits.is_empty()).then(|| hits.iter().sum::<f64>() / hits.len() as f64)
     };
     mean(&|a| a.round_ties_even() == x)

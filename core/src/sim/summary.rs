@@ -62,7 +62,13 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// Summarises `results` (ordered by policy then seed, as `run_replays` returns them).
-pub fn summarise(trace: &str, policies: &[Policy], seeds: &[u64], results: &[ReplayResult], published: &[Published]) -> TraceSummary {
+pub fn summarise(
+    trace: &str,
+    policies: &[Policy],
+    seeds: &[u64],
+    results: &[ReplayResult],
+    published: &[Published],
+) -> TraceSummary {
     let policies = policies
         .iter()
         .map(|p| {
@@ -85,7 +91,11 @@ pub fn summarise(trace: &str, policies: &[Policy], seeds: &[u64], results: &[Rep
                     .collect(),
                 published: p
                     .published_name()
-                    .and_then(|name| published.iter().find(|b| b.trace == trace && b.policy == name))
+                    .and_then(|name| {
+                        published
+                            .iter()
+                            .find(|b| b.trace == trace && b.policy == name)
+                    })
                     .cloned(),
             }
         })

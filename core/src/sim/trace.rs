@@ -94,13 +94,22 @@ struct Table<'a> {
 
 impl<'a> Table<'a> {
     fn column(&self, name: &'static str) -> Result<usize, TraceError> {
-        self.header.iter().position(|h| h == name).ok_or(TraceError::MissingColumn {
-            file: self.file.to_string(),
-            column: name,
-        })
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .ok_or(TraceError::MissingColumn {
+                file: self.file.to_string(),
+                column: name,
+            })
     }
 
-    fn field<'r>(&self, row: &[&'r str], line: usize, col: usize, name: &'static str) -> Result<&'r str, TraceError> {
+    fn field<'r>(
+        &self,
+        row: &[&'r str],
+        line: usize,
+        col: usize,
+        name: &'static str,
+    ) -> Result<&'r str, TraceError> {
         row.get(col).copied().ok_or_else(|| TraceError::Field {
             file: self.file.to_string(),
             line,
@@ -110,7 +119,13 @@ impl<'a> Table<'a> {
         })
     }
 
-    fn number(&self, row: &[&str], line: usize, col: usize, name: &'static str) -> Result<u64, TraceError> {
+    fn number(
+        &self,
+        row: &[&str],
+        line: usize,
+        col: usize,
+        name: &'static str,
+    ) -> Result<u64, TraceError> {
         let text = self.field(row, line, col, name)?;
         text.trim().parse().map_err(|_| TraceError::Field {
             file: self.file.to_string(),
@@ -129,10 +144,25 @@ fn read_rows<C>(
     on_header: impl FnOnce(&Table<'_>) -> Result<C, TraceError>,
     mut row: impl FnMut(&Table<'_>, &C, usize, &[&str]) -> Result<(), TraceError>,
 ) -> Result<(), TraceError> {
-    let io = |source| TraceError::Io { file: file.to_string(), source };
+    let io = |source| TraceError::Io {
+        file: file.to_string(),
+        source,
+    };
     let mut lines = reader.lines();
-    let header = lines.next().ok_or(TraceError::Empty { file: file.to_string() })?.map_err(io)?;
-    let table = Table { file, header: header.trim().split(',').map(|s| s.trim().to_string()).collect() };
+    let header = lines
+        .next()
+        .ok_or(TraceError::Empty {
+            file: file.to_string(),
+        })?
+        .map_err(io)?;
+    let table = Table {
+        file,
+        header: header
+            .trim()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect(),
+    };
     let cols = on_header(&table)?;
     for (i, line) in lines.enumerate() {
         let line = line.map_err(io)?;
@@ -153,7 +183,10 @@ pub fn parse_nodes(reader: impl BufRead, file: &str) -> Result<Vec<TraceNode>, T
         file,
         |t| {
             let mut cols = [0usize; 5];
-            for (slot, name) in cols.iter_mut().zip(["sn", "cpu_milli", "memory_mib", "gpu", "model"]) {
+            for (slot, name) in
+                cols.iter_mut()
+                    .zip(["sn", "cpu_milli", "memory_mib", "gpu", "model"])
+            {
                 *slot = t.column(name)?;
             }
             Ok(cols)
@@ -180,13 +213,17 @@ pub fn parse_pods(reader: impl BufRead, file: &str) -> Result<Vec<TracePod>, Tra
         file,
         |t| {
             let mut cols = [0usize; 5];
-            for (slot, name) in cols.iter_mut().zip(["name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"]) {
+            for (slot, name) in
+                cols.iter_mut()
+                    .zip(["name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"])
+            {
                 *slot = t.column(name)?;
             }
             Ok((cols, t.column("gpu_spec").ok()))
         },
         |t, (cols, spec_col), line, row| {
-            let num_gpu = u32::try_from(t.number(row, line, cols[3], "num_gpu")?).unwrap_or(u32::MAX);
+            let num_gpu =
+                u32::try_from(t.number(row, line, cols[3], "num_gpu")?).unwrap_or(u32::MAX);
             let milli = t.number(row, line, cols[4], "gpu_milli")?.min(1000) as u32;
             let spec = match *spec_col {
                 Some(c) => crate::request::split_models(row.get(c).copied().unwrap_or("")),
@@ -218,19 +255,33 @@ mod tests {
         assert_eq!((pods[0].num_gpu, pods[0].gpu_milli), (1, 460));
         assert_eq!(pods[1].total_gpu_milli(), 0);
         let short = "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np3,1,2,8,1000\n";
-        assert_eq!(parse_pods(short.as_bytes(), "m.csv").unwrap()[0].total_gpu_milli(), 8000);
+        assert_eq!(
+            parse_pods(short.as_bytes(), "m.csv").unwrap()[0].total_gpu_milli(),
+            8000
+        );
     }
 
     #[test]
     fn bad_rows_name_file_line_and_field() {
         let csv = "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np1,4000,100,1,460\np2,lots,0,0,0\n";
         let err = parse_pods(csv.as_bytes(), "pods.csv").unwrap_err();
-        assert_eq!(err.to_string(), "pods.csv:3: field \"cpu_milli\": \"lots\" is not a non-negative integer");
+        assert_eq!(
+            err.to_string(),
+            "pods.csv:3: field \"cpu_milli\": \"lots\" is not a non-negative integer"
+        );
         let err = parse_nodes("sn,cpu_milli,memory_mib,gpu\n".as_bytes(), "nodes.csv").unwrap_err();
         assert_eq!(err.to_string(), "nodes.csv: header has no column \"model\"");
         let err = parse_nodes("".as_bytes(), "nodes.csv").unwrap_err();
         assert!(matches!(err, TraceError::Empty { .. }));
-        let err = parse_nodes("sn,cpu_milli,memory_mib,gpu,model\nn1,1\n".as_bytes(), "nodes.csv").unwrap_err();
-        assert!(err.to_string().starts_with("nodes.csv:2: field \"memory_mib\""), "{err}");
+        let err = parse_nodes(
+            "sn,cpu_milli,memory_mib,gpu,model\nn1,1\n".as_bytes(),
+            "nodes.csv",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("nodes.csv:2: field \"memory_mib\""),
+            "{err}"
+        );
     }
 }
