@@ -125,3 +125,31 @@ pub fn node(name: &str, count: u32, model: &str, mem_mib: u64) -> NodeLedger {
         10,
     )
 }
+
+/// Records on `node` that `pod` holds `core_milli` of compute and `mem_mib` on GPU `gpu`.
+/// Test setup: a refused holding is a broken test, so it panics.
+#[allow(clippy::panic)]
+pub fn hold(node: &mut NodeLedger, pod: &str, gpu: usize, mem_mib: u64, core_milli: u32) {
+    use crate::ledger::{ContainerPlacement, Holding, Placement, Share};
+    let share = Share {
+        gpu,
+        mem_mib,
+        core_milli,
+    };
+    let placement = Placement {
+        containers: vec![ContainerPlacement {
+            container: "c".into(),
+            shares: vec![share],
+        }],
+    };
+    if let Err(e) = node.apply(
+        pod,
+        Holding {
+            placement,
+            cpu_milli: 0,
+            mem_mib: 0,
+        },
+    ) {
+        panic!("test setup: {e}");
+    }
+}

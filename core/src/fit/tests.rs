@@ -1,7 +1,6 @@
 use super::*;
-use crate::ledger::{Holding, Placement as P};
 use crate::request::{ContainerDemand, GpuDemand};
-use crate::testing;
+use crate::testing::{self, hold};
 
 fn share_pod(mem: u64, core_pct: u32, gpus: u32) -> PodRequest {
     PodRequest {
@@ -16,28 +15,6 @@ fn share_pod(mem: u64, core_pct: u32, gpus: u32) -> PodRequest {
         }],
         ..Default::default()
     }
-}
-
-fn hold(node: &mut NodeLedger, pod: &str, gpu: usize, mem: u64, core: u32) {
-    let placement = P {
-        containers: vec![ContainerPlacement {
-            container: "c".into(),
-            shares: vec![Share {
-                gpu,
-                mem_mib: mem,
-                core_milli: core,
-            }],
-        }],
-    };
-    node.apply(
-        pod,
-        Holding {
-            placement,
-            cpu_milli: 0,
-            mem_mib: 0,
-        },
-    )
-    .unwrap();
 }
 
 #[test]

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::ledger::{ContainerPlacement, Holding, HostCapacity, Placement, Share};
+use crate::ledger::HostCapacity;
 use crate::testing;
 
 fn class(cpu: u64, milli: u32, gpus: u32, models: &[&str], weight: f64) -> TypicalPod {
@@ -28,25 +28,7 @@ fn node_with(used: &[u32], cpu: Option<u64>) -> NodeLedger {
     };
     n.cpu_free_milli = cpu.unwrap_or(u64::MAX);
     for (i, u) in used.iter().enumerate().filter(|(_, u)| **u > 0) {
-        let placement = Placement {
-            containers: vec![ContainerPlacement {
-                container: "c".into(),
-                shares: vec![Share {
-                    gpu: i,
-                    mem_mib: 0,
-                    core_milli: *u,
-                }],
-            }],
-        };
-        n.apply(
-            &format!("p{i}"),
-            Holding {
-                placement,
-                cpu_milli: 0,
-                mem_mib: 0,
-            },
-        )
-        .unwrap();
+        testing::hold(&mut n, &format!("p{i}"), i, 0, *u);
     }
     n
 }

@@ -1,6 +1,5 @@
 use super::*;
 use crate::frag::TypicalPod;
-use crate::ledger::{ContainerPlacement, Holding, Share};
 use crate::request::{ContainerDemand, GpuDemand};
 use crate::testing;
 
@@ -22,25 +21,7 @@ fn pod(milli: u32, gpus: u32) -> PodRequest {
 fn used(name: &str, core: &[u32]) -> NodeLedger {
     let mut n = testing::node(name, core.len() as u32, "T4", 16384);
     for (i, c) in core.iter().enumerate().filter(|(_, c)| **c > 0) {
-        let placement = Placement {
-            containers: vec![ContainerPlacement {
-                container: "c".into(),
-                shares: vec![Share {
-                    gpu: i,
-                    mem_mib: 0,
-                    core_milli: *c,
-                }],
-            }],
-        };
-        n.apply(
-            &format!("{name}-{i}"),
-            Holding {
-                placement,
-                cpu_milli: 0,
-                mem_mib: 0,
-            },
-        )
-        .unwrap();
+        testing::hold(&mut n, &format!("{name}-{i}"), i, 0, *c);
     }
     n
 }
