@@ -5,7 +5,7 @@ use std::io::BufRead;
 
 use serde::Serialize;
 
-use super::trace::TraceError;
+use super::trace::{TraceError, read_rows};
 
 /// One published row: a policy's mean figures on one trace.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,58 +24,36 @@ pub struct Published {
 
 /// Parses the published table.
 pub fn parse(reader: impl BufRead, file: &str) -> Result<Vec<Published>, TraceError> {
-    let mut rows = Vec::new();
-    let mut lines = reader.lines();
-    let io = |source| TraceError::Io {
-        file: file.to_string(),
-        source,
-    };
-    let header = lines
-        .next()
-        .ok_or(TraceError::Empty {
-            file: file.to_string(),
-        })?
-        .map_err(io)?;
-    let cols: Vec<&str> = header.trim().split(',').collect();
-    let find = |name: &'static str| {
-        cols.iter()
-            .position(|c| *c == name)
-            .ok_or(TraceError::MissingColumn {
-                file: file.to_string(),
-                column: name,
-            })
-    };
-    let idx = [
-        find("trace")?,
-        find("policy")?,
-        find("alloc_pct_at_100_mean")?,
-        find("alloc_pct_at_130_mean")?,
-        find("unallocated_gpus_at_130")?,
+    const COLUMNS: [&str; 5] = [
+        "trace",
+        "policy",
+        "alloc_pct_at_100_mean",
+        "alloc_pct_at_130_mean",
+        "unallocated_gpus_at_130",
     ];
-    for (i, line) in lines.enumerate() {
-        let line = line.map_err(io)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.trim().split(',').collect();
-        let num = |k: usize, field: &'static str| -> Result<f64, TraceError> {
-            let text = f.get(idx[k]).copied().unwrap_or("");
-            text.parse().map_err(|_| TraceError::Field {
-                file: file.to_string(),
-                line: i + 2,
-                field,
-                value: text.to_string(),
-                expected: "a number",
-            })
-        };
-        rows.push(Published {
-            trace: f.get(idx[0]).copied().unwrap_or("").to_string(),
-            policy: f.get(idx[1]).copied().unwrap_or("").to_string(),
-            alloc_pct_100: num(2, "alloc_pct_at_100_mean")?,
-            alloc_pct_130: num(3, "alloc_pct_at_130_mean")?,
-            unallocated_gpus_130: num(4, "unallocated_gpus_at_130")?,
-        });
-    }
+    let mut rows = Vec::new();
+    read_rows(
+        reader,
+        file,
+        |t| {
+            let mut cols = [0usize; 5];
+            for (slot, name) in cols.iter_mut().zip(COLUMNS) {
+                *slot = t.column(name)?;
+            }
+            Ok(cols)
+        },
+        |t, cols, line, row| {
+            let num = |k: usize| t.parsed::<f64>(row, line, cols[k], COLUMNS[k], "a number");
+            rows.push(Published {
+                trace: t.field(row, line, cols[0], COLUMNS[0])?.to_string(),
+                policy: t.field(row, line, cols[1], COLUMNS[1])?.to_string(),
+                alloc_pct_100: num(2)?,
+                alloc_pct_130: num(3)?,
+                unallocated_gpus_130: num(4)?,
+            });
+            Ok(())
+        },
+    )?;
     Ok(rows)
 }
 

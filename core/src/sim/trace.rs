@@ -87,13 +87,14 @@ pub enum TraceError {
     },
 }
 
-struct Table<'a> {
+/// A CSV file's header, for finding columns and reading fields with located errors.
+pub(super) struct Table<'a> {
     file: &'a str,
     header: Vec<String>,
 }
 
 impl<'a> Table<'a> {
-    fn column(&self, name: &'static str) -> Result<usize, TraceError> {
+    pub(super) fn column(&self, name: &'static str) -> Result<usize, TraceError> {
         self.header
             .iter()
             .position(|h| h == name)
@@ -103,7 +104,7 @@ impl<'a> Table<'a> {
             })
     }
 
-    fn field<'r>(
+    pub(super) fn field<'r>(
         &self,
         row: &[&'r str],
         line: usize,
@@ -126,19 +127,31 @@ impl<'a> Table<'a> {
         col: usize,
         name: &'static str,
     ) -> Result<u64, TraceError> {
+        self.parsed(row, line, col, name, "a non-negative integer")
+    }
+
+    /// Field `name` parsed as `T`; `expected` says what it should have been.
+    pub(super) fn parsed<T: std::str::FromStr>(
+        &self,
+        row: &[&str],
+        line: usize,
+        col: usize,
+        name: &'static str,
+        expected: &'static str,
+    ) -> Result<T, TraceError> {
         let text = self.field(row, line, col, name)?;
         text.trim().parse().map_err(|_| TraceError::Field {
             file: self.file.to_string(),
             line,
             field: name,
             value: text.to_string(),
-            expected: "a non-negative integer",
+            expected,
         })
     }
 }
 
 /// Reads rows after the header, calling `row` with the 1-based line number and the fields.
-fn read_rows<C>(
+pub(super) fn read_rows<C>(
     reader: impl BufRead,
     file: &str,
     on_header: impl FnOnce(&Table<'_>) -> Result<C, TraceError>,
