@@ -9,6 +9,10 @@ use std::fmt;
 
 use thiserror::Error;
 
+mod chosen;
+
+pub use chosen::{Chosen, FAST_PATH_MAX_GPUS, choose, explain, try_choose};
+
 use crate::ledger::{ContainerPlacement, GpuState, NodeLedger, Placement, Share};
 use crate::request::{GpuDemand, PodRequest};
 
@@ -216,6 +220,12 @@ fn check_capacity(gpu: &GpuState, free: Free, demand: &GpuDemand) -> Result<(), 
     Ok(())
 }
 
+/// True when host CPU and memory fit (or are not tracked); the allocation-free [`check_host`].
+pub fn host_fits(node: &NodeLedger, pod: &PodRequest) -> bool {
+    (node.host.cpu_milli.is_none() || pod.cpu_milli <= node.cpu_free_milli)
+        && (node.host.mem_mib.is_none() || pod.mem_mib <= node.mem_free_mib)
+}
+
 /// Checks host CPU and memory, when the node tracks them.
 pub fn check_host(node: &NodeLedger, pod: &PodRequest) -> Result<(), Unfit> {
     let host = |what, requested, available| Unfit::Host {
@@ -235,6 +245,15 @@ pub fn check_host(node: &NodeLedger, pod: &PodRequest) -> Result<(), Unfit> {
 
 /// Places every container of `pod` on `node`, choosing GPUs by `choice`.
 pub fn place(node: &NodeLedger, pod: &PodRequest, choice: GpuChoice) -> Result<Placement, Unfit> {
+    choose(node, pod, choice).map(|c| c.into_placement(node))
+}
+
+/// The general placement: containers one after another on a scratch copy of the free resources.
+fn place_general(
+    node: &NodeLedger,
+    pod: &PodRequest,
+    choice: GpuChoice,
+) -> Result<Placement, Unfit> {
     check_host(node, pod)?;
     let mut placement = Placement::default();
     if pod.containers.is_empty() {

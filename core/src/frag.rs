@@ -94,7 +94,7 @@ fn usable(class: &TypicalPod, g: &GpuFree<'_>) -> bool {
 }
 
 /// Per class: GPUs usable, and idle compute on GPUs not usable.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct ClassTally {
     usable: u32,
     stranded: u64,
@@ -102,9 +102,8 @@ struct ClassTally {
 
 /// A node's fragmentation, prepared so that the effect of one share can be computed per class
 /// in constant time (the scoring hot path).
-#[derive(Debug, Clone)]
-pub struct NodeFrag<'a> {
-    node: &'a NodeLedger,
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeFrag {
     cpu_left: u64,
     idle: u64,
     tallies: Vec<ClassTally>,
@@ -132,20 +131,18 @@ fn class_frag(class: &TypicalPod, t: ClassTally, idle: u64, cpu_left: u64) -> u6
     }
 }
 
-impl<'a> NodeFrag<'a> {
+impl NodeFrag {
     /// Prepares `node` against `mix`.
-    pub fn new(node: &'a NodeLedger, mix: &TypicalPods) -> Self {
-        let frees: Vec<GpuFree<'a>> = node
-            .gpus
-            .iter()
-            .filter(|g| g.healthy)
-            .map(|gpu| GpuFree {
+    pub fn new(node: &NodeLedger, mix: &TypicalPods) -> Self {
+        // Iterated in place rather than collected: this runs once per node per decision.
+        let frees = || {
+            node.gpus.iter().filter(|g| g.healthy).map(|gpu| GpuFree {
                 gpu,
                 core: gpu.core_free,
                 mem: gpu.mem_free_mib,
             })
-            .collect();
-        let idle: u64 = frees.iter().map(|g| u64::from(g.core)).sum();
+        };
+        let idle: u64 = frees().map(|g| u64::from(g.core)).sum();
         let cpu_left = cpu_left(node);
         let mut frag = 0.0;
         let tallies = mix
@@ -153,8 +150,8 @@ impl<'a> NodeFrag<'a> {
             .iter()
             .map(|c| {
                 let mut t = ClassTally::default();
-                for g in &frees {
-                    if usable(c, g) {
+                for g in frees() {
+                    if usable(c, &g) {
                         t.usable += 1;
                     } else {
                         t.stranded += u64::from(g.core);
@@ -165,7 +162,6 @@ impl<'a> NodeFrag<'a> {
             })
             .collect();
         NodeFrag {
-            node,
             cpu_left,
             idle,
             tallies,
@@ -177,13 +173,14 @@ impl<'a> NodeFrag<'a> {
     /// (`core_after`, `mem_after`) and host CPU drops by `cpu_milli`.
     pub fn after_one(
         &self,
+        node: &NodeLedger,
         gpu: usize,
         core_after: u32,
         mem_after: u64,
         cpu_milli: u64,
         mix: &TypicalPods,
     ) -> f64 {
-        let state = &self.node.gpus[gpu];
+        let state = &node.gpus[gpu];
         let before = GpuFree {
             gpu: state,
             core: state.core_free,
@@ -243,6 +240,10 @@ pub fn frag_of(node: &NodeLedger, free: &[(u32, u64)], cpu_left: u64, mix: &Typi
         })
         .sum()
 }
+
+mod cache;
+
+pub use cache::FragCache;
 
 /// Host CPU left on a node for the measure (unlimited when not tracked).
 pub fn node_cpu_left(node: &NodeLedger) -> u64 {

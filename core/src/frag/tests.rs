@@ -102,7 +102,7 @@ proptest! {
         let mix = TypicalPods { classes: classes.iter().map(|(c, m, g)| class(*c, *m, *g, &[], 0.3)).collect() };
         let gpu = gpu_pick % used.len();
         let core_after = node.gpus[gpu].core_free.saturating_sub(take);
-        let fast = NodeFrag::new(&node, &mix).after_one(gpu, core_after, node.gpus[gpu].mem_free_mib, cpu, &mix);
+        let fast = NodeFrag::new(&node, &mix).after_one(&node, gpu, core_after, node.gpus[gpu].mem_free_mib, cpu, &mix);
         let mut frees: Vec<(u32, u64)> = node.gpus.iter().map(|g| (g.core_free, g.mem_free_mib)).collect();
         frees[gpu].0 = core_after;
         let slow = frag_of(&node, &frees, 8000u64.saturating_sub(cpu), &mix);

@@ -59,6 +59,10 @@ impl GpuDemand {
         if self.exclusive() {
             return total_mib;
         }
+        if self.mem_percent == 0 {
+            // The common case, kept free of a division: this runs per GPU per class when scoring.
+            return self.mem_mib;
+        }
         let by_percent = total_mib * u64::from(self.mem_percent) / 100;
         self.mem_mib.max(by_percent)
     }

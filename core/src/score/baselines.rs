@@ -3,12 +3,12 @@
 //! published integer arithmetic, because the truncations decide ties and ties decide placements.
 //! All use best-fit GPU choice (the fullest GPU that fits; the lowest-index idle GPUs for whole ones).
 
-use crate::fit::{self, Free, GpuChoice, Unfit};
+use crate::fit::{self, Chosen, Free, GpuChoice, Unfit};
 use crate::ledger::{ContainerPlacement, NodeLedger, Placement};
 use crate::request::{MILLI_PER_GPU, PodRequest};
 use crate::rng::Rng;
 
-use super::Scored;
+use super::Evaluation;
 
 /// The reference node size the published formulas normalise by: 128 cores, 8 GPUs.
 const REF_CPU_MILLI: f64 = 128_000.0;
@@ -30,20 +30,17 @@ fn shape(node: &NodeLedger, pod: &PodRequest) -> Shape {
     }
 }
 
-fn best(
+fn best<'p>(
     node: &NodeLedger,
-    pod: &PodRequest,
-    score: impl FnOnce(&Placement) -> i64,
-) -> Result<Scored, Unfit> {
-    let placement = fit::place(node, pod, GpuChoice::BestFit)?;
-    Ok(Scored {
-        score: score(&placement) as f64,
-        placement,
-    })
+    pod: &'p PodRequest,
+    score: impl FnOnce(&Chosen<'p>) -> i64,
+) -> Evaluation<'p> {
+    let chosen = fit::try_choose(node, pod, GpuChoice::BestFit)?;
+    Some((score(&chosen) as f64, chosen))
 }
 
 /// DotProd: `100 * (1 - <free, request> / 2)` on the reference-normalised (cpu, gpu) vectors.
-pub(super) fn dot_product(node: &NodeLedger, pod: &PodRequest) -> Result<Scored, Unfit> {
+pub(super) fn dot_product<'p>(node: &NodeLedger, pod: &'p PodRequest) -> Evaluation<'p> {
     let s = shape(node, pod);
     best(node, pod, |_| {
         let dot = (s.cpu_left / REF_CPU_MILLI) * (s.cpu / REF_CPU_MILLI)
@@ -63,7 +60,7 @@ fn gpu_kind(pod_shares: &[(u32, u32)]) -> Option<String> {
 }
 
 /// GpuClustering: a small packing term plus a bonus for nodes already running the same kind.
-pub(super) fn gpu_clustering(node: &NodeLedger, pod: &PodRequest) -> Result<Scored, Unfit> {
+pub(super) fn gpu_clustering<'p>(node: &NodeLedger, pod: &'p PodRequest) -> Evaluation<'p> {
     let shares: Vec<(u32, u32)> = pod
         .containers
         .iter()
@@ -104,7 +101,7 @@ pub(super) fn gpu_clustering(node: &NodeLedger, pod: &PodRequest) -> Result<Scor
 }
 
 /// GpuPacking: partly used GPUs first, then partly used nodes, idle nodes last.
-pub(super) fn gpu_packing(node: &NodeLedger, pod: &PodRequest) -> Result<Scored, Unfit> {
+pub(super) fn gpu_packing<'p>(node: &NodeLedger, pod: &'p PodRequest) -> Evaluation<'p> {
     if pod.containers.is_empty() {
         return best(node, pod, |_| 0);
     }
@@ -112,23 +109,23 @@ pub(super) fn gpu_packing(node: &NodeLedger, pod: &PodRequest) -> Result<Scored,
     if node.gpus.iter().all(|g| g.core_free == MILLI_PER_GPU) {
         return best(node, pod, |_| (33 - n).max(n));
     }
-    best(node, pod, |placement| {
-        let taken: Vec<u32> = placement
-            .shares()
-            .map(|s| node.gpus[s.gpu].core_free)
-            .collect();
-        let whole = taken.iter().filter(|f| **f == MILLI_PER_GPU).count() as i64;
+    best(node, pod, |chosen| {
+        let (mut whole, mut pct) = (0i64, 0i64);
+        chosen.for_each_share(node, |s| {
+            let free = node.gpus[s.gpu].core_free;
+            whole += i64::from(free == MILLI_PER_GPU);
+            pct += i64::from(free) * 100 / 1000;
+        });
         if whole > 0 {
             (50 - whole).max(33)
         } else {
-            let pct: i64 = taken.iter().map(|f| i64::from(*f) * 100 / 1000).sum();
             (100 - pct / 10).max(50)
         }
     })
 }
 
 /// BestFit: least CPU and GPU left after placing, on the reference scale (normalised later).
-pub(super) fn best_fit(node: &NodeLedger, pod: &PodRequest) -> Result<Scored, Unfit> {
+pub(super) fn best_fit<'p>(node: &NodeLedger, pod: &'p PodRequest) -> Evaluation<'p> {
     let s = shape(node, pod);
     best(node, pod, |_| {
         let left = 0.5 * (s.cpu_left - s.cpu) / REF_CPU_MILLI

@@ -5,20 +5,20 @@
 //! the change through a sigmoid into an integer 0–100, so most placements tie at 50 and fall to the
 //! node order, which packs well; ours keeps that and breaks the ties by best fit first.
 
-use crate::fit::{self, Free, GpuChoice, Unfit};
-use crate::frag::{self, NodeFrag, TypicalPods};
-use crate::ledger::{ContainerPlacement, NodeLedger, Placement};
+use crate::fit::{self, Chosen, FAST_PATH_MAX_GPUS, Free, GpuChoice};
+use crate::frag::{self, NodeFrag};
+use crate::ledger::{GpuState, NodeLedger};
 use crate::request::PodRequest;
 
-use super::Scored;
+use super::{Evaluation, ScoreContext};
 
 /// The published FGD: `int(sigmoid((F - F') / 1000) * 100)`, first GPU reaching the maximum.
-pub(super) fn published(
+pub(super) fn published<'p>(
     node: &NodeLedger,
-    pod: &PodRequest,
-    mix: &TypicalPods,
-) -> Result<Scored, Unfit> {
-    evaluate(node, pod, mix, |before, after| {
+    pod: &'p PodRequest,
+    ctx: ScoreContext<'_>,
+) -> Evaluation<'p> {
+    evaluate(node, pod, ctx, |before, after| {
         let x = (before - after) / 1000.0;
         (100.0 / (1.0 + (-x).exp())).trunc()
     })
@@ -28,20 +28,18 @@ pub(super) fn published(
 /// one whose chosen GPUs keep the least compute left over (best fit), then node order.
 /// Replays of the trace showed the sigmoid's coarse integer steps are worth keeping: with the
 /// exact change instead, placements scatter across nodes and the cluster packs worse.
-pub(super) fn ours(
+pub(super) fn ours<'p>(
     node: &NodeLedger,
-    pod: &PodRequest,
-    mix: &TypicalPods,
-) -> Result<Scored, Unfit> {
-    let mut scored = published(node, pod, mix)?;
-    let leftover: u32 = scored
-        .placement
-        .shares()
-        .map(|s| node.gpus[s.gpu].core_free.saturating_sub(s.core_milli))
-        .sum();
+    pod: &'p PodRequest,
+    ctx: ScoreContext<'_>,
+) -> Evaluation<'p> {
+    let (score, chosen) = published(node, pod, ctx)?;
+    let mut leftover = 0u32;
+    chosen.for_each_share(node, |s| {
+        leftover += node.gpus[s.gpu].core_free.saturating_sub(s.core_milli)
+    });
     // Leftover is at most 1000 per GPU and pods hold fewer than 64 GPUs: it never outweighs a step.
-    scored.score = scored.score * TIE_SCALE - f64::from(leftover);
-    Ok(scored)
+    Some((score * TIE_SCALE - f64::from(leftover), chosen))
 }
 
 /// Scale that keeps the FGD score primary and the leftover a tie-break.
@@ -53,62 +51,90 @@ fn single_share(pod: &PodRequest) -> bool {
         && !pod.containers[0].demand.exclusive()
 }
 
-fn evaluate(
-    node: &NodeLedger,
-    pod: &PodRequest,
-    mix: &TypicalPods,
-    value: impl Fn(f64, f64) -> f64,
-) -> Result<Scored, Unfit> {
-    // Feasibility, reasons, and the default (best-fit) GPUs for every other request shape.
-    let fallback = fit::place(node, pod, GpuChoice::BestFit)?;
-    let state = NodeFrag::new(node, mix);
-    if single_share(pod) {
-        let c = &pod.containers[0];
-        let mut best: Option<(f64, usize)> = None;
-        let mut seen: Vec<(u32, u64)> = Vec::with_capacity(node.gpus.len());
-        for (i, gpu) in node.gpus.iter().enumerate() {
-            let free = Free::of(gpu);
-            // GPUs in the same state give the same answer; the first one stands for all.
-            if seen.contains(&(free.core, free.mem)) || !fit::gpu_fits(gpu, free, &c.demand, pod) {
-                continue;
-            }
-            seen.push((free.core, free.mem));
-            let mut after = free;
-            fit::take(&mut after, gpu, i, &c.demand);
-            let v = value(
-                state.frag,
-                state.after_one(i, after.core, after.mem, pod.cpu_milli, mix),
-            );
-            if best.is_none_or(|(b, _)| v > b) {
-                best = Some((v, i));
-            }
-        }
-        if let Some((score, i)) = best {
-            let mut free = Free::of(&node.gpus[i]);
-            let share = fit::take(&mut free, &node.gpus[i], i, &c.demand);
-            let placement = Placement {
-                containers: vec![ContainerPlacement {
-                    container: c.container.clone(),
-                    shares: vec![share],
-                }],
-            };
-            return Ok(Scored { score, placement });
-        }
+/// The node's measure: from the caller's cache when it is fresh, else computed now.
+fn with_state<T>(node: &NodeLedger, ctx: ScoreContext<'_>, f: impl FnOnce(&NodeFrag) -> T) -> T {
+    match ctx.frag.and_then(|cache| cache.get(node)) {
+        Some(state) => f(state),
+        None => f(&NodeFrag::new(node, ctx.mix)),
     }
+}
+
+fn evaluate<'p>(
+    node: &NodeLedger,
+    pod: &'p PodRequest,
+    ctx: ScoreContext<'_>,
+    value: impl Fn(f64, f64) -> f64,
+) -> Evaluation<'p> {
+    if single_share(pod) && node.gpus.len() <= FAST_PATH_MAX_GPUS {
+        if !fit::host_fits(node, pod) {
+            return None;
+        }
+        let first = node.gpus.iter().position(|g| fits_share(g, pod))?;
+        return with_state(node, ctx, |state| {
+            best_single_share(node, pod, ctx, state, first, &value)
+        });
+    }
+    let fallback = fit::try_choose(node, pod, GpuChoice::BestFit)?;
     let mut frees: Vec<(u32, u64)> = node
         .gpus
         .iter()
         .map(|g| (g.core_free, g.mem_free_mib))
         .collect();
-    for s in fallback.shares() {
+    fallback.for_each_share(node, |s| {
         let f = &mut frees[s.gpu];
         f.0 -= s.core_milli.min(f.0);
         f.1 -= s.mem_mib.min(f.1);
-    }
+    });
     let cpu_left = frag::node_cpu_left(node).saturating_sub(pod.cpu_milli);
-    let after = frag::frag_of(node, &frees, cpu_left, mix);
-    Ok(Scored {
-        score: value(state.frag, after),
-        placement: fallback,
+    let after = frag::frag_of(node, &frees, cpu_left, ctx.mix);
+    let before = with_state(node, ctx, |state| state.frag);
+    Some((value(before, after), fallback))
+}
+
+fn fits_share(gpu: &GpuState, pod: &PodRequest) -> bool {
+    fit::gpu_fits(gpu, Free::of(gpu), &pod.containers[0].demand, pod)
+}
+
+/// A single-GPU share: tries every GPU that fits (one per distinct free state), starting at
+/// `first`, the first that fits, and keeps the first with the best value.
+fn best_single_share<'p>(
+    node: &NodeLedger,
+    pod: &'p PodRequest,
+    ctx: ScoreContext<'_>,
+    state: &NodeFrag,
+    first: usize,
+    value: &impl Fn(f64, f64) -> f64,
+) -> Option<(f64, Chosen<'p>)> {
+    let c = &pod.containers[0];
+    let mut best: Option<(f64, usize)> = None;
+    for (i, gpu) in node.gpus.iter().enumerate().skip(first) {
+        // GPUs in the same state give the same answer; the first one stands for all.
+        let same =
+            |g: &GpuState| g.core_free == gpu.core_free && g.mem_free_mib == gpu.mem_free_mib;
+        if !fits_share(gpu, pod)
+            || node.gpus[first..i]
+                .iter()
+                .any(|g| same(g) && fits_share(g, pod))
+        {
+            continue;
+        }
+        let mut after = Free::of(gpu);
+        fit::take(&mut after, gpu, i, &c.demand);
+        let v = value(
+            state.frag,
+            state.after_one(node, i, after.core, after.mem, pod.cpu_milli, ctx.mix),
+        );
+        if best.is_none_or(|(b, _)| v > b) {
+            best = Some((v, i));
+        }
+    }
+    best.map(|(score, i)| {
+        (
+            score,
+            Chosen::One {
+                container: c,
+                gpus: 1 << i,
+            },
+        )
     })
 }

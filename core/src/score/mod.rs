@@ -14,8 +14,8 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::fit::{self, GpuChoice, Unfit};
-use crate::frag::TypicalPods;
+use crate::fit::{self, Chosen, GpuChoice, Unfit};
+use crate::frag::{FragCache, TypicalPods};
 use crate::ledger::{NodeLedger, Placement};
 use crate::request::PodRequest;
 
@@ -132,6 +132,15 @@ impl fmt::Display for Policy {
 pub struct ScoreContext<'a> {
     /// The typical request mix the fragmentation policies measure against.
     pub mix: &'a TypicalPods,
+    /// Each node's measure against `mix`, when the caller keeps one (otherwise computed per call).
+    pub frag: Option<&'a FragCache>,
+}
+
+impl<'a> ScoreContext<'a> {
+    /// A context without a fragmentation cache.
+    pub fn new(mix: &'a TypicalPods) -> Self {
+        ScoreContext { mix, frag: None }
+    }
 }
 
 /// A feasible node's score and the GPUs the pod would get there.
@@ -143,21 +152,46 @@ pub struct Scored {
     pub placement: Placement,
 }
 
-/// Scores `pod` on `node`, or says why it does not fit.
+/// A feasible node's score and its chosen GPUs, before any placement is built; `None` when the
+/// pod does not fit (the reason is worked out only when asked, by `fit::explain`).
+type Evaluation<'p> = Option<(f64, Chosen<'p>)>;
+
+/// Scores `pod` on `node` with the GPUs it would get there, or says why it does not fit.
 pub fn score(
     policy: Policy,
     node: &NodeLedger,
     pod: &PodRequest,
     ctx: ScoreContext<'_>,
 ) -> Result<Scored, Unfit> {
+    let (score, chosen) = evaluate(policy, node, pod, ctx)
+        .ok_or_else(|| fit::explain(node, pod, GpuChoice::BestFit))?;
+    Ok(Scored {
+        score,
+        placement: chosen.into_placement(node),
+    })
+}
+
+/// Only the score (`None`: does not fit); what scoring every node of a cluster should call.
+pub fn score_value(
+    policy: Policy,
+    node: &NodeLedger,
+    pod: &PodRequest,
+    ctx: ScoreContext<'_>,
+) -> Option<f64> {
+    evaluate(policy, node, pod, ctx).map(|(score, _)| score)
+}
+
+fn evaluate<'p>(
+    policy: Policy,
+    node: &NodeLedger,
+    pod: &'p PodRequest,
+    ctx: ScoreContext<'_>,
+) -> Evaluation<'p> {
     match policy {
         Policy::Binpack | Policy::Spread => packing(policy, node, pod),
-        Policy::Fragmentation => fragmentation::ours(node, pod, ctx.mix),
-        Policy::Fgd => fragmentation::published(node, pod, ctx.mix),
-        Policy::Random => Ok(Scored {
-            score: 0.0,
-            placement: fit::place(node, pod, GpuChoice::BestFit)?,
-        }),
+        Policy::Fragmentation => fragmentation::ours(node, pod, ctx),
+        Policy::Fgd => fragmentation::published(node, pod, ctx),
+        Policy::Random => Some((0.0, fit::try_choose(node, pod, GpuChoice::BestFit)?)),
         Policy::DotProd => baselines::dot_product(node, pod),
         Policy::GpuClustering => baselines::gpu_clustering(node, pod),
         Policy::GpuPacking => baselines::gpu_packing(node, pod),
@@ -166,19 +200,15 @@ pub fn score(
 }
 
 /// Binpack and spread: the share of the node's GPU compute that would be in use afterwards.
-fn packing(policy: Policy, node: &NodeLedger, pod: &PodRequest) -> Result<Scored, Unfit> {
+fn packing<'p>(policy: Policy, node: &NodeLedger, pod: &'p PodRequest) -> Evaluation<'p> {
     let choice = if policy == Policy::Binpack {
         GpuChoice::BestFit
     } else {
         GpuChoice::WorstFit
     };
-    let placement = fit::place(node, pod, choice)?;
+    let chosen = fit::try_choose(node, pod, choice)?;
     let total: u64 = node.gpus.iter().filter(|g| g.healthy).count() as u64 * 1000;
-    let used_after = total - node.free_gpu_milli()
-        + placement
-            .shares()
-            .map(|s| u64::from(s.core_milli))
-            .sum::<u64>();
+    let used_after = total - node.free_gpu_milli() + chosen.used_milli(node);
     let fill = if total == 0 {
         0.0
     } else {
@@ -189,7 +219,7 @@ fn packing(policy: Policy, node: &NodeLedger, pod: &PodRequest) -> Result<Scored
     } else {
         1.0 - fill
     };
-    Ok(Scored { score, placement })
+    Some((score, chosen))
 }
 
 #[cfg(test)]

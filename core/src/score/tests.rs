@@ -58,9 +58,8 @@ fn policy_names_round_trip_and_unknown_names_list_the_known_ones() {
 #[test]
 fn binpack_prefers_the_fuller_node_and_spread_the_emptier() {
     let (full, empty) = (used("full", &[600, 0]), used("empty", &[0, 0]));
-    let ctx = ScoreContext {
-        mix: &TypicalPods::default(),
-    };
+    let mix = TypicalPods::default();
+    let ctx = ScoreContext::new(&mix);
     let s = |p, n: &NodeLedger| score(p, n, &pod(200, 1), ctx).unwrap().score;
     assert!(s(Policy::Binpack, &full) > s(Policy::Binpack, &empty));
     assert!(s(Policy::Spread, &full) < s(Policy::Spread, &empty));
@@ -72,7 +71,7 @@ fn fragmentation_fills_the_gpu_whose_leftover_nobody_else_could_use() {
     let node = used("n", &[500, 0]);
     let m = mix();
     for policy in [Policy::Fragmentation, Policy::Fgd] {
-        let s = score(policy, &node, &pod(500, 1), ScoreContext { mix: &m }).unwrap();
+        let s = score(policy, &node, &pod(500, 1), ScoreContext::new(&m)).unwrap();
         assert_eq!(s.placement.containers[0].shares[0].gpu, 0, "{policy}");
     }
     // And prefers that node over an idle one.
@@ -82,7 +81,7 @@ fn fragmentation_fills_the_gpu_whose_leftover_nobody_else_could_use() {
             Policy::Fragmentation,
             n,
             &pod(500, 1),
-            ScoreContext { mix: &m },
+            ScoreContext::new(&m),
         )
         .unwrap()
         .score
@@ -94,7 +93,7 @@ fn fragmentation_fills_the_gpu_whose_leftover_nobody_else_could_use() {
 fn published_fgd_scores_are_sigmoid_integers() {
     let node = used("n", &[0, 0]);
     let m = mix();
-    let s = score(Policy::Fgd, &node, &pod(500, 1), ScoreContext { mix: &m })
+    let s = score(Policy::Fgd, &node, &pod(500, 1), ScoreContext::new(&m))
         .unwrap()
         .score;
     assert_eq!(s, s.trunc());
@@ -108,10 +107,53 @@ fn infeasible_nodes_give_the_fit_reason_for_every_policy() {
     for policy in Policy::ALL {
         assert!(
             matches!(
-                score(policy, &node, &pod(500, 1), ScoreContext { mix: &m }),
+                score(policy, &node, &pod(500, 1), ScoreContext::new(&m)),
                 Err(Unfit::Gpus { .. })
             ),
             "{policy}"
         );
+    }
+}
+
+#[test]
+fn a_fresh_fragmentation_cache_changes_no_score_and_a_stale_one_is_ignored() {
+    let mut ledger = crate::ledger::ClusterLedger::new(10);
+    for (name, load) in [("a", [500u32, 0]), ("b", [250, 750]), ("c", [0, 0])] {
+        ledger.upsert_node(
+            name,
+            None,
+            &testing::gpus(name, 2, "T4", 16384),
+            crate::ledger::HostCapacity::untracked(),
+        );
+        for (g, core) in load.iter().enumerate().filter(|(_, c)| **c > 0) {
+            testing::hold(
+                ledger.node_mut(name).unwrap(),
+                &format!("{name}{g}"),
+                g,
+                0,
+                *core,
+            );
+        }
+    }
+    let m = mix();
+    let mut cache = crate::frag::FragCache::default();
+    cache.refresh(&ledger, &m);
+    // Change node a after the refresh: its entry is stale and must not be used.
+    testing::hold(ledger.node_mut("a").unwrap(), "late", 1, 0, 300);
+    let cached = ScoreContext {
+        mix: &m,
+        frag: Some(&cache),
+    };
+    for policy in [Policy::Fragmentation, Policy::Fgd] {
+        for shape in [pod(250, 1), pod(1000, 1), pod(500, 1)] {
+            for node in ledger.nodes() {
+                assert_eq!(
+                    score(policy, node, &shape, cached).ok(),
+                    score(policy, node, &shape, ScoreContext::new(&m)).ok(),
+                    "{policy} on {}",
+                    node.name
+                );
+            }
+        }
     }
 }

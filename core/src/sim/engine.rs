@@ -90,9 +90,7 @@ impl Chooser {
             }
             let entry = &mut row[class];
             if entry.version != node.version {
-                entry.score = score::score(self.policy, node, pod, ctx)
-                    .ok()
-                    .map(|s| s.score);
+                entry.score = score::score_value(self.policy, node, pod, ctx);
                 entry.version = node.version;
             }
             if let Some(s) = entry.score

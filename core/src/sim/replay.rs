@@ -191,7 +191,7 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
     rng.shuffle(&mut node_order);
     let mut ledger = trace_ledger(node_order);
     let mut chooser = Chooser::new(cfg.policy);
-    let ctx = ScoreContext { mix: &mix };
+    let ctx = ScoreContext::new(&mix);
     let (mut arrived, mut used, mut placed, mut failed) = (0u64, 0u64, 0usize, 0usize);
     let mut events: Vec<CurvePoint> = Vec::with_capacity(order.len());
     for pod in &order {

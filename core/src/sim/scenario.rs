@@ -333,7 +333,7 @@ pub fn run(
     spread.set_zones(zones.iter().map(String::as_str));
     let mut chooser = Chooser::new(policy);
     let mut rng = Rng::new(42);
-    let ctx = ScoreContext { mix: &mix };
+    let ctx = ScoreContext::new(&mix);
     let (mut placed, mut failures, mut groups) = (0, Vec::new(), Vec::<Group>::new());
     for (key, request) in &requests {
         let request = match request {
