@@ -19,7 +19,7 @@ use replay::{ReplayConfig, ReplayResult};
 use trace::{TraceNode, TracePod};
 
 /// Runs every (policy, seed) replay on `threads` threads; `on_done` is called after each.
-/// Results come back ordered by policy (as given), then seed.
+/// Results come back ordered by policy (as given), then seed; only the first keeps its ledger.
 pub fn run_replays(
     nodes: &[TraceNode],
     pods: &[TracePod],
@@ -40,7 +40,10 @@ pub fn run_replays(
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(cfg) = jobs.get(k) else { break };
-                    let result = replay::replay(nodes, pods, *cfg);
+                    let mut result = replay::replay(nodes, pods, *cfg);
+                    if k > 0 {
+                        result.ledger = None;
+                    }
                     on_done(&result);
                     if let Ok(mut all) = results.lock() {
                         all.push((k, result));

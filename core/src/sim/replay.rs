@@ -77,8 +77,9 @@ pub struct ReplayResult {
     pub failed: usize,
     /// The allocation curve, one point per whole percent arrived.
     pub curve: Vec<CurvePoint>,
-    /// The final ledger, for pictures.
-    pub ledger: ClusterLedger,
+    /// The final ledger, for pictures; only the first run of a batch keeps it (a ledger holds
+    /// every placed pod, and a comparison runs dozens of replays).
+    pub ledger: Option<ClusterLedger>,
 }
 
 /// The request of a trace pod.
@@ -238,7 +239,7 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
                 alloc_pct: at(x as f64),
             })
             .collect(),
-        ledger,
+        ledger: Some(ledger),
     }
 }
 

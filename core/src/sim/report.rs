@@ -179,14 +179,14 @@ pub fn curves(runs: &[ReplayResult]) -> String {
 pub fn trace_report(title: &str, runs: &[ReplayResult]) -> String {
     let mut body = String::from("<h2>GPU allocation over arrived workload (mean over seeds)</h2>");
     body.push_str(&curves(runs));
-    if let Some(first) = runs.first() {
+    if let Some((first, ledger)) = runs.first().and_then(|r| r.ledger.as_ref().map(|l| (r, l))) {
         let _ = write!(
             body,
             "<h2>GPUs at the end of {} seed {} (each column a GPU, filled by allocated compute)</h2>",
             escape(first.policy.name()),
             first.seed
         );
-        body.push_str(&gpu_picture(&first.ledger));
+        body.push_str(&gpu_picture(ledger));
     }
     page(title, &body)
 }
