@@ -6,6 +6,7 @@
 
 pub mod affinity;
 pub mod annotations;
+pub mod decide;
 pub mod fit;
 pub mod frag;
 pub mod inventory;

@@ -9,6 +9,7 @@
 
 mod baselines;
 mod fragmentation;
+mod scale;
 
 use std::fmt;
 
@@ -20,6 +21,7 @@ use crate::ledger::{NodeLedger, Placement};
 use crate::request::PodRequest;
 
 pub use baselines::random_placement;
+pub use scale::{MAX_EXTENDER_SCORE, to_extender_scale};
 
 /// A scoring policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

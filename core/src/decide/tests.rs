@@ -1,0 +1,147 @@
+use super::*;
+use crate::frag::TypicalPods;
+use crate::ledger::HostCapacity;
+use crate::request::{ContainerDemand, GpuDemand, Group};
+use crate::testing;
+
+fn cluster() -> (ClusterLedger, Spread) {
+    let mut ledger = ClusterLedger::new(10);
+    for (name, gpus, zone) in [("node-1", 4, "a"), ("node-2", 4, "b"), ("node-3", 8, "c")] {
+        ledger.upsert_node(
+            name,
+            Some(zone.into()),
+            &testing::gpus(name, gpus, "T4", 16384),
+            HostCapacity::untracked(),
+        );
+    }
+    // node-1 nearly full, node-2 half used.
+    for g in 0..4 {
+        testing::hold(
+            ledger.node_mut("node-1").unwrap(),
+            &format!("a{g}"),
+            g,
+            15000,
+            900,
+        );
+    }
+    testing::hold(ledger.node_mut("node-2").unwrap(), "b0", 0, 8000, 500);
+    let mut spread = Spread::default();
+    spread.set_zones(["a", "b", "c"]);
+    (ledger, spread)
+}
+
+fn share(mem: u64, core: u32) -> PodRequest {
+    PodRequest {
+        containers: vec![ContainerDemand {
+            container: "main".into(),
+            demand: GpuDemand {
+                gpus: 1,
+                mem_mib: mem,
+                mem_percent: 0,
+                core_milli: core,
+            },
+        }],
+        ..Default::default()
+    }
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn filter_passes_fitting_nodes_and_names_why_the_others_fail() {
+    let (ledger, spread) = cluster();
+    let mix = TypicalPods::default();
+    let view = View {
+        ledger: &ledger,
+        spread: &spread,
+        policy: Policy::Fragmentation,
+        ctx: ScoreContext::new(&mix),
+    };
+    let out = filter(
+        view,
+        &share(4096, 300),
+        &names(&["node-1", "node-2", "node-3", "node-4"]),
+    );
+    assert_eq!(out.passed, names(&["node-2", "node-3"]));
+    assert!(
+        out.failed["node-1"].contains("GPU-node-1-0: 1384 MiB free, needs 4096"),
+        "{:?}",
+        out.failed
+    );
+    assert_eq!(
+        out.unresolvable["node-4"],
+        "node node-4 has no Tessera GPU inventory"
+    );
+}
+
+#[test]
+fn pass_through_pods_pass_everywhere_without_lookups() {
+    let (ledger, spread) = cluster();
+    let mix = TypicalPods::default();
+    let view = View {
+        ledger: &ledger,
+        spread: &spread,
+        policy: Policy::Binpack,
+        ctx: ScoreContext::new(&mix),
+    };
+    let all = names(&["node-1", "unknown"]);
+    assert_eq!(filter(view, &PodRequest::default(), &all).passed, all);
+}
+
+#[test]
+fn quorum_members_are_filtered_and_spread_members_ranked() {
+    let (ledger, mut spread) = cluster();
+    let group = Group {
+        key: "mw/zk".into(),
+        quorum: true,
+        size: Some(3),
+    };
+    spread.add(&group, ledger.node("node-3").unwrap());
+    let mix = TypicalPods::default();
+    let view = View {
+        ledger: &ledger,
+        spread: &spread,
+        policy: Policy::Binpack,
+        ctx: ScoreContext::new(&mix),
+    };
+    let pod = PodRequest {
+        group: Some(group),
+        ..Default::default()
+    };
+    let out = filter(view, &pod, &names(&["node-2", "node-3"]));
+    assert_eq!(out.passed, names(&["node-2"]));
+    assert!(out.failed["node-3"].contains("quorum group mw/zk would have 2 of 3"));
+    let ranked = prioritize(view, &pod, &names(&["node-2", "node-3"]));
+    assert_eq!(
+        ranked,
+        vec![("node-2".to_string(), 10), ("node-3".to_string(), 0)]
+    );
+}
+
+#[test]
+fn prioritize_follows_the_policy_on_the_zero_to_ten_scale() {
+    let (ledger, spread) = cluster();
+    let mix = TypicalPods::default();
+    let view = View {
+        ledger: &ledger,
+        spread: &spread,
+        policy: Policy::Binpack,
+        ctx: ScoreContext::new(&mix),
+    };
+    let ranked = prioritize(
+        view,
+        &share(2048, 100),
+        &names(&["node-3", "node-2", "node-1"]),
+    );
+    // Binpack: the fuller node-2 beats the idle node-3; node-1 cannot take it.
+    assert_eq!(
+        ranked,
+        vec![
+            ("node-3".to_string(), 5),
+            ("node-2".to_string(), 10),
+            ("node-1".to_string(), 0)
+        ]
+    );
+}

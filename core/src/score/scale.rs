@@ -1,0 +1,41 @@
+//! Mapping policy scores onto kube-scheduler's extender scale (integers 0–10).
+//!
+//! The scale is coarse and kube-scheduler adds its own plugins' scores, so the mapping keeps
+//! the order of the policy's scores and spreads distinct values over the whole range by rank:
+//! the best gets 10, the worst 0, equal scores stay equal. A linear min–max mapping would let one
+//! outlier squash every other node onto the same integer.
+
+/// The highest score an extender may give.
+pub const MAX_EXTENDER_SCORE: i64 = 10;
+
+/// Extender scores (0–10) for `scores` (any totally ordered key, e.g. a tuple compared
+/// lexicographically), in the same order.
+pub fn to_extender_scale<T: PartialOrd + Copy>(scores: &[T]) -> Vec<i64> {
+    let mut distinct: Vec<T> = scores.to_vec();
+    distinct.sort_by(|a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
+    distinct.dedup_by(|a, b| a == b);
+    let steps = distinct.len().saturating_sub(1).max(1) as f64;
+    scores
+        .iter()
+        .map(|s| {
+            let rank = distinct.iter().position(|d| d == s).unwrap_or(0) as f64;
+            MAX_EXTENDER_SCORE - (rank * MAX_EXTENDER_SCORE as f64 / steps).round() as i64
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_gets_ten_worst_zero_and_order_and_ties_survive() {
+        assert_eq!(to_extender_scale(&[3.0, 1e9, -5.0, 3.0]), vec![5, 10, 0, 5]);
+        assert_eq!(to_extender_scale(&[7.0, 7.0]), vec![10, 10]);
+        assert_eq!(to_extender_scale::<f64>(&[]), Vec::<i64>::new());
+        let many: Vec<f64> = (0..40).map(f64::from).collect();
+        let scaled = to_extender_scale(&many);
+        assert!(scaled.windows(2).all(|w| w[0] <= w[1]), "{scaled:?}");
+        assert_eq!((scaled[0], scaled[39]), (0, 10));
+    }
+}
