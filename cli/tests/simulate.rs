@@ -177,3 +177,41 @@ fn a_workload_file_with_a_wrong_version_is_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn through_extender_mode_reports_both_numbers_per_policy() {
+    let dir = fixtures();
+    let out = tessera(&[
+        "simulate",
+        "--trace",
+        dir.to_str().unwrap(),
+        "--pods",
+        "tiny",
+        "--seeds",
+        "2",
+        "--policy",
+        "fgd",
+        "--through-extender",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = doc["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fgd", "fgd@0-10"]);
+    let through = &doc["policies"][1];
+    assert!(
+        through.get("published").is_none(),
+        "published figures are for the ideal mode only"
+    );
+    assert_eq!(through["per_seed"].as_array().unwrap().len(), 2);
+}

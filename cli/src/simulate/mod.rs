@@ -54,6 +54,10 @@ pub struct SimulateArgs {
     /// Run ours and every published baseline side by side.
     #[arg(long, env = "TESSERA_SIM_COMPARE")]
     pub compare: bool,
+    /// Also run each policy through kube-scheduler's extender interface (scores squeezed to
+    /// integers 0–10, ties broken at random) and report both (trace mode).
+    #[arg(long, env = "TESSERA_SIM_THROUGH_EXTENDER", requires = "trace")]
+    pub through_extender: bool,
     /// Published results to print beside ours (default: `fgd-baselines.csv` next to the trace directory).
     #[arg(long, env = "TESSERA_SIM_BASELINES")]
     pub baselines: Option<PathBuf>,

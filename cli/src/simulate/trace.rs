@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_core::score::Policy;
+use tessera_core::sim::engine::Variant;
 use tessera_core::sim::{self, baselines, summary, trace};
 
 use super::{OutputFormat, SimulateArgs, output};
@@ -94,15 +95,22 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let bar = progress((lists.len() * policies.len() * seeds.len()) as u64);
+    let variants: Vec<Variant> = policies
+        .iter()
+        .flat_map(|p| {
+            let through = args.through_extender.then(|| Variant::through_extender(*p));
+            std::iter::once(Variant::ideal(*p)).chain(through)
+        })
+        .collect();
+    let bar = progress((lists.len() * variants.len() * seeds.len()) as u64);
     let mut summaries = Vec::new();
     let mut report_runs = Vec::new();
     for (name, path) in &lists {
         let pods = trace::parse_pods(open(path)?, &path.display().to_string())?;
         bar.set_message(name.clone());
-        let results = sim::run_replays(&nodes, &pods, &policies, &seeds, threads, &|_| bar.inc(1));
+        let results = sim::run_replays(&nodes, &pods, &variants, &seeds, threads, &|_| bar.inc(1));
         summaries.push(summary::summarise(
-            name, &policies, &seeds, &results, &published,
+            name, &variants, &seeds, &results, &published,
         ));
         if report_runs.is_empty() {
             report_runs = results;

@@ -139,7 +139,7 @@ fn prioritize_follows_the_policy_on_the_zero_to_ten_scale() {
     assert_eq!(
         ranked,
         vec![
-            ("node-3".to_string(), 5),
+            ("node-3".to_string(), 4),
             ("node-2".to_string(), 10),
             ("node-1".to_string(), 0)
         ]

@@ -38,8 +38,26 @@ pub(super) fn ours<'p>(
     chosen.for_each_share(node, |s| {
         leftover += node.gpus[s.gpu].core_free.saturating_sub(s.core_milli)
     });
-    // Leftover is at most 1000 per GPU and pods hold fewer than 64 GPUs: it never outweighs a step.
-    Some((score * TIE_SCALE - f64::from(leftover), chosen))
+    // Leftover is at most 1000 per GPU and pods hold fewer than 64 GPUs: it never outweighs a
+    // step; the node's fixed rank (below 1) never outweighs a unit of leftover.
+    Some((
+        score * TIE_SCALE - f64::from(leftover) + node_rank(&node.name),
+        chosen,
+    ))
+}
+
+/// A fixed pseudo-random rank in [0, 1) per node name. Breaking the remaining ties the same way
+/// every time fills nodes in one consistent order (the consolidation that makes FGD pack well),
+/// and keeps the best node unique when kube-scheduler sees only 0–10 and breaks ties at random.
+fn node_rank(name: &str) -> f64 {
+    let fnv = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    // FNV leaves names that differ in their last characters close together: mix before use.
+    let mut z = fnv;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Scale that keeps the FGD score primary and the leftover a tie-break.

@@ -28,10 +28,48 @@ struct Entry {
     score: Option<f64>,
 }
 
+/// A policy, and whether its scores reach the decision whole or through kube-scheduler's
+/// extender interface: integers 0–10, ties broken at random as kube-scheduler's `selectHost` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Variant {
+    /// The policy.
+    pub policy: Policy,
+    /// Scores squeezed to 0–10, ties random.
+    pub through_extender: bool,
+}
+
+impl Variant {
+    /// The policy's own scores decide.
+    pub fn ideal(policy: Policy) -> Self {
+        Variant {
+            policy,
+            through_extender: false,
+        }
+    }
+
+    /// The policy as kube-scheduler sees it through the extender.
+    pub fn through_extender(policy: Policy) -> Self {
+        Variant {
+            policy,
+            through_extender: true,
+        }
+    }
+
+    /// `fragmentation`, or `fragmentation@0-10` through the extender.
+    pub fn label(&self) -> String {
+        if self.through_extender {
+            format!("{}@0-10", self.policy.name())
+        } else {
+            self.policy.name().to_string()
+        }
+    }
+}
+
 /// A policy plus its score cache.
 #[derive(Debug)]
 pub struct Chooser {
     policy: Policy,
+    through_extender: bool,
     classes: HashMap<ClassKey, usize>,
     cache: Vec<Vec<Entry>>,
 }
@@ -39,8 +77,14 @@ pub struct Chooser {
 impl Chooser {
     /// A chooser for `policy` with an empty cache.
     pub fn new(policy: Policy) -> Self {
+        Chooser::for_variant(Variant::ideal(policy))
+    }
+
+    /// A chooser for `variant` with an empty cache.
+    pub fn for_variant(variant: Variant) -> Self {
         Chooser {
-            policy,
+            policy: variant.policy,
+            through_extender: variant.through_extender,
             classes: HashMap::new(),
             cache: Vec::new(),
         }
@@ -129,6 +173,9 @@ impl Chooser {
         } else {
             feasible.iter().map(|f| f.1).collect()
         };
+        if self.through_extender {
+            return Some(feasible[random_top(&score::to_extender_scale(&scores), rng)].0);
+        }
         let mut best = 0;
         for (k, s) in scores.iter().enumerate() {
             if *s > scores[best] {
@@ -137,6 +184,23 @@ impl Chooser {
         }
         Some(feasible[best].0)
     }
+}
+
+/// Index of a highest score, uniformly at random among ties (reservoir sampling, as
+/// kube-scheduler picks among equally scored nodes).
+fn random_top(scores: &[i64], rng: &mut Rng) -> usize {
+    let (mut best, mut seen) = (0, 0u64);
+    for (k, s) in scores.iter().enumerate() {
+        if *s > scores[best] {
+            (best, seen) = (k, 1);
+        } else if *s == scores[best] {
+            seen += 1;
+            if rng.below(seen) == 0 {
+                best = k;
+            }
+        }
+    }
+    best
 }
 
 /// kube-scheduler's integer min-max normalisation to 0–100.

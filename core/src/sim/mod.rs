@@ -13,22 +13,22 @@ pub mod trace;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::score::Policy;
+use engine::Variant;
 
 use replay::{ReplayConfig, ReplayResult};
 use trace::{TraceNode, TracePod};
 
-/// Runs every (policy, seed) replay on `threads` threads; `on_done` is called after each.
-/// Results come back ordered by policy (as given), then seed; only the first keeps its ledger.
+/// Runs every (variant, seed) replay on `threads` threads; `on_done` is called after each.
+/// Results come back ordered by variant (as given), then seed; only the first keeps its ledger.
 pub fn run_replays(
     nodes: &[TraceNode],
     pods: &[TracePod],
-    policies: &[Policy],
+    variants: &[Variant],
     seeds: &[u64],
     threads: usize,
     on_done: &(dyn Fn(&ReplayResult) + Sync),
 ) -> Vec<ReplayResult> {
-    let jobs: Vec<ReplayConfig> = policies
+    let jobs: Vec<ReplayConfig> = variants
         .iter()
         .flat_map(|p| seeds.iter().map(|s| ReplayConfig::published(*p, *s)))
         .collect();

@@ -17,16 +17,16 @@ use crate::inventory::{GpuInfo, NodeInventory};
 use crate::ledger::{ClusterLedger, Holding, HostCapacity};
 use crate::request::{ContainerDemand, GpuDemand, MILLI_PER_GPU, PodRequest};
 use crate::rng::Rng;
-use crate::score::{Policy, ScoreContext};
+use crate::score::ScoreContext;
 
-use super::engine::Chooser;
+use super::engine::{Chooser, Variant};
 use super::trace::{TraceNode, TracePod};
 
 /// One replay's settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplayConfig {
-    /// Scoring policy.
-    pub policy: Policy,
+    /// Scoring policy, and whether it goes through the extender's 0–10 interface.
+    pub variant: Variant,
     /// Seed for pod shuffle, resampling and node order.
     pub seed: u64,
     /// Requested GPU as a multiple of capacity (1.3 in the published runs).
@@ -36,10 +36,10 @@ pub struct ReplayConfig {
 }
 
 impl ReplayConfig {
-    /// The published settings for `policy` and `seed`.
-    pub fn published(policy: Policy, seed: u64) -> Self {
+    /// The published settings for `variant` and `seed`.
+    pub fn published(variant: Variant, seed: u64) -> Self {
         ReplayConfig {
-            policy,
+            variant,
             seed,
             tune_ratio: 1.3,
             coverage: 0.95,
@@ -59,8 +59,8 @@ pub struct CurvePoint {
 /// The outcome of one replay.
 #[derive(Debug, Clone)]
 pub struct ReplayResult {
-    /// The settings it ran with.
-    pub policy: Policy,
+    /// The policy it ran with.
+    pub variant: Variant,
     /// Seed.
     pub seed: u64,
     /// GPUs in the cluster.
@@ -191,7 +191,7 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
     node_order.sort_by(|a, b| a.name.cmp(&b.name));
     rng.shuffle(&mut node_order);
     let mut ledger = trace_ledger(node_order);
-    let mut chooser = Chooser::new(cfg.policy);
+    let mut chooser = Chooser::for_variant(cfg.variant);
     let ctx = ScoreContext::new(&mix);
     let (mut arrived, mut used, mut placed, mut failed) = (0u64, 0u64, 0usize, 0usize);
     let mut events: Vec<CurvePoint> = Vec::with_capacity(order.len());
@@ -225,7 +225,7 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
     let at = |x: f64| alloc_at(&events, x);
     let alloc_130 = at(130.0);
     ReplayResult {
-        policy: cfg.policy,
+        variant: cfg.variant,
         seed: cfg.seed,
         cluster_gpus: capacity / u64::from(MILLI_PER_GPU),
         alloc_pct_100: at(100.0),

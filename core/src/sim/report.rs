@@ -120,7 +120,7 @@ pub fn gpu_picture(ledger: &ClusterLedger) -> String {
 /// The mean allocation curve of each policy over arrived workload (0–130%).
 pub fn curves(runs: &[ReplayResult]) -> String {
     let (w, h, pad) = (640.0, 360.0, 40.0);
-    let mut policies: Vec<_> = runs.iter().map(|r| r.policy).collect();
+    let mut policies: Vec<_> = runs.iter().map(|r| r.variant).collect();
     policies.dedup();
     let mut out =
         format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\">");
@@ -150,7 +150,7 @@ pub fn curves(runs: &[ReplayResult]) -> String {
     }
     let mut legend = String::from("<p class=\"legend\">");
     for (k, p) in policies.iter().enumerate() {
-        let mine: Vec<&ReplayResult> = runs.iter().filter(|r| r.policy == *p).collect();
+        let mine: Vec<&ReplayResult> = runs.iter().filter(|r| r.variant == *p).collect();
         let points: Vec<String> = (0..=130)
             .map(|a| {
                 let mean = mine.iter().map(|r| r.curve[a].alloc_pct).sum::<f64>()
@@ -167,7 +167,7 @@ pub fn curves(runs: &[ReplayResult]) -> String {
         let _ = write!(
             legend,
             "<span style=\"color:{c}\">&#9632; {}</span>",
-            escape(p.name())
+            escape(&p.label())
         );
     }
     out.push_str("</svg>");
@@ -183,7 +183,7 @@ pub fn trace_report(title: &str, runs: &[ReplayResult]) -> String {
         let _ = write!(
             body,
             "<h2>GPUs at the end of {} seed {} (each column a GPU, filled by allocated compute)</h2>",
-            escape(first.policy.name()),
+            escape(&first.variant.label()),
             first.seed
         );
         body.push_str(&gpu_picture(ledger));

@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use super::baselines::Published;
+use super::engine::Variant;
 use super::replay::ReplayResult;
-use crate::score::Policy;
 
 /// One seed's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,20 +61,26 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     if n == 0 { 0.0 } else { sum / n as f64 }
 }
 
-/// Summarises `results` (ordered by policy then seed, as `run_replays` returns them).
+/// Summarises `results` (ordered by variant then seed, as `run_replays` returns them).
 pub fn summarise(
     trace: &str,
-    policies: &[Policy],
+    variants: &[Variant],
     seeds: &[u64],
     results: &[ReplayResult],
     published: &[Published],
 ) -> TraceSummary {
-    let policies = policies
+    let policies = variants
         .iter()
-        .map(|p| {
-            let runs: Vec<&ReplayResult> = results.iter().filter(|r| r.policy == *p).collect();
+        .map(|v| {
+            let runs: Vec<&ReplayResult> = results.iter().filter(|r| r.variant == *v).collect();
+            // The published figures are for the policies' own scores, not the 0–10 interface.
+            let published_name = if v.through_extender {
+                None
+            } else {
+                v.policy.published_name()
+            };
             PolicySummary {
-                policy: p.name().to_string(),
+                policy: v.label(),
                 alloc_pct_100: mean(runs.iter().map(|r| r.alloc_pct_100)),
                 alloc_pct_130: mean(runs.iter().map(|r| r.alloc_pct_130)),
                 unallocated_gpus_130: mean(runs.iter().map(|r| r.unallocated_gpus_130)),
@@ -89,8 +95,7 @@ pub fn summarise(
                         failed: r.failed,
                     })
                     .collect(),
-                published: p
-                    .published_name()
+                published: published_name
                     .and_then(|name| {
                         published
                             .iter()
