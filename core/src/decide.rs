@@ -1,12 +1,14 @@
 //! What the scheduler extender answers, as pure functions over the cluster state: which of the
-//! nodes kube-scheduler sent pass (and exactly why the others do not), and how they rank on
-//! kube-scheduler's 0–10 scale. The extender crate decodes, calls these, encodes.
+//! nodes kube-scheduler sent pass (and exactly why the others do not), how they rank on
+//! kube-scheduler's 0–10 scale, and which GPUs a pod gets when it is bound. The extender crate decodes, calls these, encodes.
 
 use std::collections::BTreeMap;
 
 use crate::affinity::Spread;
+use crate::annotations::{self, Assignment};
 use crate::fit::{self, GpuChoice};
-use crate::ledger::ClusterLedger;
+use crate::keys;
+use crate::ledger::{ClusterLedger, Placement};
 use crate::request::PodRequest;
 use crate::score::{self, Policy, ScoreContext};
 
@@ -107,6 +109,58 @@ pub fn prioritize(view: View<'_>, pod: &PodRequest, nodes: &[String]) -> Vec<(St
         .cloned()
         .zip(score::to_extender_scale(&keys))
         .collect()
+}
+
+/// Why a bind cannot go ahead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindRefusal {
+    /// The node is not in the ledger.
+    #[error("node {node} has no Tessera GPU inventory")]
+    UnknownNode {
+        /// Node name.
+        node: String,
+    },
+    /// The pod no longer fits the node (another bind took the share first).
+    #[error("{0}")]
+    Unfit(#[from] fit::Unfit),
+}
+
+/// The GPUs `pod` gets on `node` at bind time, chosen by the policy, with the node's index.
+pub fn assign(
+    view: View<'_>,
+    pod: &PodRequest,
+    node: &str,
+) -> Result<(usize, Placement), BindRefusal> {
+    let index = view
+        .ledger
+        .node_index(node)
+        .ok_or_else(|| BindRefusal::UnknownNode {
+            node: node.to_string(),
+        })?;
+    let scored = score::score(view.policy, &view.ledger.nodes()[index], pod, view.ctx)?;
+    Ok((index, scored.placement))
+}
+
+/// The pod annotations written before the Binding: the assignment, the bind time (RFC 3339)
+/// and `bind-phase: allocating`, which the device plugin's Allocate looks for.
+pub fn bind_annotations(
+    assignment: &Assignment,
+    bind_time_rfc3339: &str,
+) -> BTreeMap<String, String> {
+    [
+        (
+            keys::ANNOTATION_GPU_ASSIGNMENT,
+            annotations::encode_assignment(assignment),
+        ),
+        (keys::ANNOTATION_BIND_TIME, bind_time_rfc3339.to_string()),
+        (
+            keys::ANNOTATION_BIND_PHASE,
+            keys::BIND_PHASE_ALLOCATING.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `POST /filter` and `POST /prioritize` (kube-scheduler extender v1), `/healthz`, `/readyz`.
+//! `POST /filter`, `/prioritize` and `/bind` (kube-scheduler extender v1), `/healthz`, `/readyz`.
 //! Handlers decode, hand the decision to tessera-core on a blocking thread (scoring thousands of
 //! nodes is CPU work), and encode.
 
@@ -14,7 +14,10 @@ use tessera_core::request::{self, PodRequest, RequestContext};
 
 use crate::error::ExtenderError;
 use crate::state::ExtenderState;
-use crate::wire::{ExtenderArgs, ExtenderFilterResult, HostPriority, NodeList};
+use crate::wire::{
+    ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult, ExtenderFilterResult, HostPriority,
+    NodeList,
+};
 
 /// Largest request body accepted: a full `Nodes` list of 5,000 nodes is about 25 MiB.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
@@ -24,6 +27,7 @@ pub fn router(state: Arc<ExtenderState>) -> Router {
     Router::new()
         .route("/filter", post(filter))
         .route("/prioritize", post(prioritize))
+        .route("/bind", post(bind))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -68,6 +72,7 @@ async fn filter(
 }
 
 fn filter_now(state: &ExtenderState, args: ExtenderArgs) -> ExtenderFilterResult {
+    state.remember(&args.pod);
     let pod = match pod_request(state, &args) {
         Ok(pod) => pod,
         Err(error) => {
@@ -108,6 +113,14 @@ fn filter_now(state: &ExtenderState, args: ExtenderArgs) -> ExtenderFilterResult
         failed_and_unresolvable_nodes: verdict.unresolvable,
         error: String::new(),
     }
+}
+
+async fn bind(
+    State(state): State<Arc<ExtenderState>>,
+    body: Result<Json<ExtenderBindingArgs>, JsonRejection>,
+) -> Result<Json<ExtenderBindingResult>, ExtenderError> {
+    let Json(args) = body.map_err(|e| ExtenderError::Decode(e.body_text()))?;
+    Ok(Json(crate::bind::bind(&state, args).await))
 }
 
 async fn prioritize(

@@ -2,13 +2,19 @@
 //! membership, the typical request mix and its fragmentation cache, behind one lock.
 //! Watchers (and tests) change it through `update`; verbs read it through `view`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::binder::Binder;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use tessera_core::affinity::Spread;
 use tessera_core::decide::View;
 use tessera_core::frag::{FragCache, TypicalPods};
-use tessera_core::ledger::ClusterLedger;
+use tessera_core::ledger::{ClusterLedger, Reservations};
 use tessera_core::request::Translation;
 use tessera_core::score::{Policy, ScoreContext};
 
@@ -21,6 +27,8 @@ pub struct Cluster {
     pub spread: Spread,
     /// Typical request mix for the fragmentation policies.
     pub mix: TypicalPods,
+    /// Shares handed out at bind and not yet seen by the pod watch.
+    pub reservations: Reservations,
     frag: FragCache,
 }
 
@@ -48,19 +56,37 @@ pub struct Config {
     pub slots_per_gpu: u32,
     /// Foreign request names to read (pods normally arrive already translated by the webhook).
     pub translation: Translation,
+    /// How long a bound pod may take to appear on its node before its shares are released.
+    pub reservation_timeout: Duration,
 }
 
+/// Most filtered-but-unbound pods remembered; past it the oldest memory is dropped (the pod's
+/// next scheduling attempt filters it again).
+pub const MAX_PENDING_PODS: usize = 10_000;
+
 /// Shared extender state.
-#[derive(Debug)]
 pub struct ExtenderState {
     cluster: RwLock<Cluster>,
     config: Config,
     ready: AtomicBool,
+    started: Instant,
+    binder: Arc<dyn Binder>,
+    /// Pods filtered and not yet bound, by UID: bind names only the pod, not its request.
+    pending: Mutex<HashMap<String, Pod>>,
+}
+
+impl std::fmt::Debug for ExtenderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtenderState")
+            .field("config", &self.config)
+            .field("ready", &self.ready)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ExtenderState {
-    /// An empty, not-yet-ready state.
-    pub fn new(config: Config) -> Self {
+    /// An empty, not-yet-ready state that writes binds through `binder`.
+    pub fn new(config: Config, binder: Arc<dyn Binder>) -> Self {
         let cluster = Cluster {
             ledger: ClusterLedger::new(config.slots_per_gpu),
             ..Default::default()
@@ -69,7 +95,15 @@ impl ExtenderState {
             cluster: RwLock::new(cluster),
             config,
             ready: AtomicBool::new(false),
+            started: Instant::now(),
+            binder,
+            pending: Mutex::default(),
         }
+    }
+
+    /// The bind writer.
+    pub fn binder(&self) -> &dyn Binder {
+        self.binder.as_ref()
     }
 
     /// The settings.
@@ -96,6 +130,36 @@ impl ExtenderState {
         self.cluster
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Milliseconds since the state was made: the clock of reservation deadlines.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Releases reservations whose pods never appeared in time; returns those pods.
+    pub fn expire_reservations(&self, now_ms: u64) -> Vec<String> {
+        self.update(|c| c.reservations.expire(&mut c.ledger, now_ms))
+    }
+
+    /// Remembers a pod seen by filter, for its bind.
+    pub fn remember(&self, pod: &Pod) {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() >= MAX_PENDING_PODS && !pending.contains_key(&uid) {
+            pending.clear();
+        }
+        pending.insert(uid, pod.clone());
+    }
+
+    /// The pod with `uid` seen by filter, forgetting it.
+    pub fn take_pending(&self, uid: &str) -> Option<Pod> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid)
     }
 
     /// Marks the caches synced (readiness).

@@ -77,3 +77,28 @@ pub struct HostPriority {
     #[serde(rename = "Score")]
     pub score: i64,
 }
+
+/// `ExtenderBindingArgs`: the body of `bind`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ExtenderBindingArgs {
+    /// Pod name.
+    #[serde(rename = "PodName")]
+    pub pod_name: String,
+    /// Pod namespace.
+    #[serde(rename = "PodNamespace")]
+    pub pod_namespace: String,
+    /// Pod UID.
+    #[serde(rename = "PodUID")]
+    pub pod_uid: String,
+    /// The node kube-scheduler chose.
+    #[serde(rename = "Node")]
+    pub node: String,
+}
+
+/// `ExtenderBindingResult`: an empty `Error` means the Binding was created.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExtenderBindingResult {
+    /// Why the bind failed; empty on success.
+    #[serde(rename = "Error", default)]
+    pub error: String,
+}

@@ -6,11 +6,35 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
+use std::sync::Mutex;
+use std::time::Duration;
 use tessera_core::ledger::HostCapacity;
 use tessera_core::request::Translation;
 use tessera_core::score::Policy;
 use tessera_core::testing;
-use tessera_extender::{Config, ExtenderState, router};
+
+use tessera_core::annotations;
+use tessera_core::keys;
+use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState, router};
+
+/// Records binds; fails them while `fail` is set, as an apiserver refusing the Binding would.
+#[derive(Default)]
+struct RecordingBinder {
+    binds: Mutex<Vec<BindTarget>>,
+    fail: Mutex<Option<String>>,
+}
+
+impl Binder for RecordingBinder {
+    fn bind(&self, target: BindTarget) -> BindFuture<'_> {
+        Box::pin(async move {
+            if let Some(why) = self.fail.lock().unwrap().clone() {
+                return Err(why);
+            }
+            self.binds.lock().unwrap().push(target);
+            Ok(())
+        })
+    }
+}
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/fixtures/extender/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -30,13 +54,21 @@ fn as_tessera_request(mut body: Value, mem_mib: &str) -> Value {
     body
 }
 
+const TIMEOUT: Duration = Duration::from_secs(300);
+
 /// node-1 full, node-2 half used, node-3 idle with 8 GPUs; node-4 has no GPUs (as captured).
 fn state() -> Arc<ExtenderState> {
-    let state = Arc::new(ExtenderState::new(Config {
+    state_with(Arc::new(RecordingBinder::default()))
+}
+
+fn state_with(binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
+    let config = Config {
         policy: Policy::Fragmentation,
         slots_per_gpu: 10,
         translation: Translation::default(),
-    }));
+        reservation_timeout: TIMEOUT,
+    };
+    let state = Arc::new(ExtenderState::new(config, binder));
     state.update(|c| {
         for (name, gpus, zone) in [
             ("node-1", 4, "zone-a"),
@@ -218,4 +250,161 @@ async fn readyz_waits_for_synced_caches() {
     assert_eq!(get("/readyz").await, 503);
     state.set_ready(true);
     assert_eq!(get("/readyz").await, 200);
+}
+
+fn holder_node(state: &ExtenderState, pod: &str) -> Option<String> {
+    state.read().ledger.node_of(pod).map(|n| n.name.clone())
+}
+
+#[tokio::test]
+async fn bind_writes_the_assignment_then_the_binding_and_keeps_the_share() {
+    let binder = Arc::new(RecordingBinder::default());
+    let state = state_with(binder.clone());
+    let addr = serve(state.clone()).await;
+    post(
+        addr,
+        "filter",
+        &as_tessera_request(fixture("filter.nodes.request.json"), "4096"),
+    )
+    .await;
+    let (status, out) = post(addr, "bind", &fixture("bind.request.json")).await;
+    assert_eq!((status, out["Error"].as_str()), (200, Some("")), "{out}");
+    let binds = binder.binds.lock().unwrap().clone();
+    assert_eq!(binds.len(), 1);
+    let target = &binds[0];
+    assert_eq!(
+        (
+            target.namespace.as_str(),
+            target.name.as_str(),
+            target.node.as_str()
+        ),
+        ("default", "gpu-a", "node-2")
+    );
+    assert_eq!(target.uid, "561b2450-3703-4417-9511-ecdccc312776");
+    assert_eq!(
+        target.annotations[keys::ANNOTATION_BIND_PHASE],
+        "allocating"
+    );
+    let assignment =
+        annotations::decode_assignment(&target.annotations[keys::ANNOTATION_GPU_ASSIGNMENT])
+            .unwrap();
+    assert_eq!(assignment.node, "node-2");
+    assert_eq!(assignment.containers[0].gpus[0].mem_mib, 4096);
+    assert!(
+        assignment.containers[0].gpus[0]
+            .uuid
+            .starts_with("GPU-node-2-")
+    );
+    assert_eq!(
+        holder_node(&state, "default/gpu-a").as_deref(),
+        Some("node-2")
+    );
+}
+
+#[tokio::test]
+async fn a_failed_binding_undoes_the_reservation_and_a_retry_succeeds() {
+    let binder = Arc::new(RecordingBinder::default());
+    *binder.fail.lock().unwrap() = Some("pods \"gpu-a\" not found".into());
+    let state = state_with(binder.clone());
+    let before = state.read().ledger.clone();
+    let addr = serve(state.clone()).await;
+    post(
+        addr,
+        "filter",
+        &as_tessera_request(fixture("filter.nodes.request.json"), "4096"),
+    )
+    .await;
+    let (status, out) = post(addr, "bind", &fixture("bind.request.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        out["Error"],
+        "binding default/gpu-a to node-2: pods \"gpu-a\" not found"
+    );
+    assert!(
+        state.read().ledger.same_state(&before),
+        "nothing half-applied"
+    );
+    *binder.fail.lock().unwrap() = None;
+    let (_, out) = post(addr, "bind", &fixture("bind.request.json")).await;
+    assert_eq!(
+        out["Error"], "",
+        "the pod is remembered for kube-scheduler's retry"
+    );
+    assert_eq!(
+        holder_node(&state, "default/gpu-a").as_deref(),
+        Some("node-2")
+    );
+}
+
+#[tokio::test]
+async fn two_binds_never_get_the_same_share_and_unseen_pods_are_refused() {
+    let binder = Arc::new(RecordingBinder::default());
+    let state = state_with(binder.clone());
+    let addr = serve(state.clone()).await;
+    // Each pod wants 12 GiB: node-2 has three idle 16 GiB GPUs and one half used.
+    let mut pods = Vec::new();
+    for i in 0..4 {
+        let mut request = as_tessera_request(fixture("filter.nodenames.request.json"), "12288");
+        request["Pod"]["metadata"]["name"] = Value::String(format!("p{i}"));
+        request["Pod"]["metadata"]["uid"] = Value::String(format!("uid-{i}"));
+        post(addr, "filter", &request).await;
+        pods.push(serde_json::json!({"PodName": format!("p{i}"), "PodNamespace": "default", "PodUID": format!("uid-{i}"), "Node": "node-2"}));
+    }
+    let mut errors = Vec::new();
+    for bind in &pods {
+        let (_, out) = post(addr, "bind", bind).await;
+        errors.push(out["Error"].as_str().unwrap().to_string());
+    }
+    assert_eq!(errors[..3], ["", "", ""]);
+    assert!(
+        errors[3].starts_with(
+            "cannot bind default/p3 to node-2: node node-2: container \"main\" needs 1 GPU(s)"
+        ),
+        "{}",
+        errors[3]
+    );
+    assert_eq!(binder.binds.lock().unwrap().len(), 3);
+    let uuids: std::collections::BTreeSet<String> = binder
+        .binds
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            annotations::decode_assignment(&t.annotations[keys::ANNOTATION_GPU_ASSIGNMENT])
+                .unwrap()
+                .containers[0]
+                .gpus[0]
+                .uuid
+                .clone()
+        })
+        .collect();
+    assert_eq!(uuids.len(), 3, "three distinct GPUs");
+    let unseen = serde_json::json!({"PodName": "ghost", "PodNamespace": "default", "PodUID": "uid-ghost", "Node": "node-2"});
+    let (_, out) = post(addr, "bind", &unseen).await;
+    assert_eq!(
+        out["Error"],
+        "pod default/ghost (uid uid-ghost) was not filtered by this extender"
+    );
+}
+
+#[tokio::test]
+async fn a_reservation_whose_pod_never_shows_up_is_released_after_the_timeout() {
+    let state = state();
+    let addr = serve(state.clone()).await;
+    post(
+        addr,
+        "filter",
+        &as_tessera_request(fixture("filter.nodes.request.json"), "4096"),
+    )
+    .await;
+    let (_, out) = post(addr, "bind", &fixture("bind.request.json")).await;
+    assert_eq!(out["Error"], "");
+    let now = state.now_ms();
+    assert!(state.expire_reservations(now).is_empty(), "not yet");
+    let later = now + TIMEOUT.as_millis() as u64 + 1;
+    assert_eq!(
+        state.expire_reservations(later),
+        vec!["default/gpu-a".to_string()]
+    );
+    assert_eq!(holder_node(&state, "default/gpu-a"), None);
 }

@@ -145,3 +145,41 @@ fn prioritize_follows_the_policy_on_the_zero_to_ten_scale() {
         ]
     );
 }
+
+#[test]
+fn assign_picks_gpus_on_the_bound_node_and_annotations_round_trip() {
+    let (ledger, spread) = cluster();
+    let mix = TypicalPods::default();
+    let view = View {
+        ledger: &ledger,
+        spread: &spread,
+        policy: Policy::Binpack,
+        ctx: ScoreContext::new(&mix),
+    };
+    let (index, placement) = assign(view, &share(4096, 300), "node-2").unwrap();
+    assert_eq!(ledger.nodes()[index].name, "node-2");
+    let assignment = ledger.nodes()[index].to_assignment(&placement);
+    // Binpack takes the half-used GPU 0.
+    assert_eq!(assignment.containers[0].gpus[0].uuid, "GPU-node-2-0");
+    let notes = bind_annotations(&assignment, "2026-11-23T20:02:26Z");
+    assert_eq!(notes[crate::keys::ANNOTATION_BIND_PHASE], "allocating");
+    assert_eq!(
+        notes[crate::keys::ANNOTATION_BIND_TIME],
+        "2026-11-23T20:02:26Z"
+    );
+    assert_eq!(
+        crate::annotations::decode_assignment(&notes[crate::keys::ANNOTATION_GPU_ASSIGNMENT])
+            .unwrap(),
+        assignment
+    );
+    assert!(matches!(
+        assign(view, &share(4096, 300), "node-1"),
+        Err(BindRefusal::Unfit(_))
+    ));
+    assert_eq!(
+        assign(view, &share(1, 1), "node-9")
+            .unwrap_err()
+            .to_string(),
+        "node node-9 has no Tessera GPU inventory"
+    );
+}

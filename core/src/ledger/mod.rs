@@ -6,10 +6,12 @@
 //! never double-allocate (STYLE.md, principle 2).
 
 mod node;
+mod reservations;
 #[cfg(test)]
 mod tests;
 
 pub use node::{GpuState, Holding, HostCapacity, NodeLedger};
+pub use reservations::Reservations;
 
 use std::collections::HashMap;
 

@@ -1,0 +1,110 @@
+//! The bind verb: choose the pod's GPUs on the node kube-scheduler picked, reserve them in the
+//! ledger, then write annotations and the Binding. Any failure after the reservation undoes it,
+//! and the answer carries the error: kube-scheduler then retries the pod from filter. Success is
+//! answered only once the Binding exists (an empty error for a pod left unbound is never retried).
+
+use std::collections::BTreeMap;
+
+use tessera_core::decide;
+use tessera_core::ledger::Holding;
+use tessera_core::request::{self, PodRequest, RequestContext};
+
+use crate::binder::BindTarget;
+use crate::state::{Cluster, ExtenderState};
+use crate::wire::{ExtenderBindingArgs, ExtenderBindingResult};
+
+/// Serves one bind.
+pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderBindingResult {
+    let key = format!("{}/{}", args.pod_namespace, args.pod_name);
+    let Some(pod) = state.take_pending(&args.pod_uid) else {
+        return failed(format!(
+            "pod {key} (uid {}) was not filtered by this extender",
+            args.pod_uid
+        ));
+    };
+    let ctx = RequestContext {
+        translation: state.config().translation,
+        largest_gpu_mib: None,
+    };
+    let request = match request::pod_request(&pod, ctx) {
+        Ok(r) => r,
+        Err(e) => return failed(e.to_string()),
+    };
+    let deadline = state
+        .now_ms()
+        .saturating_add(state.config().reservation_timeout.as_millis() as u64);
+    let reserved = state.update(|c| reserve(c, state, &request, &key, &args, deadline));
+    let target = match reserved {
+        Ok(target) => target,
+        Err(why) => {
+            state.remember(&pod);
+            return failed(format!("cannot bind {key} to {}: {why}", args.node));
+        }
+    };
+    match state.binder().bind(target).await {
+        Ok(()) => {
+            state.update(|c| record_member(c, &request, &args.node));
+            ExtenderBindingResult::default()
+        }
+        Err(why) => {
+            state.update(|c| c.reservations.cancel(&mut c.ledger, &key));
+            state.remember(&pod);
+            failed(format!("binding {key} to {}: {why}", args.node))
+        }
+    }
+}
+
+fn failed(error: String) -> ExtenderBindingResult {
+    ExtenderBindingResult { error }
+}
+
+/// Chooses and reserves the GPUs (pods without GPU requests reserve nothing).
+fn reserve(
+    c: &mut Cluster,
+    state: &ExtenderState,
+    request: &PodRequest,
+    key: &str,
+    args: &ExtenderBindingArgs,
+    deadline_ms: u64,
+) -> Result<BindTarget, String> {
+    let mut annotations = BTreeMap::new();
+    if !request.containers.is_empty() {
+        let (index, placement) = decide::assign(c.view(state.config().policy), request, &args.node)
+            .map_err(|e| e.to_string())?;
+        let assignment = c.ledger.nodes()[index].to_assignment(&placement);
+        annotations = decide::bind_annotations(&assignment, &now_rfc3339());
+        let holding = Holding {
+            placement,
+            cpu_milli: 0,
+            mem_mib: 0,
+        };
+        c.reservations
+            .reserve(&mut c.ledger, key, index, holding, deadline_ms)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(BindTarget {
+        namespace: args.pod_namespace.clone(),
+        name: args.pod_name.clone(),
+        uid: args.pod_uid.clone(),
+        node: args.node.clone(),
+        annotations,
+    })
+}
+
+/// A bound group member counts for spreading from now on.
+fn record_member(c: &mut Cluster, request: &PodRequest, node: &str) {
+    let Cluster { ledger, spread, .. } = c;
+    if let (Some(group), Some(node)) = (&request.group, ledger.node(node)) {
+        spread.add(group, node);
+    }
+}
+
+/// The wall-clock time in RFC 3339 (seconds, UTC), as Kubernetes writes times.
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    k8s_openapi::jiff::Timestamp::new(i64::try_from(secs).unwrap_or(0), 0)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}

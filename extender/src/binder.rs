@@ -1,0 +1,32 @@
+//! Writing a bind to the apiserver: patch the pod's annotations (assignment, bind time,
+//! `bind-phase: allocating`), then create its Binding. A trait so that the HTTP verbs are tested
+//! against a recording binder and production uses the apiserver.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+/// What to bind where, and the annotations to write first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindTarget {
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Pod UID (the Binding is refused if the pod was re-created meanwhile).
+    pub uid: String,
+    /// Node name.
+    pub node: String,
+    /// Annotations to patch onto the pod before the Binding (empty for pods without GPUs).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A boxed future, so binders can be used as trait objects.
+pub type BindFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Writes binds. `Ok` only once the Binding exists: kube-scheduler treats an empty error as a
+/// bound pod and never retries.
+pub trait Binder: Send + Sync {
+    /// Patches the annotations, then creates the Binding.
+    fn bind(&self, target: BindTarget) -> BindFuture<'_>;
+}
