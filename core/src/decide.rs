@@ -77,7 +77,8 @@ fn verdict(view: View<'_>, pod: &PodRequest, name: &str) -> Verdict {
     {
         return Verdict::Fail(unfit.to_string());
     }
-    if pod.containers.is_empty() || score::score_value(view.policy, node, pod, view.ctx).is_some() {
+    // Fit is the same for every policy: no need to score here, prioritize does that.
+    if pod.containers.is_empty() || fit::try_choose(node, pod, GpuChoice::BestFit).is_some() {
         return Verdict::Pass;
     }
     Verdict::Fail(fit::explain(node, pod, GpuChoice::BestFit).to_string())

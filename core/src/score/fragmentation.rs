@@ -18,22 +18,25 @@ pub(super) fn published<'p>(
     pod: &'p PodRequest,
     ctx: ScoreContext<'_>,
 ) -> Evaluation<'p> {
-    evaluate(node, pod, ctx, |before, after| {
-        let x = (before - after) / 1000.0;
-        (100.0 / (1.0 + (-x).exp())).trunc()
-    })
+    evaluate(node, pod, ctx, |before, after| sigmoid_step(before - after))
+}
+
+/// FGD's squashing of a fragmentation decrease (thousandths of a GPU) into an integer 0–100.
+fn sigmoid_step(decrease: f64) -> f64 {
+    (100.0 / (1.0 + (-decrease / 1000.0).exp())).trunc()
 }
 
 /// Tessera's `fragmentation`: the published FGD score, then, among nodes that tie on it, the
-/// one whose chosen GPUs keep the least compute left over (best fit), then node order.
-/// Replays of the trace showed the sigmoid's coarse integer steps are worth keeping: with the
-/// exact change instead, placements scatter across nodes and the cluster packs worse.
+/// one whose chosen GPUs keep the least compute left over (best fit), then a fixed node rank.
+/// Within a node the GPU with the largest exact decrease is taken (FGD takes the first GPU
+/// reaching the top integer step). Replays of the trace showed the sigmoid's coarse steps are
+/// worth keeping across nodes: with the exact change, placements scatter and the cluster packs worse.
 pub(super) fn ours<'p>(
     node: &NodeLedger,
     pod: &'p PodRequest,
     ctx: ScoreContext<'_>,
 ) -> Evaluation<'p> {
-    let (score, chosen) = published(node, pod, ctx)?;
+    let (decrease, chosen) = evaluate(node, pod, ctx, |before, after| before - after)?;
     let mut leftover = 0u32;
     chosen.for_each_share(node, |s| {
         leftover += node.gpus[s.gpu].core_free.saturating_sub(s.core_milli)
@@ -41,7 +44,7 @@ pub(super) fn ours<'p>(
     // Leftover is at most 1000 per GPU and pods hold fewer than 64 GPUs: it never outweighs a
     // step; the node's fixed rank (below 1) never outweighs a unit of leftover.
     Some((
-        score * TIE_SCALE - f64::from(leftover) + node_rank(&node.name),
+        sigmoid_step(decrease) * TIE_SCALE - f64::from(leftover) + node_rank(&node.name),
         chosen,
     ))
 }

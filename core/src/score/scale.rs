@@ -13,15 +13,27 @@ pub const MAX_EXTENDER_SCORE: i64 = 10;
 /// Extender scores (0–10) for `scores` (any totally ordered key, e.g. a tuple compared
 /// lexicographically), in the same order.
 pub fn to_extender_scale<T: PartialOrd + Copy>(scores: &[T]) -> Vec<i64> {
-    let mut distinct: Vec<T> = scores.to_vec();
-    distinct.sort_by(|a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
-    distinct.dedup_by(|a, b| a == b);
-    let worst = (distinct.len().max(2) as f64).ln();
-    scores
-        .iter()
-        .map(|s| {
-            let rank = distinct.iter().position(|d| d == s).unwrap_or(0) as f64;
-            let fall = (MAX_EXTENDER_SCORE as f64 * (1.0 + rank).ln() / worst).round() as i64;
+    // Rank = number of distinct better values; one sort instead of a search per node.
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| {
+        scores[*b]
+            .partial_cmp(&scores[*a])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut ranks = vec![0usize; scores.len()];
+    let mut rank = 0;
+    for (k, &i) in order.iter().enumerate() {
+        if k > 0 && scores[i] != scores[order[k - 1]] {
+            rank += 1;
+        }
+        ranks[i] = rank;
+    }
+    let worst = ((rank + 1).max(2) as f64).ln();
+    ranks
+        .into_iter()
+        .map(|rank| {
+            let fall =
+                (MAX_EXTENDER_SCORE as f64 * (1.0 + rank as f64).ln() / worst).round() as i64;
             MAX_EXTENDER_SCORE - fall
         })
         .collect()
