@@ -9,6 +9,7 @@ pub mod annotations;
 pub mod decide;
 pub mod fit;
 pub mod frag;
+pub mod hash;
 pub mod inventory;
 pub mod keys;
 pub mod ledger;

@@ -5,9 +5,7 @@
 //! pod then costs only the per-candidate update. Entries are keyed by node name and stamped with
 //! the ledger version they were computed at, so a stale entry is never used.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
+use crate::hash::FnvMap;
 use crate::ledger::{ClusterLedger, NodeLedger};
 
 use super::{NodeFrag, TypicalPods};
@@ -16,30 +14,7 @@ use super::{NodeFrag, TypicalPods};
 #[derive(Debug, Clone, Default)]
 pub struct FragCache {
     mix: TypicalPods,
-    entries: HashMap<String, (u64, NodeFrag), BuildHasherDefault<Fnv>>,
-}
-
-/// FNV-1a: node names are short and trusted, and the lookup runs once per node per decision,
-/// where the default DoS-resistant hasher costs more than the rest of the lookup.
-#[derive(Debug, Clone, Copy)]
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    entries: FnvMap<String, (u64, NodeFrag)>,
 }
 
 impl FragCache {

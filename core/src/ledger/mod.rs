@@ -13,7 +13,7 @@ mod tests;
 pub use node::{GpuState, Holding, HostCapacity, NodeLedger};
 pub use reservations::Reservations;
 
-use std::collections::HashMap;
+use crate::hash::FnvMap;
 
 use thiserror::Error;
 
@@ -119,8 +119,8 @@ pub enum LedgerError {
 #[derive(Debug, Clone, Default)]
 pub struct ClusterLedger {
     nodes: Vec<NodeLedger>,
-    by_name: HashMap<String, usize>,
-    pods: HashMap<String, usize>,
+    by_name: FnvMap<String, usize>,
+    pods: FnvMap<String, usize>,
     slots_per_gpu: u32,
 }
 
