@@ -45,6 +45,20 @@ fn share(mem: u64, core: u32) -> PodRequest {
     }
 }
 
+fn view_of<'a>(
+    ledger: &'a ClusterLedger,
+    spread: &'a Spread,
+    mix: &'a TypicalPods,
+    policy: Policy,
+) -> View<'a> {
+    View {
+        ledger,
+        spread,
+        policy,
+        ctx: ScoreContext::new(mix),
+    }
+}
+
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -53,12 +67,7 @@ fn names(list: &[&str]) -> Vec<String> {
 fn filter_passes_fitting_nodes_and_names_why_the_others_fail() {
     let (ledger, spread) = cluster();
     let mix = TypicalPods::default();
-    let view = View {
-        ledger: &ledger,
-        spread: &spread,
-        policy: Policy::Fragmentation,
-        ctx: ScoreContext::new(&mix),
-    };
+    let view = view_of(&ledger, &spread, &mix, Policy::Fragmentation);
     let out = filter(
         view,
         &share(4096, 300),
@@ -80,12 +89,7 @@ fn filter_passes_fitting_nodes_and_names_why_the_others_fail() {
 fn pass_through_pods_pass_everywhere_without_lookups() {
     let (ledger, spread) = cluster();
     let mix = TypicalPods::default();
-    let view = View {
-        ledger: &ledger,
-        spread: &spread,
-        policy: Policy::Binpack,
-        ctx: ScoreContext::new(&mix),
-    };
+    let view = view_of(&ledger, &spread, &mix, Policy::Binpack);
     let all = names(&["node-1", "unknown"]);
     assert_eq!(filter(view, &PodRequest::default(), &all).passed, all);
 }
@@ -100,12 +104,7 @@ fn quorum_members_are_filtered_and_spread_members_ranked() {
     };
     spread.add(&group, ledger.node("node-3").unwrap());
     let mix = TypicalPods::default();
-    let view = View {
-        ledger: &ledger,
-        spread: &spread,
-        policy: Policy::Binpack,
-        ctx: ScoreContext::new(&mix),
-    };
+    let view = view_of(&ledger, &spread, &mix, Policy::Binpack);
     let pod = PodRequest {
         group: Some(group),
         ..Default::default()
@@ -124,12 +123,7 @@ fn quorum_members_are_filtered_and_spread_members_ranked() {
 fn prioritize_follows_the_policy_on_the_zero_to_ten_scale() {
     let (ledger, spread) = cluster();
     let mix = TypicalPods::default();
-    let view = View {
-        ledger: &ledger,
-        spread: &spread,
-        policy: Policy::Binpack,
-        ctx: ScoreContext::new(&mix),
-    };
+    let view = view_of(&ledger, &spread, &mix, Policy::Binpack);
     let ranked = prioritize(
         view,
         &share(2048, 100),
@@ -150,12 +144,7 @@ fn prioritize_follows_the_policy_on_the_zero_to_ten_scale() {
 fn assign_picks_gpus_on_the_bound_node_and_annotations_round_trip() {
     let (ledger, spread) = cluster();
     let mix = TypicalPods::default();
-    let view = View {
-        ledger: &ledger,
-        spread: &spread,
-        policy: Policy::Binpack,
-        ctx: ScoreContext::new(&mix),
-    };
+    let view = view_of(&ledger, &spread, &mix, Policy::Binpack);
     let (index, placement) = assign(view, &share(4096, 300), "node-2").unwrap();
     assert_eq!(ledger.nodes()[index].name, "node-2");
     let assignment = ledger.nodes()[index].to_assignment(&placement);
