@@ -13,6 +13,7 @@ pub mod hash;
 pub mod inventory;
 pub mod keys;
 pub mod ledger;
+pub mod plugin;
 pub mod quantity;
 pub mod request;
 pub mod rng;

@@ -1,0 +1,13 @@
+//! Every decision the device plugin makes, with no I/O: slot IDs, which pod an `Allocate` serves
+//! and the env it gets, GPU health from XID events and its recovery, when to write the node's
+//! inventory annotation, and how to correct an assignment from the kubelet's PodResources.
+//!
+//! The device plugin crate feeds these functions from NVML, the kubelet and the apiserver and acts
+//! on their answers (DESIGN.md, "The contract between the parts"; STYLE.md 2.1).
+
+pub mod allocate;
+pub mod env;
+pub mod health;
+pub mod publish;
+pub mod reconcile;
+pub mod slots;
