@@ -10,6 +10,7 @@ pub mod decide;
 pub mod fit;
 pub mod frag;
 pub mod hash;
+pub mod inject;
 pub mod inventory;
 pub mod keys;
 pub mod ledger;

@@ -1,0 +1,87 @@
+//! Admission-time injection: which `InjectionProfile`s apply to a pod and the JSON Patch that
+//! applies them (DESIGN.md, "Sidecars and identity").
+//!
+//! The webhook decodes the AdmissionReview into a [`PodView`], calls [`mutate`] and encodes the
+//! answer. Everything is decided here: selection, sidecars without duplicates, identity
+//! templating, the SPIFFE ID and its token, GPU name translation and the scheduler name, and the
+//! `tessera.dev/injected: name@hash` marker that makes a second pass change nothing. A profile
+//! that cannot render for a pod is an error and no patch at all is produced.
+
+mod compile;
+mod gpu;
+mod identity;
+mod patch;
+pub mod profile;
+mod render;
+mod select;
+pub mod template;
+#[cfg(test)]
+mod tests;
+pub mod view;
+
+pub use compile::{MAX_PROFILE_NAME, Problem, Profile, ProfileError, compile_all};
+pub use identity::Facts;
+pub use patch::{Op, escape};
+pub use profile::{InjectionProfile, InjectionProfileSpec};
+pub use render::{Context, Outcome, ReplicaLookup, mutate};
+pub use select::{Selection, injected_names, label_selector_matches, select};
+pub use view::{PodView, Str};
+
+use thiserror::Error;
+
+use crate::request::RequestError;
+
+/// Annotation-key suffix of a profile's rendered files: `<profile>.files.tessera.dev/<file>`.
+pub const FILES_ANNOTATION_DOMAIN: &str = "files.tessera.dev";
+/// Env var holding the pod's SPIFFE ID.
+pub const ENV_SPIFFE_ID: &str = "SPIFFE_ID";
+/// Volume holding the projected service-account token for the SPIFFE audience.
+pub const TOKEN_VOLUME: &str = "tessera-spiffe-token";
+/// Where that token is mounted in every app container (file `token`).
+pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/tessera.dev/spiffe";
+
+/// Why a profile cannot be rendered for a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("profile {profile:?}: {field}: {problem}")]
+pub struct RenderError {
+    /// Profile name.
+    pub profile: String,
+    /// The profile field being rendered.
+    pub field: String,
+    /// What the pod lacks.
+    pub problem: RenderProblem,
+}
+
+/// What a pod lacks for a profile to render.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RenderProblem {
+    /// Identity templates need a StatefulSet member.
+    #[error("the pod is not a StatefulSet member")]
+    NotStatefulSetMember,
+    /// The ordinal cannot be read.
+    #[error("cannot read the StatefulSet ordinal from {0}")]
+    BadOrdinal(String),
+    /// No pod name at admission (`generateName`).
+    #[error("the pod has no name at admission (generateName)")]
+    NoPodName,
+    /// No headless service.
+    #[error("the pod has no spec.subdomain (headless service)")]
+    NoService,
+    /// Replica count unknown.
+    #[error("the StatefulSet's replica count is unknown and spec.identity.replicas is not set")]
+    NoReplicas,
+    /// `{{peers}}` inside the peer entry.
+    #[error("{{{{peers}}}} cannot be used inside spec.identity.peers.entry")]
+    NestedPeers,
+    /// A GPU request that does not read.
+    #[error("{0}")]
+    Request(Box<RequestError>),
+    /// A foreign GPU name Tessera cannot express.
+    #[error("container {container:?}: {resource} has no tessera.dev equivalent")]
+    NoEquivalent {
+        /// Container name.
+        container: String,
+        /// The foreign resource.
+        resource: &'static str,
+    },
+}

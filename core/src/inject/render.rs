@@ -1,0 +1,347 @@
+//! [`mutate`]: the whole admission decision for one pod, from selection to the patch.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use super::compile::Profile;
+use super::identity::{Facts, Renderer};
+use super::patch::{Changes, Op};
+use super::profile::Spiffe;
+use super::select::{injected_names, select};
+use super::view::PodView;
+use super::{
+    ENV_SPIFFE_ID, FILES_ANNOTATION_DOMAIN, RenderError, TOKEN_MOUNT_PATH, TOKEN_VOLUME, gpu,
+};
+use crate::keys;
+
+/// Answers the replica count of a StatefulSet (by name, in the request's namespace).
+pub type ReplicaLookup<'c> = &'c dyn Fn(&str) -> Option<u32>;
+
+/// What the webhook knows beyond the pod.
+#[derive(Clone, Copy, Default)]
+pub struct Context<'c> {
+    /// The request's namespace.
+    pub namespace: &'c str,
+    /// Cluster DNS domain (`cluster.local`).
+    pub cluster_domain: &'c str,
+    /// The namespace's labels, when the webhook has them cached.
+    pub namespace_labels: Option<&'c BTreeMap<String, String>>,
+    /// Replica count of a StatefulSet in the namespace, when the webhook has it cached.
+    pub replicas: Option<ReplicaLookup<'c>>,
+    /// SPIFFE settings for injected pods whose profiles set none.
+    pub spiffe: Option<&'c Spiffe>,
+}
+
+/// The decision for one pod.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Profiles applied by this patch, in name order.
+    pub applied: Vec<String>,
+    /// Selected profiles that the marker says were applied before.
+    pub already: Vec<String>,
+    /// The JSON Patch; empty means no patch.
+    pub ops: Vec<Op>,
+    /// Notes for the client.
+    pub warnings: Vec<String>,
+}
+
+/// Decides what to inject into `pod` and builds the patch. A profile that cannot render is an
+/// error and nothing is patched.
+pub fn mutate(
+    profiles: &[Profile],
+    pod: &PodView<'_>,
+    ctx: &Context<'_>,
+) -> Result<Outcome, RenderError> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or(ctx.namespace);
+    if pod.spec.is_none() {
+        return Ok(Outcome::default());
+    }
+    let sel = select(profiles, pod, namespace, ctx.namespace_labels);
+    let mut out = Outcome {
+        already: sel.done,
+        warnings: sel.warnings,
+        ..Outcome::default()
+    };
+    if sel.apply.is_empty() {
+        return Ok(out);
+    }
+    let mut b = Builder::new(pod);
+    let facts = Facts::of(pod, namespace);
+    for p in &sel.apply {
+        b.sidecars(p);
+        if has_identity(p)
+            && let Some(facts) = member_facts(&facts, p)?
+        {
+            b.identity(p, facts, ctx)?;
+        }
+        b.gpu(p, pod, &mut out.warnings)?;
+    }
+    if let Some(s) = sel
+        .apply
+        .iter()
+        .find_map(|p| p.spec.spiffe.as_ref())
+        .or(ctx.spiffe)
+    {
+        let facts = Facts::of(pod, namespace).ok();
+        let sa = facts.as_ref().map_or("default", |f| f.service_account);
+        b.spiffe(
+            s,
+            &format!("spiffe://{}/ns/{namespace}/sa/{sa}", s.trust_domain),
+        );
+    }
+    let mut marker: Vec<String> = injected_names(pod.annotation(keys::ANNOTATION_INJECTED))
+        .into_iter()
+        .map(|(n, h)| format!("{n}@{h}"))
+        .collect();
+    marker.extend(sel.apply.iter().map(|p| format!("{}@{}", p.name, p.hash)));
+    marker.sort();
+    b.changes
+        .annotations
+        .insert(keys::ANNOTATION_INJECTED.to_string(), marker.join(","));
+    out.applied = sel.apply.iter().map(|p| p.name.clone()).collect();
+    out.ops = b.finish(pod);
+    Ok(out)
+}
+
+fn has_identity(p: &Profile) -> bool {
+    !p.env.is_empty() || !p.files.is_empty()
+}
+
+/// The facts of a StatefulSet member; `None` for other pods, which get no identity.
+fn member_facts<'f>(
+    facts: &'f Result<Facts<'f>, super::RenderProblem>,
+    p: &Profile,
+) -> Result<Option<&'f Facts<'f>>, RenderError> {
+    match facts {
+        Ok(f) if f.member.is_some() => Ok(Some(f)),
+        Ok(_) => Ok(None),
+        Err(problem) => Err(RenderError {
+            profile: p.name.clone(),
+            field: "spec.identity".into(),
+            problem: problem.clone(),
+        }),
+    }
+}
+
+/// Collects the changes of every applied profile, skipping whatever the pod already has.
+struct Builder {
+    changes: Changes,
+    /// Container names in the pod or added (containers and init containers share one space).
+    names: BTreeSet<String>,
+    volumes: BTreeSet<String>,
+    /// Env vars and mounts for every app container, in order, first of a name wins.
+    env: Vec<(String, Value)>,
+    mounts: Vec<(String, Value)>,
+}
+
+impl Builder {
+    fn new(pod: &PodView<'_>) -> Builder {
+        let names = pod
+            .containers()
+            .iter()
+            .chain(pod.init_containers())
+            .map(|c| c.name.to_string())
+            .collect();
+        let volumes = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|v| v.name.to_string())
+            .collect();
+        Builder {
+            changes: Changes::default(),
+            names,
+            volumes,
+            env: Vec::new(),
+            mounts: Vec::new(),
+        }
+    }
+
+    fn sidecars(&mut self, p: &Profile) {
+        let native = p.spec.sidecars.as_ref().is_some_and(|s| s.native);
+        for (name, value) in &p.containers {
+            if !self.names.insert(name.clone()) {
+                continue;
+            }
+            if native {
+                let mut v = value.clone();
+                v["restartPolicy"] = json!("Always");
+                self.changes.init_containers.push(v);
+            } else {
+                self.changes.containers.push(value.clone());
+            }
+        }
+        for (name, value) in &p.init_containers {
+            if self.names.insert(name.clone()) {
+                self.changes.init_containers.push(value.clone());
+            }
+        }
+        for (name, value) in &p.volumes {
+            self.add_volume(name, value.clone());
+        }
+    }
+
+    fn add_volume(&mut self, name: &str, value: Value) -> bool {
+        let added = self.volumes.insert(name.to_string());
+        if added {
+            self.changes.volumes.push(value);
+        }
+        added
+    }
+
+    fn add_env(&mut self, name: &str, value: String) {
+        if !self.env.iter().any(|(n, _)| n == name) {
+            self.env
+                .push((name.to_string(), json!({"name": name, "value": value})));
+        }
+    }
+
+    fn add_mount(&mut self, volume: &str, path: &str) {
+        if !self.mounts.iter().any(|(p, _)| p == path) {
+            let m = json!({"name": volume, "mountPath": path, "readOnly": true});
+            self.mounts.push((path.to_string(), m));
+        }
+    }
+
+    fn identity(
+        &mut self,
+        p: &Profile,
+        facts: &Facts<'_>,
+        ctx: &Context<'_>,
+    ) -> Result<(), RenderError> {
+        let ids = p.spec.identity.as_ref();
+        let domain = ids
+            .and_then(|i| i.cluster_domain.as_deref())
+            .unwrap_or(ctx.cluster_domain);
+        let replicas = facts
+            .member
+            .and_then(|(sts, _)| ctx.replicas.and_then(|f| f(sts)));
+        let r = Renderer {
+            facts,
+            profile: p,
+            replicas,
+            cluster_domain: domain,
+        };
+        for (name, t) in &p.env {
+            let value = r.render(&format!("spec.identity.env[{name}]"), t)?;
+            self.add_env(name, value);
+        }
+        let Some(files) = ids.and_then(|i| i.files.as_ref()) else {
+            return Ok(());
+        };
+        let mut items = Vec::new();
+        for (file, t) in &p.files {
+            let text = r.render(&format!("spec.identity.files.items[{file}]"), t)?;
+            let key = format!("{}.{FILES_ANNOTATION_DOMAIN}/{file}", p.name);
+            let field = format!("metadata.annotations['{key}']");
+            items.push(json!({"path": file, "fieldRef": {"fieldPath": field}}));
+            self.changes.annotations.insert(key, text);
+        }
+        let volume = format!("tessera-{}-files", p.name);
+        let value =
+            json!({"name": volume, "projected": {"sources": [{"downwardAPI": {"items": items}}]}});
+        self.add_volume(&volume, value);
+        self.add_mount(&volume, &files.mount_path);
+        Ok(())
+    }
+
+    fn spiffe(&mut self, s: &Spiffe, id: &str) {
+        self.add_env(ENV_SPIFFE_ID, id.to_string());
+        let token = json!({"serviceAccountToken": {
+            "audience": s.audience, "expirationSeconds": s.expiration_seconds, "path": "token"}});
+        let value = json!({"name": TOKEN_VOLUME, "projected": {"sources": [token]}});
+        self.add_volume(TOKEN_VOLUME, value);
+        self.add_mount(TOKEN_VOLUME, TOKEN_MOUNT_PATH);
+    }
+
+    /// Translates foreign GPU names and picks the Tessera scheduler for GPU pods.
+    fn gpu(
+        &mut self,
+        p: &Profile,
+        pod: &PodView<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), RenderError> {
+        let Some(scheduler) = p.scheduler_name() else {
+            return Ok(());
+        };
+        for (i, c) in pod.containers().iter().enumerate() {
+            let ch = self.changes.existing.entry(i).or_default();
+            gpu::translate(c, p.translation, ch).map_err(|problem| RenderError {
+                profile: p.name.clone(),
+                field: "spec.gpu".into(),
+                problem,
+            })?;
+        }
+        if self.changes.scheduler_name.is_some()
+            || !gpu::asks_for_gpu(pod.containers(), p.translation)
+        {
+            return Ok(());
+        }
+        match pod.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()) {
+            None | Some("default-scheduler") => {
+                self.changes.scheduler_name = Some(scheduler.to_string());
+            }
+            Some(s) if s == scheduler => {}
+            Some(other) => warnings.push(format!(
+                "profile {:?}: the pod asks for GPUs but keeps its scheduler {other:?}, \
+                 so the Tessera extender will not place it",
+                p.name
+            )),
+        }
+        Ok(())
+    }
+
+    /// Adds the collected env and mounts to every app container and writes the patch.
+    fn finish(mut self, pod: &PodView<'_>) -> Vec<Op> {
+        for (i, c) in pod.containers().iter().enumerate() {
+            let have_env: BTreeSet<&str> =
+                c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+            let have_paths: BTreeSet<&str> = c
+                .volume_mounts
+                .iter()
+                .flatten()
+                .map(|m| m.mount_path.as_str())
+                .collect();
+            let ch = self.changes.existing.entry(i).or_default();
+            ch.env.extend(
+                self.env
+                    .iter()
+                    .filter(|(n, _)| !have_env.contains(n.as_str()))
+                    .map(|(_, v)| v.clone()),
+            );
+            ch.mounts.extend(
+                self.mounts
+                    .iter()
+                    .filter(|(p, _)| !have_paths.contains(p.as_str()))
+                    .map(|(_, v)| v.clone()),
+            );
+        }
+        for c in &mut self.changes.containers {
+            merge(c, "env", "name", &self.env);
+            merge(c, "volumeMounts", "mountPath", &self.mounts);
+        }
+        self.changes.into_ops(pod)
+    }
+}
+
+/// Appends `items` to the array `field` of an injected container, skipping keys it has.
+fn merge(container: &mut Value, field: &str, key: &str, items: &[(String, Value)]) {
+    if items.is_empty() {
+        return;
+    }
+    let Some(obj) = container.as_object_mut() else {
+        return;
+    };
+    let list = obj.entry(field).or_insert_with(|| Value::Array(Vec::new()));
+    let Some(arr) = list.as_array_mut() else {
+        return;
+    };
+    for (k, v) in items {
+        if !arr.iter().any(|e| e[key].as_str() == Some(k.as_str())) {
+            arr.push(v.clone());
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Identity templates: text with `{{variable}}` placeholders, parsed once when a profile is
+//! compiled and rendered per pod. No loops, no conditions: the peer list is the one repeated
+//! construct and is rendered by [`super::identity`].
+
+use std::fmt::Write;
+
+/// A value a template can refer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Var {
+    /// Pod name.
+    Pod,
+    /// Pod namespace.
+    Namespace,
+    /// StatefulSet ordinal plus an offset.
+    Ordinal(i64),
+    /// Owning StatefulSet's name.
+    StatefulSet,
+    /// Headless service (`spec.subdomain`).
+    Service,
+    /// Replica count.
+    Replicas,
+    /// Cluster DNS domain.
+    ClusterDomain,
+    /// `pod.service.namespace.svc.domain`.
+    Host,
+    /// Service account name.
+    ServiceAccount,
+    /// The rendered peer list.
+    Peers,
+}
+
+impl Var {
+    fn parse(text: &str) -> Option<Var> {
+        let text = text.trim();
+        if let Some(rest) = text.strip_prefix("ordinal") {
+            let rest = rest.trim();
+            if rest.is_empty() {
+                return Some(Var::Ordinal(0));
+            }
+            let (sign, digits) = rest.split_at(1);
+            let n: i64 = digits.trim().parse().ok()?;
+            return match sign {
+                "+" => Some(Var::Ordinal(n)),
+                "-" => Some(Var::Ordinal(-n)),
+                _ => None,
+            };
+        }
+        Some(match text {
+            "pod" => Var::Pod,
+            "namespace" => Var::Namespace,
+            "statefulset" => Var::StatefulSet,
+            "service" => Var::Service,
+            "replicas" => Var::Replicas,
+            "clusterDomain" => Var::ClusterDomain,
+            "host" => Var::Host,
+            "serviceAccount" => Var::ServiceAccount,
+            "peers" => Var::Peers,
+            _ => return None,
+        })
+    }
+
+    /// The variable's name as written in templates (without the ordinal offset).
+    pub fn name(self) -> &'static str {
+        match self {
+            Var::Pod => "pod",
+            Var::Namespace => "namespace",
+            Var::Ordinal(_) => "ordinal",
+            Var::StatefulSet => "statefulset",
+            Var::Service => "service",
+            Var::Replicas => "replicas",
+            Var::ClusterDomain => "clusterDomain",
+            Var::Host => "host",
+            Var::ServiceAccount => "serviceAccount",
+            Var::Peers => "peers",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Var(Var),
+}
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pieces: Vec<Piece>,
+}
+
+/// Why a template does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateProblem {
+    /// `{{` without `}}`.
+    Unclosed,
+    /// A name that is not a variable.
+    UnknownVariable(String),
+}
+
+impl std::fmt::Display for TemplateProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TemplateProblem::Unclosed => write!(f, "\"{{{{\" without a closing \"}}}}\""),
+            TemplateProblem::UnknownVariable(v) => write!(
+                f,
+                "unknown variable {v:?} (known: pod, namespace, ordinal, ordinal+N, statefulset, \
+                 service, replicas, clusterDomain, host, serviceAccount, peers)"
+            ),
+        }
+    }
+}
+
+impl Template {
+    /// Parses `text`.
+    pub fn parse(text: &str) -> Result<Template, TemplateProblem> {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            if start > 0 {
+                pieces.push(Piece::Text(rest[..start].to_string()));
+            }
+            let after = &rest[start + 2..];
+            let end = after.find("}}").ok_or(TemplateProblem::Unclosed)?;
+            let name = &after[..end];
+            let var = Var::parse(name)
+                .ok_or_else(|| TemplateProblem::UnknownVariable(name.trim().to_string()))?;
+            pieces.push(Piece::Var(var));
+            rest = &after[end + 2..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_string()));
+        }
+        Ok(Template { pieces })
+    }
+
+    /// Every variable the template uses.
+    pub fn vars(&self) -> impl Iterator<Item = Var> + '_ {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Var(v) => Some(*v),
+            Piece::Text(_) => None,
+        })
+    }
+
+    /// Renders with `lookup`, which answers a variable or says why it has no value.
+    pub fn render<E>(&self, mut lookup: impl FnMut(Var) -> Result<String, E>) -> Result<String, E> {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Var(Var::Ordinal(offset)) => {
+                    let base: i64 = lookup(Var::Ordinal(0))?.parse().unwrap_or(0);
+                    let _ = write!(out, "{}", base + offset);
+                }
+                Piece::Var(v) => out.push_str(&lookup(*v)?),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(t: &str) -> String {
+        Template::parse(t)
+            .unwrap()
+            .render(|v| {
+                Ok::<_, ()>(match v {
+                    Var::Ordinal(_) => "2".into(),
+                    other => other.name().to_uppercase(),
+                })
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn renders_text_variables_and_ordinal_offsets() {
+        assert_eq!(render("id={{ordinal+1}}"), "id=3");
+        assert_eq!(render("{{ ordinal - 2 }}/{{ordinal}}"), "0/2");
+        assert_eq!(render("{{pod}}.{{service}}"), "POD.SERVICE");
+        assert_eq!(render("plain"), "plain");
+    }
+
+    #[test]
+    fn rejects_unknown_variables_and_unclosed_braces() {
+        assert_eq!(
+            Template::parse("{{podname}}"),
+            Err(TemplateProblem::UnknownVariable("podname".into()))
+        );
+        assert_eq!(Template::parse("x {{pod"), Err(TemplateProblem::Unclosed));
+        assert!(Template::parse("{{ordinal*2}}").is_err());
+    }
+}
