@@ -1,3 +1,25 @@
-//! tessera-webhook: the mutating admission webhook (`/mutate`): profile source and admission glue
-//! around the decisions in tessera-core. Built by the webhook issue; today it only fixes the
-//! crate's place in the workspace (STYLE.md, section 1).
+//! tessera-webhook: the mutating admission webhook around the injection decisions in
+//! `tessera_core::inject`.
+//!
+//! `POST /mutate` answers admission.k8s.io/v1 AdmissionReviews for pods; `/healthz`, `/readyz`
+//! and `/metrics` beside it; served over rustls with the certificate reloaded from disk. Profiles
+//! come from `--profiles FILE` (the cluster watcher is still to come, see the webhook issue).
+//! `tessera webhook` in `cli/` parses flags, sets up logging and signals, and calls [`Webhook`].
+
+pub mod admission;
+pub mod config;
+pub mod error;
+mod expiry;
+pub mod metrics;
+pub mod profiles;
+pub mod review;
+pub mod routes;
+pub mod serve;
+pub mod server;
+pub mod state;
+pub mod tls;
+
+pub use config::{Config, WebhookArgs};
+pub use routes::router;
+pub use server::{StartError, Webhook};
+pub use state::WebhookState;

@@ -1,0 +1,2 @@
+//! Load benchmark of /mutate (filled in below).
+fn main() {}

@@ -1,0 +1,96 @@
+//! One `/mutate` request: decode the review, ask core, encode the answer. No decision is made
+//! here; see `tessera_core::inject`.
+
+use tessera_core::inject::{Context, mutate};
+use tracing::{debug, info, info_span};
+
+use crate::error::WebhookError;
+use crate::metrics::Outcome;
+use crate::review::{API_VERSION, KIND, Response, Review};
+use crate::state::WebhookState;
+
+/// The answer to one review.
+#[derive(Debug)]
+pub struct Answer {
+    /// The AdmissionReview response JSON.
+    pub body: Vec<u8>,
+    /// How it ended, for metrics.
+    pub outcome: Outcome,
+    /// Profiles applied or denied on.
+    pub profiles: Vec<String>,
+}
+
+/// Answers the AdmissionReview in `body`.
+pub fn review(state: &WebhookState, body: &[u8]) -> Result<Answer, WebhookError> {
+    let review: Review<'_> = serde_json::from_slice(body).map_err(WebhookError::Decode)?;
+    let (api_version, kind) = (review.api_version.as_deref(), review.kind.as_deref());
+    if api_version != Some(API_VERSION) || kind != Some(KIND) {
+        return Err(WebhookError::NotReview {
+            api_version: api_version.unwrap_or_default().to_string(),
+            kind: kind.unwrap_or_default().to_string(),
+        });
+    }
+    let req = review.request.ok_or(WebhookError::NoRequest)?;
+    let namespace = req.namespace.as_deref().unwrap_or("");
+    let span = info_span!("mutate", uid = %req.uid.as_str(), namespace, name = req.name.as_deref().unwrap_or(""),
+        operation = req.operation.as_deref().unwrap_or(""), profiles = tracing::field::Empty);
+    let _enter = span.enter();
+    let uid = req.uid.as_str();
+    let (Some(pod), true) = (req.object.as_ref(), req.is_pod_create()) else {
+        debug!("not a pod CREATE: allowed unchanged");
+        return Ok(answer(
+            Response::allow(uid, &[], Vec::new()),
+            Outcome::Skipped,
+            Vec::new(),
+        ));
+    };
+    let profiles = state.profiles();
+    let cfg = state.admission();
+    let ctx = Context {
+        namespace,
+        cluster_domain: &cfg.cluster_domain,
+        spiffe: cfg.spiffe.as_ref(),
+        ..Context::default()
+    };
+    match mutate(&profiles, pod, &ctx) {
+        Ok(out) => {
+            span.record("profiles", out.applied.join(",").as_str());
+            let outcome = if !out.ops.is_empty() {
+                Outcome::Patched
+            } else if out.already.is_empty() {
+                Outcome::Skipped
+            } else {
+                Outcome::Unchanged
+            };
+            info!(ops = out.ops.len(), already = ?out.already, dry_run = req.dry_run.unwrap_or(false), "allowed");
+            let labels = if out.applied.is_empty() {
+                out.already.clone()
+            } else {
+                out.applied.clone()
+            };
+            Ok(answer(
+                Response::allow(uid, &out.ops, out.warnings),
+                outcome,
+                labels,
+            ))
+        }
+        Err(e) => {
+            span.record("profiles", e.profile.as_str());
+            info!(error = %e, "denied");
+            let profile = vec![e.profile.clone()];
+            Ok(answer(
+                Response::deny(uid, 403, e.to_string()),
+                Outcome::Denied,
+                profile,
+            ))
+        }
+    }
+}
+
+fn answer(resp: Response<'_>, outcome: Outcome, profiles: Vec<String>) -> Answer {
+    Answer {
+        body: resp.to_review_json(),
+        outcome,
+        profiles,
+    }
+}

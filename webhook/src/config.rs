@@ -1,0 +1,212 @@
+//! `tessera webhook` flags and the validated [`Config`] they become. The conversion is pure and
+//! tested with argument slices; nothing here reads the environment itself (clap does, through
+//! each flag's `env`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tessera_core::inject::profile::Spiffe;
+use thiserror::Error;
+
+/// Flags of `tessera webhook`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookArgs {
+    /// Address to serve HTTPS on.
+    #[arg(long, env = "TESSERA_WEBHOOK_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// PEM file with the serving certificate chain (reloaded when it changes).
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_TLS_CERT",
+        default_value = "/etc/tessera/tls/tls.crt"
+    )]
+    pub tls_cert: PathBuf,
+    /// PEM file with the serving certificate's private key (reloaded when it changes).
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_TLS_KEY",
+        default_value = "/etc/tessera/tls/tls.key"
+    )]
+    pub tls_key: PathBuf,
+    /// YAML file of InjectionProfile documents (same schema as the CRD).
+    #[arg(long, env = "TESSERA_WEBHOOK_PROFILES")]
+    pub profiles: Option<PathBuf>,
+    /// Cluster DNS domain used in rendered host names.
+    #[arg(long, env = "TESSERA_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// SPIFFE trust domain for injected pods whose profiles set none; empty: none.
+    #[arg(long, env = "TESSERA_WEBHOOK_TRUST_DOMAIN", default_value = "")]
+    pub trust_domain: String,
+    /// Audience of the projected token that goes with the default SPIFFE ID.
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_TOKEN_AUDIENCE",
+        default_value = "tessera"
+    )]
+    pub token_audience: String,
+    /// Largest AdmissionReview accepted, in bytes.
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_MAX_BODY_BYTES",
+        default_value = "4194304"
+    )]
+    pub max_body_bytes: usize,
+    /// Per-request time limit in milliseconds (the apiserver's own limit is the webhook's
+    /// timeoutSeconds).
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_REQUEST_TIMEOUT_MS",
+        default_value = "5000"
+    )]
+    pub request_timeout_ms: u64,
+    /// How often the certificate files are checked for changes, in milliseconds.
+    #[arg(long, env = "TESSERA_WEBHOOK_TLS_RELOAD_MS", default_value = "2000")]
+    pub tls_reload_ms: u64,
+    /// Longest wait for in-flight requests at shutdown, in seconds.
+    #[arg(long, env = "TESSERA_WEBHOOK_DRAIN_SECONDS", default_value = "20")]
+    pub drain_seconds: u64,
+}
+
+/// Validated webhook configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Certificate chain file.
+    pub tls_cert: PathBuf,
+    /// Private key file.
+    pub tls_key: PathBuf,
+    /// Profiles file.
+    pub profiles: Option<PathBuf>,
+    /// What the decisions need.
+    pub admission: AdmissionConfig,
+    /// Body-size limit in bytes.
+    pub max_body_bytes: usize,
+    /// Per-request time limit.
+    pub request_timeout: Duration,
+    /// Certificate poll interval.
+    pub tls_reload: Duration,
+    /// Drain deadline at shutdown.
+    pub drain: Duration,
+}
+
+/// The settings the admission decision itself uses.
+#[derive(Debug, Clone, Default)]
+pub struct AdmissionConfig {
+    /// Cluster DNS domain.
+    pub cluster_domain: String,
+    /// SPIFFE settings for pods whose profiles set none.
+    pub spiffe: Option<Spiffe>,
+}
+
+/// A flag with a value the webhook cannot use.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Zero where a positive number is needed.
+    #[error("--{flag} must be greater than 0")]
+    Zero {
+        /// The flag.
+        flag: &'static str,
+    },
+    /// An empty value.
+    #[error("--{flag} must not be empty")]
+    Empty {
+        /// The flag.
+        flag: &'static str,
+    },
+}
+
+impl TryFrom<WebhookArgs> for Config {
+    type Error = ConfigError;
+
+    fn try_from(a: WebhookArgs) -> Result<Config, ConfigError> {
+        for (flag, v) in [
+            ("max-body-bytes", a.max_body_bytes as u64),
+            ("request-timeout-ms", a.request_timeout_ms),
+            ("tls-reload-ms", a.tls_reload_ms),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero { flag });
+            }
+        }
+        if a.cluster_domain.is_empty() {
+            return Err(ConfigError::Empty {
+                flag: "cluster-domain",
+            });
+        }
+        let spiffe = if a.trust_domain.is_empty() {
+            None
+        } else if a.token_audience.is_empty() {
+            return Err(ConfigError::Empty {
+                flag: "token-audience",
+            });
+        } else {
+            Some(Spiffe {
+                trust_domain: a.trust_domain,
+                audience: a.token_audience,
+                expiration_seconds: 3600,
+            })
+        };
+        Ok(Config {
+            listen: a.listen,
+            tls_cert: a.tls_cert,
+            tls_key: a.tls_key,
+            profiles: a.profiles,
+            admission: AdmissionConfig {
+                cluster_domain: a.cluster_domain,
+                spiffe,
+            },
+            max_body_bytes: a.max_body_bytes,
+            request_timeout: Duration::from_millis(a.request_timeout_ms),
+            tls_reload: Duration::from_millis(a.tls_reload_ms),
+            drain: Duration::from_secs(a.drain_seconds),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: WebhookArgs,
+    }
+
+    fn config(argv: &[&str]) -> Result<Config, ConfigError> {
+        let mut all = vec!["tessera-webhook"];
+        all.extend_from_slice(argv);
+        Config::try_from(Cli::try_parse_from(all).unwrap().args)
+    }
+
+    #[test]
+    fn defaults_give_no_spiffe_and_five_second_timeout() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.request_timeout, Duration::from_secs(5));
+        assert_eq!(c.admission.cluster_domain, "cluster.local");
+        assert!(c.admission.spiffe.is_none());
+    }
+
+    #[test]
+    fn trust_domain_flag_enables_default_spiffe() {
+        let c = config(&["--trust-domain", "example.org", "--token-audience", "mesh"]).unwrap();
+        let s = c.admission.spiffe.unwrap();
+        assert_eq!(
+            (s.trust_domain.as_str(), s.audience.as_str()),
+            ("example.org", "mesh")
+        );
+    }
+
+    #[test]
+    fn zero_limits_are_refused_naming_the_flag() {
+        assert_eq!(
+            config(&["--request-timeout-ms", "0"])
+                .unwrap_err()
+                .to_string(),
+            "--request-timeout-ms must be greater than 0"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Wiring of one webhook server: metrics into the caller's registry, the first certificate,
+//! the state, the TLS config, and — in [`Webhook::serve`] — the certificate reloader beside the
+//! HTTPS server, both stopped by one shutdown future. `tessera webhook` and the tests use this.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::profiles::Loaded;
+use crate::routes::router;
+use crate::state::WebhookState;
+use crate::tls::{self, CertStore, TlsError};
+
+/// Why the server could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// The certificate pair at startup.
+    #[error("serving certificate: {0}")]
+    Certificate(#[from] TlsError),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// A webhook ready to serve.
+pub struct Webhook {
+    /// Shared state (profiles, readiness).
+    pub state: Arc<WebhookState>,
+    /// The serving certificate.
+    pub certs: Arc<CertStore>,
+    config: Config,
+    provider: Arc<CryptoProvider>,
+    tls: Arc<ServerConfig>,
+    seen: (Vec<u8>, Vec<u8>),
+}
+
+impl Webhook {
+    /// Loads the certificate named in `config` and registers metrics in `registry`.
+    pub fn new(
+        config: Config,
+        provider: Arc<CryptoProvider>,
+        registry: &mut Registry,
+    ) -> Result<Webhook, StartError> {
+        let metrics = Metrics::register(registry);
+        let seen = tls::snapshot(&config.tls_cert, &config.tls_key)?;
+        let first = tls::load(&config.tls_cert, &config.tls_key, &provider)?;
+        metrics.cert_reload(Some(first.not_after));
+        let certs = CertStore::new(first.key);
+        let tls = tls::server_config(certs.clone(), provider.clone())?;
+        let state = Arc::new(WebhookState::new(
+            config.admission.clone(),
+            metrics,
+            config.request_timeout,
+        ));
+        Ok(Webhook {
+            state,
+            certs,
+            config,
+            provider,
+            tls,
+            seen,
+        })
+    }
+
+    /// Serves the profiles in `loaded` (the invalid ones are counted) and becomes ready.
+    pub fn set_profiles(&self, loaded: Loaded) {
+        self.state
+            .set_profiles(loaded.profiles, loaded.errors.len());
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, reloading the certificate meanwhile.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        registry: Arc<Registry>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let reloader = tls::reload(
+            self.certs.clone(),
+            (self.config.tls_cert.clone(), self.config.tls_key.clone()),
+            self.provider.clone(),
+            self.config.tls_reload,
+            self.state.metrics().clone(),
+            self.seen,
+            stopped(stop_rx.clone()),
+        );
+        let reloader = tokio::spawn(reloader);
+        let app = router(self.state.clone(), registry, self.config.max_body_bytes);
+        let signal = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        crate::serve::serve_tls(listener, self.tls, app, signal, self.config.drain).await;
+        let _ = reloader.await;
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}

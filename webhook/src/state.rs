@@ -1,0 +1,74 @@
+//! The webhook's shared state: the profiles being served (swapped whole when a new set loads),
+//! readiness, the admission settings and the metric handles.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tessera_core::inject::Profile;
+
+use crate::config::AdmissionConfig;
+use crate::metrics::Metrics;
+
+/// State shared by every request.
+#[derive(Debug)]
+pub struct WebhookState {
+    admission: AdmissionConfig,
+    profiles: RwLock<Arc<Vec<Profile>>>,
+    ready: AtomicBool,
+    metrics: Metrics,
+    request_timeout: Duration,
+}
+
+impl WebhookState {
+    /// New state with no profiles; not ready until [`WebhookState::set_profiles`] is called.
+    pub fn new(admission: AdmissionConfig, metrics: Metrics, request_timeout: Duration) -> Self {
+        WebhookState {
+            admission,
+            profiles: RwLock::new(Arc::new(Vec::new())),
+            ready: AtomicBool::new(false),
+            metrics,
+            request_timeout,
+        }
+    }
+
+    /// Serves `profiles` from now on (sorted by name); `invalid` counts those rejected.
+    pub fn set_profiles(&self, mut profiles: Vec<Profile>, invalid: usize) {
+        profiles.sort_by(|a, b| a.name.cmp(&b.name));
+        self.metrics.profiles(profiles.len(), invalid);
+        let next = Arc::new(profiles);
+        match self.profiles.write() {
+            Ok(mut guard) => *guard = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// The profiles being served.
+    pub fn profiles(&self) -> Arc<Vec<Profile>> {
+        match self.profiles.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// True once profiles have been loaded.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Settings the decision uses.
+    pub fn admission(&self) -> &AdmissionConfig {
+        &self.admission
+    }
+
+    /// Metric handles.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Per-request time limit.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+}
