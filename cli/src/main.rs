@@ -1,7 +1,10 @@
 //! `tessera`: one binary for every part. Parses the command line, sets up logging and hands each
 //! subcommand to its module; no decision is made here.
 
+mod extender;
+mod kube_client;
 mod logging;
+mod serve;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the placement simulator on the bundled scenario, your own files, or the GPU trace.
     Simulate(simulate::SimulateArgs),
+    /// Serve the kube-scheduler extender (filter, prioritize, bind, preempt).
+    Extender(tessera_extender::Options),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +32,7 @@ fn main() -> std::process::ExitCode {
     logging::init(&cli.log);
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(args),
+        Command::Extender(options) => extender::run(options),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -67,6 +67,9 @@ impl Spread {
         let dec = |map: &mut HashMap<String, u32>, k: &str| {
             if let Some(v) = map.get_mut(k) {
                 *v = v.saturating_sub(1);
+                if *v == 0 {
+                    map.remove(k);
+                }
             }
         };
         dec(&mut m.by_node, &node.name);
@@ -74,6 +77,10 @@ impl Spread {
             dec(&mut m.by_zone, zone);
         }
         m.total = m.total.saturating_sub(1);
+        // Forget empty entries, so that equal membership compares equal however it was reached.
+        if m.total == 0 {
+            self.groups.remove(&group.key);
+        }
     }
 
     fn counts(&self, group: &Group, node: &NodeLedger) -> (u32, u32, u32) {

@@ -72,6 +72,9 @@ fn verdict(view: View<'_>, pod: &PodRequest, name: &str) -> Verdict {
             Verdict::Never(format!("node {name} has no Tessera GPU inventory"))
         };
     };
+    if node.gpus.is_empty() && !pod.containers.is_empty() {
+        return Verdict::Never(format!("node {name} has no Tessera GPU inventory"));
+    }
     if let Some(group) = &pod.group
         && let Err(unfit) = view.spread.check(group, node)
     {

@@ -10,13 +10,15 @@ use tessera_core::ledger::Holding;
 use tessera_core::request::{self, PodRequest, RequestContext};
 
 use crate::binder::BindTarget;
-use crate::state::{Cluster, ExtenderState};
+use crate::state::ExtenderState;
 use crate::wire::{ExtenderBindingArgs, ExtenderBindingResult};
+use tessera_core::cluster::Cluster;
 
 /// Serves one bind.
 pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderBindingResult {
     let key = format!("{}/{}", args.pod_namespace, args.pod_name);
     let Some(pod) = state.take_pending(&args.pod_uid) else {
+        state.metrics().bind_outcome("refused");
         return failed(format!(
             "pod {key} (uid {}) was not filtered by this extender",
             args.pod_uid
@@ -28,7 +30,10 @@ pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderB
     };
     let request = match request::pod_request(&pod, ctx) {
         Ok(r) => r,
-        Err(e) => return failed(e.to_string()),
+        Err(e) => {
+            state.metrics().bind_outcome("refused");
+            return failed(e.to_string());
+        }
     };
     let deadline = state
         .now_ms()
@@ -38,17 +43,22 @@ pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderB
         Ok(target) => target,
         Err(why) => {
             state.remember(&pod);
+            state.metrics().bind_outcome("refused");
             return failed(format!("cannot bind {key} to {}: {why}", args.node));
         }
     };
     match state.binder().bind(target).await {
         Ok(()) => {
-            state.update(|c| record_member(c, &request, &args.node));
+            state.metrics().bind_outcome("ok");
+            if let Some(group) = request.group.clone() {
+                state.update(|c| c.record_member(&key, group, &args.node));
+            }
             ExtenderBindingResult::default()
         }
         Err(why) => {
             state.update(|c| c.reservations.cancel(&mut c.ledger, &key));
             state.remember(&pod);
+            state.metrics().bind_outcome("failed");
             failed(format!("binding {key} to {}: {why}", args.node))
         }
     }
@@ -72,7 +82,7 @@ fn reserve(
         let (index, placement) = decide::assign(c.view(state.config().policy), request, &args.node)
             .map_err(|e| e.to_string())?;
         let assignment = c.ledger.nodes()[index].to_assignment(&placement);
-        annotations = decide::bind_annotations(&assignment, &now_rfc3339());
+        annotations = decide::bind_annotations(&assignment, &crate::clock::now_rfc3339());
         let holding = Holding {
             placement,
             cpu_milli: 0,
@@ -89,22 +99,4 @@ fn reserve(
         node: args.node.clone(),
         annotations,
     })
-}
-
-/// A bound group member counts for spreading from now on.
-fn record_member(c: &mut Cluster, request: &PodRequest, node: &str) {
-    let Cluster { ledger, spread, .. } = c;
-    if let (Some(group), Some(node)) = (&request.group, ledger.node(node)) {
-        spread.add(group, node);
-    }
-}
-
-/// The wall-clock time in RFC 3339 (seconds, UTC), as Kubernetes writes times.
-fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    k8s_openapi::jiff::Timestamp::new(i64::try_from(secs).unwrap_or(0), 0)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }

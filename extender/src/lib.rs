@@ -1,17 +1,25 @@
 //! tessera-extender: the kube-scheduler extender around the decisions in tessera-core.
 //!
-//! Today: the `filter`, `prioritize` and `bind` verbs over HTTP in both request shapes (`Nodes`
-//! and `NodeNames`), reservations with rollback and timeout, health and readiness, and the shared
-//! state they read. Still to come (see the extender issue): the apiserver binder and watchers
-//! that fill the state, `preempt`, metrics, TLS and the `tessera extender` subcommand.
+//! The `filter`, `prioritize`, `bind` and `preempt` verbs over HTTP in both request shapes
+//! (`Nodes` and `NodeNames`), reservations with rollback and timeout, the apiserver binder, the
+//! node and pod watches that keep the state, health, readiness and metrics. `cli/` serves it
+//! (`tessera extender`).
 
+pub mod api_binder;
 pub mod bind;
 pub mod binder;
+pub mod clock;
 pub mod error;
+pub mod filter;
+pub mod metrics;
+pub mod options;
+pub mod preempt;
 pub mod routes;
 pub mod state;
+pub mod watch;
 pub mod wire;
 
 pub use binder::{BindFuture, BindTarget, Binder};
+pub use options::Options;
 pub use routes::router;
 pub use state::{Cluster, Config, ExtenderState};

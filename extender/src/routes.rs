@@ -1,8 +1,15 @@
-//! `POST /filter`, `/prioritize` and `/bind` (kube-scheduler extender v1), `/healthz`, `/readyz`.
+//! `POST /filter`, `/prioritize`, `/bind` and `/preempt` (kube-scheduler extender v1),
+//! `/healthz`, `/readyz`, `/metrics`.
 //! Handlers decode, hand the decision to tessera-core on a blocking thread (scoring thousands of
 //! nodes is CPU work), and encode.
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -15,8 +22,8 @@ use tessera_core::request::{self, PodRequest, RequestContext};
 use crate::error::ExtenderError;
 use crate::state::ExtenderState;
 use crate::wire::{
-    ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult, ExtenderFilterResult, HostPriority,
-    NodeList,
+    ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult, ExtenderFilterResult,
+    ExtenderPreemptionArgs, ExtenderPreemptionResult, HostPriority,
 };
 
 /// Largest request body accepted: a full `Nodes` list of 5,000 nodes is about 25 MiB.
@@ -28,10 +35,40 @@ pub fn router(state: Arc<ExtenderState>) -> Router {
         .route("/filter", post(filter))
         .route("/prioritize", post(prioritize))
         .route("/bind", post(bind))
+        .route("/preempt", post(preempt))
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Counts and times every verb.
+async fn observe(
+    State(state): State<Arc<ExtenderState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let verb = request.uri().path().trim_start_matches('/').to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let ok = response.status().is_success();
+    state
+        .metrics()
+        .observe(&verb, ok, started.elapsed().as_secs_f64());
+    response
+}
+
+async fn metrics(State(state): State<Arc<ExtenderState>>) -> impl IntoResponse {
+    let text = state.metrics().encode(&state.read());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
 }
 
 async fn readyz(State(state): State<Arc<ExtenderState>>) -> (StatusCode, &'static str) {
@@ -68,51 +105,15 @@ async fn filter(
     body: Result<Json<ExtenderArgs>, JsonRejection>,
 ) -> Result<Json<ExtenderFilterResult>, ExtenderError> {
     let args = decode(body)?;
-    blocking(move || Json(filter_now(&state, args))).await
+    blocking(move || Json(crate::filter::filter(&state, args))).await
 }
 
-fn filter_now(state: &ExtenderState, args: ExtenderArgs) -> ExtenderFilterResult {
-    state.remember(&args.pod);
-    let pod = match pod_request(state, &args) {
-        Ok(pod) => pod,
-        Err(error) => {
-            return ExtenderFilterResult {
-                error,
-                ..Default::default()
-            };
-        }
-    };
-    let names = args.candidate_names();
-    let verdict = decide::filter(state.read().view(state.config().policy), &pod, &names);
-    let (nodes, node_names) = match args.nodes {
-        Some(list) if args.node_names.is_none() => {
-            let items = list
-                .items
-                .into_iter()
-                .filter(|n| {
-                    n.metadata
-                        .name
-                        .as_ref()
-                        .is_some_and(|name| verdict.passed.contains(name))
-                })
-                .collect();
-            (
-                Some(NodeList {
-                    metadata: list.metadata,
-                    items,
-                }),
-                None,
-            )
-        }
-        _ => (None, Some(verdict.passed)),
-    };
-    ExtenderFilterResult {
-        nodes,
-        node_names,
-        failed_nodes: verdict.failed,
-        failed_and_unresolvable_nodes: verdict.unresolvable,
-        error: String::new(),
-    }
+async fn preempt(
+    State(state): State<Arc<ExtenderState>>,
+    body: Result<Json<ExtenderPreemptionArgs>, JsonRejection>,
+) -> Result<Json<ExtenderPreemptionResult>, ExtenderError> {
+    let Json(args) = body.map_err(|e| ExtenderError::Decode(e.body_text()))?;
+    blocking(move || Json(crate::preempt::preempt(&state, args))).await
 }
 
 async fn bind(

@@ -1,6 +1,6 @@
-//! The extender's view of the cluster, shared by every request: the GPU ledger, group
-//! membership, the typical request mix and its fragmentation cache, behind one lock.
-//! Watchers (and tests) change it through `update`; verbs read it through `view`.
+//! The extender's shared state: the cluster picture from tessera-core behind one lock, the
+//! pods filtered and awaiting bind, readiness and the bind writer. Watchers (and tests) change
+//! the cluster through `update`; verbs read it through `read`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,43 +9,12 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::binder::Binder;
+use crate::metrics::Metrics;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
-use tessera_core::affinity::Spread;
-use tessera_core::decide::View;
-use tessera_core::frag::{FragCache, TypicalPods};
-use tessera_core::ledger::{ClusterLedger, Reservations};
+pub use tessera_core::cluster::Cluster;
 use tessera_core::request::Translation;
-use tessera_core::score::{Policy, ScoreContext};
-
-/// Everything a decision reads.
-#[derive(Debug, Default)]
-pub struct Cluster {
-    /// GPU accounting.
-    pub ledger: ClusterLedger,
-    /// Group membership.
-    pub spread: Spread,
-    /// Typical request mix for the fragmentation policies.
-    pub mix: TypicalPods,
-    /// Shares handed out at bind and not yet seen by the pod watch.
-    pub reservations: Reservations,
-    frag: FragCache,
-}
-
-impl Cluster {
-    /// The decision view under `policy`.
-    pub fn view(&self, policy: Policy) -> View<'_> {
-        View {
-            ledger: &self.ledger,
-            spread: &self.spread,
-            policy,
-            ctx: ScoreContext {
-                mix: &self.mix,
-                frag: Some(&self.frag),
-            },
-        }
-    }
-}
+use tessera_core::score::Policy;
 
 /// Settings of the extender's decisions.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +27,8 @@ pub struct Config {
     pub translation: Translation,
     /// How long a bound pod may take to appear on its node before its shares are released.
     pub reservation_timeout: Duration,
+    /// Oldest acceptable device-plugin inventory heartbeat (`None`: not checked).
+    pub heartbeat_max_age: Option<Duration>,
 }
 
 /// Most filtered-but-unbound pods remembered; past it the oldest memory is dropped (the pod's
@@ -71,6 +42,7 @@ pub struct ExtenderState {
     ready: AtomicBool,
     started: Instant,
     binder: Arc<dyn Binder>,
+    metrics: Metrics,
     /// Pods filtered and not yet bound, by UID: bind names only the pod, not its request.
     pending: Mutex<HashMap<String, Pod>>,
 }
@@ -87,16 +59,14 @@ impl std::fmt::Debug for ExtenderState {
 impl ExtenderState {
     /// An empty, not-yet-ready state that writes binds through `binder`.
     pub fn new(config: Config, binder: Arc<dyn Binder>) -> Self {
-        let cluster = Cluster {
-            ledger: ClusterLedger::new(config.slots_per_gpu),
-            ..Default::default()
-        };
+        let cluster = Cluster::new(config.slots_per_gpu);
         ExtenderState {
             cluster: RwLock::new(cluster),
             config,
             ready: AtomicBool::new(false),
             started: Instant::now(),
             binder,
+            metrics: Metrics::new(),
             pending: Mutex::default(),
         }
     }
@@ -104,6 +74,11 @@ impl ExtenderState {
     /// The bind writer.
     pub fn binder(&self) -> &dyn Binder {
         self.binder.as_ref()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The settings.
@@ -118,10 +93,7 @@ impl ExtenderState {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let out = change(&mut cluster);
-        let Cluster {
-            ledger, mix, frag, ..
-        } = &mut *cluster;
-        frag.refresh(ledger, mix);
+        cluster.refresh_frag();
         out
     }
 

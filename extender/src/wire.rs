@@ -102,3 +102,56 @@ pub struct ExtenderBindingResult {
     #[serde(rename = "Error", default)]
     pub error: String,
 }
+
+/// `Victims`: pods kube-scheduler would evict on a node (full objects).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Victims {
+    /// The pods.
+    #[serde(rename = "Pods", default)]
+    pub pods: Vec<Pod>,
+    /// PodDisruptionBudgets violated by evicting them.
+    #[serde(rename = "NumPDBViolations", default)]
+    pub num_pdb_violations: i64,
+}
+
+/// `MetaPod`: a pod named by UID only.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct MetaPod {
+    /// Pod UID.
+    #[serde(rename = "UID")]
+    pub uid: String,
+}
+
+/// `MetaVictims`: victims named by UID (`nodeCacheCapable` extenders).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct MetaVictims {
+    /// The pods.
+    #[serde(rename = "Pods", default)]
+    pub pods: Vec<MetaPod>,
+    /// PodDisruptionBudgets violated by evicting them.
+    #[serde(rename = "NumPDBViolations", default)]
+    pub num_pdb_violations: i64,
+}
+
+/// `ExtenderPreemptionArgs`: the body of `preempt`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExtenderPreemptionArgs {
+    /// The pod that would preempt.
+    #[serde(rename = "Pod")]
+    pub pod: Pod,
+    /// Candidate nodes and their victims, as full pods.
+    #[serde(rename = "NodeNameToVictims", default)]
+    pub node_name_to_victims: Option<BTreeMap<String, Victims>>,
+    /// Candidate nodes and their victims, by UID (`nodeCacheCapable: true`).
+    #[serde(rename = "NodeNameToMetaVictims", default)]
+    pub node_name_to_meta_victims: Option<BTreeMap<String, MetaVictims>>,
+}
+
+/// `ExtenderPreemptionResult`: the nodes kept and their victims. It has no error field: a node
+/// the extender cannot help is left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ExtenderPreemptionResult {
+    /// Nodes kept, with their (possibly extended) victims.
+    #[serde(rename = "NodeNameToMetaVictims", default)]
+    pub node_name_to_meta_victims: BTreeMap<String, MetaVictims>,
+}

@@ -67,6 +67,7 @@ fn state_with(binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
         slots_per_gpu: 10,
         translation: Translation::default(),
         reservation_timeout: TIMEOUT,
+        heartbeat_max_age: None,
     };
     let state = Arc::new(ExtenderState::new(config, binder));
     state.update(|c| {

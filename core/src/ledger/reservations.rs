@@ -59,6 +59,11 @@ impl Reservations {
         gone
     }
 
+    /// True while `pod` has a reservation the watch has not confirmed.
+    pub fn is_pending(&self, pod: &str) -> bool {
+        self.deadlines.contains_key(pod)
+    }
+
     /// Number of pending reservations.
     pub fn len(&self) -> usize {
         self.deadlines.len()

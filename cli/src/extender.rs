@@ -1,0 +1,66 @@
+//! `tessera extender`: connects to the apiserver, starts the node and pod watches, releases
+//! reservations that time out, refreshes the request mix, and serves the verbs until SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tessera_extender::api_binder::ApiBinder;
+use tessera_extender::watch::{self, WatchConfig};
+use tessera_extender::{ExtenderState, Options, router};
+
+use crate::serve;
+
+/// How often reservations are checked for their deadline.
+const EXPIRY_PERIOD: Duration = Duration::from_secs(1);
+/// How often the typical request mix is recomputed from what pods hold.
+const MIX_PERIOD: Duration = Duration::from_secs(30);
+
+/// Runs the extender until the process is asked to stop.
+pub fn run(options: Options) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve_extender(options))
+}
+
+async fn serve_extender(options: Options) -> anyhow::Result<()> {
+    let client = crate::kube_client::connect(options.kubeconfig.as_deref()).await?;
+    let state = Arc::new(ExtenderState::new(
+        options.config(),
+        Arc::new(ApiBinder::new(client.clone())),
+    ));
+    let watch_config = WatchConfig {
+        scheduler_name: options.scheduler_name.clone(),
+    };
+    tokio::spawn(watch::run(client, state.clone(), watch_config));
+    tokio::spawn(expire_reservations(state.clone()));
+    tokio::spawn(refresh_mix(state.clone()));
+    tracing::info!(listen = %options.listen, policy = options.policy.name(), "extender starting");
+    let tls = serve::TlsFiles::from_flags(options.tls_cert, options.tls_key);
+    serve::serve(options.listen, router(state), tls).await
+}
+
+async fn expire_reservations(state: Arc<ExtenderState>) {
+    let mut tick = tokio::time::interval(EXPIRY_PERIOD);
+    loop {
+        tick.tick().await;
+        for pod in state.expire_reservations(state.now_ms()) {
+            tracing::warn!(
+                pod,
+                "reservation expired: the pod never showed up bound; shares released"
+            );
+        }
+    }
+}
+
+async fn refresh_mix(state: Arc<ExtenderState>) {
+    let mut tick = tokio::time::interval(MIX_PERIOD);
+    loop {
+        tick.tick().await;
+        if state.is_ready() {
+            state.update(|c| c.refresh_mix());
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The filter verb: which of the candidate nodes can take the pod, and exactly why the others
+//! cannot. Nodes whose device plugin has gone quiet offer no GPU (DESIGN.md, `gpu-inventory`).
+
+use std::collections::BTreeMap;
+
+use tessera_core::cluster::Cluster;
+use tessera_core::decide;
+use tessera_core::request::{self, PodRequest, RequestContext};
+
+use crate::state::ExtenderState;
+use crate::wire::{ExtenderArgs, ExtenderFilterResult, NodeList};
+
+/// Serves one filter.
+pub fn filter(state: &ExtenderState, args: ExtenderArgs) -> ExtenderFilterResult {
+    state.remember(&args.pod);
+    let pod = match pod_request(state, &args) {
+        Ok(pod) => pod,
+        Err(error) => {
+            return ExtenderFilterResult {
+                error,
+                ..Default::default()
+            };
+        }
+    };
+    let names = args.candidate_names();
+    let verdict = {
+        let cluster = state.read();
+        let (names, stale) = split_stale(state, &cluster, &pod, names);
+        let mut verdict = decide::filter(cluster.view(state.config().policy), &pod, &names);
+        verdict.failed.extend(stale);
+        verdict
+    };
+    let (nodes, node_names) = match args.nodes {
+        Some(list) if args.node_names.is_none() => {
+            let items = list
+                .items
+                .into_iter()
+                .filter(|n| {
+                    n.metadata
+                        .name
+                        .as_ref()
+                        .is_some_and(|name| verdict.passed.contains(name))
+                })
+                .collect();
+            (
+                Some(NodeList {
+                    metadata: list.metadata,
+                    items,
+                }),
+                None,
+            )
+        }
+        _ => (None, Some(verdict.passed)),
+    };
+    ExtenderFilterResult {
+        nodes,
+        node_names,
+        failed_nodes: verdict.failed,
+        failed_and_unresolvable_nodes: verdict.unresolvable,
+        error: String::new(),
+    }
+}
+
+fn pod_request(state: &ExtenderState, args: &ExtenderArgs) -> Result<PodRequest, String> {
+    let ctx = RequestContext {
+        translation: state.config().translation,
+        largest_gpu_mib: None,
+    };
+    request::pod_request(&args.pod, ctx).map_err(|e| e.to_string())
+}
+
+/// Takes nodes with a stale inventory heartbeat out of the candidates of a GPU pod, with the
+/// reason.
+fn split_stale(
+    state: &ExtenderState,
+    cluster: &Cluster,
+    pod: &PodRequest,
+    names: Vec<String>,
+) -> (Vec<String>, BTreeMap<String, String>) {
+    let mut stale = BTreeMap::new();
+    let Some(max_age) = state.config().heartbeat_max_age else {
+        return (names, stale);
+    };
+    if pod.containers.is_empty() {
+        return (names, stale);
+    }
+    let now = crate::clock::unix_secs();
+    let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+    let fresh = names
+        .into_iter()
+        .filter(|name| match cluster.check_heartbeat(name, now, max_age) {
+            Ok(()) => true,
+            Err(why) => {
+                stale.insert(name.clone(), why.to_string());
+                false
+            }
+        })
+        .collect();
+    (fresh, stale)
+}

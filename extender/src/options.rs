@@ -1,0 +1,109 @@
+//! The extender's command-line flags (every one also an environment variable), and the state
+//! settings they make.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use tessera_core::keys;
+use tessera_core::request::Translation;
+use tessera_core::score::Policy;
+
+use crate::state::Config;
+
+/// `tessera extender` flags.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Address to serve the extender verbs on.
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "0.0.0.0:8888")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain; serve HTTPS (reloaded when the file changes).
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Scoring policy.
+    #[arg(long, env = "TESSERA_POLICY", default_value = "fragmentation", value_parser = policy_parser())]
+    pub policy: Policy,
+    /// Device-plugin slots per GPU (must match the device plugin's `--slots-per-gpu`).
+    #[arg(long, env = "TESSERA_SLOTS_PER_GPU", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub slots_per_gpu: u32,
+    /// Scheduler name of the profile that uses this extender (only its pods are watched).
+    #[arg(long, env = "TESSERA_SCHEDULER_NAME", default_value = keys::SCHEDULER_NAME)]
+    pub scheduler_name: String,
+    /// How long a bound pod may take to show up bound before its reserved shares are released.
+    #[arg(long, env = "TESSERA_RESERVATION_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub reservation_timeout: Duration,
+    /// Oldest acceptable device-plugin inventory heartbeat; `0s` turns the check off.
+    #[arg(long, env = "TESSERA_HEARTBEAT_MAX_AGE", default_value = "300s", value_parser = parse_duration)]
+    pub heartbeat_max_age: Duration,
+    /// Also read other projects' GPU request names (pods normally arrive translated by the
+    /// webhook): `gpushare`, `hami`.
+    #[arg(long, env = "TESSERA_TRANSLATE", value_delimiter = ',', value_parser = ["gpushare", "hami"])]
+    pub translate: Vec<String>,
+    /// Kubeconfig to use (default: in-cluster, then `$KUBECONFIG`, then `~/.kube/config`).
+    #[arg(long, env = "TESSERA_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+fn policy_parser() -> impl TypedValueParser<Value = Policy> {
+    PossibleValuesParser::new(Policy::ALL.map(Policy::name)).try_map(|name| Policy::parse(&name))
+}
+
+/// `90s`, `2m`, `1h`, `500ms`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 90s, 2m, 500ms)"))?;
+    let unit_ms = match unit {
+        "" | "s" => 1_000,
+        "ms" => 1,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        other => return Err(format!("unknown duration unit `{other}` in `{text}`")),
+    };
+    Ok(Duration::from_millis(n.saturating_mul(unit_ms)))
+}
+
+impl Options {
+    /// The state settings these flags make.
+    pub fn config(&self) -> Config {
+        Config {
+            policy: self.policy,
+            slots_per_gpu: self.slots_per_gpu,
+            translation: Translation {
+                gpushare: self.translate.iter().any(|t| t == "gpushare"),
+                hami: self.translate.iter().any(|t| t == "hami"),
+            },
+            reservation_timeout: self.reservation_timeout,
+            heartbeat_max_age: (!self.heartbeat_max_age.is_zero())
+                .then_some(self.heartbeat_max_age),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_bad_ones_say_why() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(
+            parse_duration("5d"),
+            Err("unknown duration unit `d` in `5d`".to_string())
+        );
+        assert!(parse_duration("soon").is_err());
+    }
+}
