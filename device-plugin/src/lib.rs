@@ -1,3 +1,145 @@
-//! tessera-device-plugin: kubelet registration, the DevicePlugin gRPC service and the NVML
-//! adapter, around the decisions in tessera-core. Built by the device plugin issue; today it only
-//! fixes the crate's place in the workspace (STYLE.md, section 1).
+//! tessera-device-plugin: the kubelet device plugin for fractional GPUs (DESIGN.md, issue 5).
+//!
+//! - [`api`]: the device plugin v1beta1 and PodResources v1 bindings, generated from `proto/`.
+//! - [`nvml`]: GPU discovery, usage and XID events through nvml-wrapper, behind [`nvml::Gpus`].
+//! - [`service`]: the `DevicePlugin` gRPC service; [`kubelet`]: serving, registration,
+//!   re-registration after a kubelet restart, socket removal on shutdown.
+//! - [`health`], [`inventory`], [`podresources`]: the background tasks (XID health and recovery,
+//!   the node's `gpu-inventory` annotation, PodResources reconciliation).
+//! - [`pods`]: the pods on this node behind [`pods::Pods`], with the kube-backed implementation.
+//!
+//! Every decision is made by `tessera_core::plugin`; this crate does the I/O around it.
+//!
+//! **No NVML or no GPU.** When NVML cannot be loaded or reports no GPU, [`Plugin::run`] logs one
+//! message saying so (naming the library tried), does not register with the kubelet — so the
+//! node offers no `tessera.dev/gpu` and no pod is admitted with one — and keeps publishing an empty
+//! `gpu-inventory` with a fresh heartbeat, so the extender sees a node with no shareable GPU rather
+//! than a silent one. It then idles until shutdown; restart it after installing the driver.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod inventory;
+pub mod kubelet;
+pub mod metrics;
+pub mod nvml;
+pub mod podresources;
+pub mod pods;
+pub mod service;
+pub mod state;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::error::NvmlFailure;
+use crate::metrics::Metrics;
+use crate::nvml::Gpus;
+use crate::pods::{NodeAnnotations, Pods};
+use crate::state::Shared;
+
+/// How often GPU memory and utilisation gauges are refreshed.
+const USAGE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The device plugin, ready to run.
+pub struct Plugin {
+    config: Config,
+    gpus: Arc<dyn Gpus>,
+    node: Arc<dyn NodeAnnotations>,
+    shared: Result<Arc<Shared>, NvmlFailure>,
+}
+
+impl Plugin {
+    /// Discovers the GPUs. A discovery failure is kept, not returned: [`Plugin::run`] then runs
+    /// in the no-GPU mode described in the crate docs. [`Plugin::unavailable`] tells why.
+    pub fn new(
+        config: Config,
+        gpus: Arc<dyn Gpus>,
+        pods: Arc<dyn Pods>,
+        node: Arc<dyn NodeAnnotations>,
+        metrics: Metrics,
+    ) -> Self {
+        let shared = gpus
+            .discover()
+            .map(|list| Arc::new(Shared::new(config.clone(), list, pods, metrics)));
+        Self {
+            config,
+            gpus,
+            node,
+            shared,
+        }
+    }
+
+    /// Why the plugin has no GPU to offer, if it has none.
+    pub fn unavailable(&self) -> Option<&NvmlFailure> {
+        self.shared.as_ref().err()
+    }
+
+    /// The shared state, when GPUs were found.
+    pub fn shared(&self) -> Option<&Arc<Shared>> {
+        self.shared.as_ref().ok()
+    }
+
+    /// Serves and registers, keeps health, inventory and reconciliation going, until `shutdown`
+    /// turns true; then removes our socket.
+    pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<(), kubelet::ServeError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let (hb, min) = (
+            self.config.heartbeat_every,
+            self.config.inventory_min_interval,
+        );
+        let shared = match &self.shared {
+            Ok(shared) => Arc::clone(shared),
+            Err(why) => {
+                tracing::error!("{why}");
+                inventory::run(None, Arc::clone(&self.node), hb, min, shutdown).await;
+                return Ok(());
+            }
+        };
+        let (xid_tx, xid_rx) = mpsc::channel(64);
+        if let Err(e) = self.gpus.watch_xids(xid_tx) {
+            // Without events no GPU can be marked unhealthy; serving is still better than nothing.
+            tracing::error!(error = %e, "XID events unavailable; GPU health will not change");
+        }
+        tasks.spawn(health::run(Arc::clone(&shared), xid_rx, shutdown.clone()));
+        tasks.spawn(inventory::run(
+            Some(Arc::clone(&shared)),
+            Arc::clone(&self.node),
+            hb,
+            min,
+            shutdown.clone(),
+        ));
+        if let Some(socket) = self.config.pod_resources_socket.clone() {
+            tasks.spawn(podresources::run(
+                Arc::clone(&shared),
+                socket,
+                shutdown.clone(),
+            ));
+        }
+        tasks.spawn(usage(
+            Arc::clone(&self.gpus),
+            Arc::clone(&shared),
+            shutdown.clone(),
+        ));
+        let result = kubelet::run(shared, shutdown).await;
+        tasks.abort_all();
+        result
+    }
+}
+
+async fn usage(gpus: Arc<dyn Gpus>, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(USAGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let gpus = Arc::clone(&gpus);
+                if let Ok(usage) = tokio::task::spawn_blocking(move || gpus.usage()).await {
+                    shared.metrics.set_usage(&usage);
+                }
+            }
+            () = crate::state::stopped(&mut shutdown) => return,
+        }
+    }
+}

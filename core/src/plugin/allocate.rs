@@ -86,18 +86,19 @@ pub struct NoMatch {
     pub candidates: Vec<String>,
 }
 
-/// Finds the container a request for `device_ids` (lying on `slot_gpus`) serves.
+/// Finds the container a request for `requested` GPUs serves; `device_ids` are the slots the
+/// kubelet chose (Allocate) or must include (GetPreferredAllocation), lying on `slot_gpus`.
 ///
 /// `served` lists `(namespace/name, container)` already served, so a pod with several GPU
 /// containers is matched container by container.
 pub fn match_request(
     node: &str,
     pods: &[PodView],
+    requested: usize,
     device_ids: &[String],
     slot_gpus: &[String],
     served: &[(String, String)],
 ) -> Result<Matched, NoMatch> {
-    let requested = device_ids.len();
     let mut best: Option<((bool, i64, String), Matched)> = None;
     for pod in pods.iter().filter(|p| p.phase == BindPhase::Allocating) {
         let Some(assignment) = pod.assignment.as_ref().filter(|a| a.node == node) else {
@@ -125,7 +126,7 @@ pub fn match_request(
         }
     }
     best.map(|(_, m)| m)
-        .ok_or_else(|| no_match(node, pods, device_ids, served))
+        .ok_or_else(|| no_match(node, pods, requested, device_ids, served))
 }
 
 fn same_gpus(shares: &[GpuShare], uuids: &[String]) -> bool {
@@ -135,6 +136,7 @@ fn same_gpus(shares: &[GpuShare], uuids: &[String]) -> bool {
 fn no_match(
     node: &str,
     pods: &[PodView],
+    requested: usize,
     device_ids: &[String],
     served: &[(String, String)],
 ) -> NoMatch {
@@ -159,7 +161,7 @@ fn no_match(
         .collect();
     NoMatch {
         node: node.to_string(),
-        requested: device_ids.len(),
+        requested,
         device_ids: device_ids.to_vec(),
         candidates,
     }

@@ -38,7 +38,15 @@ fn oldest_allocating_pod_of_the_requested_size_wins() {
         pod("young", 200, &[("c", &["GPU-a"])]),
         pod("old", 100, &[("c", &["GPU-b"])]),
     ];
-    let m = match_request("gpu-1", &pods, &ids(&["GPU-c::0"]), &ids(&["GPU-c"]), &[]).unwrap();
+    let m = match_request(
+        "gpu-1",
+        &pods,
+        1,
+        &ids(&["GPU-c::0"]),
+        &ids(&["GPU-c"]),
+        &[],
+    )
+    .unwrap();
     assert_eq!(
         (m.name.as_str(), m.shares[0].uuid.as_str()),
         ("old", "GPU-b")
@@ -51,7 +59,15 @@ fn a_container_assigned_exactly_the_slots_gpus_beats_an_older_one() {
         pod("young", 200, &[("c", &["GPU-a"])]),
         pod("old", 100, &[("c", &["GPU-b"])]),
     ];
-    let m = match_request("gpu-1", &pods, &ids(&["GPU-a::3"]), &ids(&["GPU-a"]), &[]).unwrap();
+    let m = match_request(
+        "gpu-1",
+        &pods,
+        1,
+        &ids(&["GPU-a::3"]),
+        &ids(&["GPU-a"]),
+        &[],
+    )
+    .unwrap();
     assert_eq!(m.name, "young");
 }
 
@@ -78,14 +94,22 @@ fn served_containers_and_other_phases_and_nodes_are_skipped() {
 #[test]
 fn no_match_names_node_request_and_candidates() {
     let pods = [pod("big", 1, &[("c", &["GPU-a", "GPU-b"])])];
-    let err =
-        match_request("gpu-1", &pods, &ids(&["GPU-a::0"]), &ids(&["GPU-a"]), &[]).unwrap_err();
+    let err = match_request(
+        "gpu-1",
+        &pods,
+        1,
+        &ids(&["GPU-a::0"]),
+        &ids(&["GPU-a"]),
+        &[],
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "no pod in bind-phase allocating on node gpu-1 has a container assigned 1 GPU(s) \
          (request [\"GPU-a::0\"]); candidates: ml/big[c=2]"
     );
-    let err = match_request("gpu-1", &[], &ids(&["GPU-a::0"]), &ids(&["GPU-a"]), &[]).unwrap_err();
+    let err =
+        match_request("gpu-1", &[], 1, &ids(&["GPU-a::0"]), &ids(&["GPU-a"]), &[]).unwrap_err();
     assert!(err.to_string().ends_with("candidates: none"), "{err}");
 }
 

@@ -1,0 +1,246 @@
+//! Command-line arguments of `tessera device-plugin` and the validated [`Config`] they become
+//! (STYLE.md 4). Every host path is a flag with the kubelet's default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use thiserror::Error;
+
+/// Flags of `tessera device-plugin`.
+#[derive(Debug, Clone, Args)]
+pub struct DevicePluginArgs {
+    /// NVML library to load: a path, or a name the dynamic loader searches.
+    #[arg(long, env = "TESSERA_NVML_LIB", default_value = crate::nvml::DEFAULT_LIB)]
+    pub nvml_lib: PathBuf,
+    /// The kubelet's device plugin directory (holds kubelet.sock and our socket).
+    #[arg(
+        long,
+        env = "TESSERA_PLUGIN_DIR",
+        default_value = "/var/lib/kubelet/device-plugins"
+    )]
+    pub plugin_dir: PathBuf,
+    /// File name of our socket inside the plugin directory.
+    #[arg(
+        long,
+        env = "TESSERA_PLUGIN_SOCKET",
+        default_value = "tessera-gpu.sock"
+    )]
+    pub socket_name: String,
+    /// The kubelet's registration socket [default: <plugin-dir>/kubelet.sock].
+    #[arg(long, env = "TESSERA_KUBELET_SOCKET")]
+    pub kubelet_socket: Option<PathBuf>,
+    /// The kubelet's PodResources socket.
+    #[arg(
+        long,
+        env = "TESSERA_POD_RESOURCES_SOCKET",
+        default_value = "/var/lib/kubelet/pod-resources/kubelet.sock"
+    )]
+    pub pod_resources_socket: PathBuf,
+    /// Correct `gpu-assignment` annotations from PodResources (true or false).
+    #[arg(long, env = "TESSERA_RECONCILE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reconcile: bool,
+    /// This node's name (downward API `spec.nodeName`).
+    #[arg(long, env = "TESSERA_NODE_NAME", default_value = "")]
+    pub node_name: String,
+    /// Slots advertised per healthy GPU (1–1000).
+    #[arg(long, env = "TESSERA_SLOTS_PER_GPU", default_value_t = 10)]
+    pub slots_per_gpu: u32,
+    /// Seconds without a critical XID before an unhealthy GPU is offered again.
+    #[arg(long, env = "TESSERA_RECOVER_AFTER_SECONDS", default_value_t = 300)]
+    pub recover_after_seconds: u64,
+    /// Seconds between PodResources reconciliations.
+    #[arg(long, env = "TESSERA_RECONCILE_SECONDS", default_value_t = 30)]
+    pub reconcile_seconds: u64,
+    /// Seconds between inventory heartbeats.
+    #[arg(long, env = "TESSERA_HEARTBEAT_SECONDS", default_value_t = 60)]
+    pub heartbeat_seconds: u64,
+    /// Least seconds between two inventory writes.
+    #[arg(
+        long,
+        env = "TESSERA_INVENTORY_MIN_INTERVAL_SECONDS",
+        default_value_t = 5
+    )]
+    pub inventory_min_interval_seconds: u64,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// NVML library path or name.
+    pub nvml_lib: PathBuf,
+    /// Device plugin directory.
+    pub plugin_dir: PathBuf,
+    /// Our socket's file name (the `endpoint` we register).
+    pub socket_name: String,
+    /// The kubelet's registration socket.
+    pub kubelet_socket: PathBuf,
+    /// PodResources socket, `None` when reconciliation is off.
+    pub pod_resources_socket: Option<PathBuf>,
+    /// Node name.
+    pub node_name: String,
+    /// Slots per GPU.
+    pub slots_per_gpu: u32,
+    /// Quiet period before a GPU recovers.
+    pub recover_after: Duration,
+    /// Reconciliation period.
+    pub reconcile_every: Duration,
+    /// Heartbeat period.
+    pub heartbeat_every: Duration,
+    /// Least time between inventory writes.
+    pub inventory_min_interval: Duration,
+}
+
+impl Config {
+    /// Our socket's full path.
+    pub fn socket_path(&self) -> PathBuf {
+        self.plugin_dir.join(&self.socket_name)
+    }
+}
+
+/// A flag with a value the plugin cannot run with.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required flag is empty.
+    #[error("--{flag} is required (or set {env})")]
+    Missing {
+        /// Flag name.
+        flag: &'static str,
+        /// Environment variable.
+        env: &'static str,
+    },
+    /// A value outside its range.
+    #[error("--{flag} {value} is out of range ({range})")]
+    Range {
+        /// Flag name.
+        flag: &'static str,
+        /// Value given.
+        value: u64,
+        /// Allowed range.
+        range: &'static str,
+    },
+    /// The socket name is not a plain file name.
+    #[error("--socket-name {0:?} must be a file name without '/'")]
+    SocketName(String),
+}
+
+impl TryFrom<DevicePluginArgs> for Config {
+    type Error = ConfigError;
+
+    fn try_from(a: DevicePluginArgs) -> Result<Self, ConfigError> {
+        if a.node_name.is_empty() {
+            return Err(ConfigError::Missing {
+                flag: "node-name",
+                env: "TESSERA_NODE_NAME",
+            });
+        }
+        if a.socket_name.is_empty() || a.socket_name.contains('/') {
+            return Err(ConfigError::SocketName(a.socket_name));
+        }
+        let range = |flag, value: u64, lo: u64, hi: u64, text| {
+            if (lo..=hi).contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::Range {
+                    flag,
+                    value,
+                    range: text,
+                })
+            }
+        };
+        let slots = range("slots-per-gpu", a.slots_per_gpu.into(), 1, 1000, "1-1000")?;
+        let secs = |flag, v| range(flag, v, 1, 86_400, "1-86400 seconds").map(Duration::from_secs);
+        let kubelet_socket = a
+            .kubelet_socket
+            .unwrap_or_else(|| a.plugin_dir.join("kubelet.sock"));
+        let pod_resources_socket = Some(a.pod_resources_socket).filter(|_| a.reconcile);
+        Ok(Config {
+            nvml_lib: a.nvml_lib,
+            plugin_dir: a.plugin_dir,
+            socket_name: a.socket_name,
+            kubelet_socket,
+            pod_resources_socket,
+            node_name: a.node_name,
+            slots_per_gpu: slots as u32,
+            recover_after: secs("recover-after-seconds", a.recover_after_seconds)?,
+            reconcile_every: secs("reconcile-seconds", a.reconcile_seconds)?,
+            heartbeat_every: secs("heartbeat-seconds", a.heartbeat_seconds)?,
+            inventory_min_interval: secs(
+                "inventory-min-interval-seconds",
+                a.inventory_min_interval_seconds,
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: DevicePluginArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["tessera"];
+        argv.extend_from_slice(args);
+        Config::try_from(Cli::try_parse_from(argv).unwrap().args)
+    }
+
+    #[test]
+    fn defaults_are_the_kubelets_paths() {
+        let c = config(&["--node-name", "gpu-1"]).unwrap();
+        assert_eq!(
+            c.socket_path(),
+            PathBuf::from("/var/lib/kubelet/device-plugins/tessera-gpu.sock")
+        );
+        assert_eq!(
+            c.kubelet_socket,
+            PathBuf::from("/var/lib/kubelet/device-plugins/kubelet.sock")
+        );
+        assert_eq!(
+            c.pod_resources_socket,
+            Some(PathBuf::from("/var/lib/kubelet/pod-resources/kubelet.sock"))
+        );
+        assert_eq!(c.slots_per_gpu, 10);
+        assert_eq!(c.nvml_lib, PathBuf::from("libnvidia-ml.so.1"));
+    }
+
+    #[test]
+    fn kubelet_socket_follows_the_plugin_dir() {
+        let c = config(&[
+            "--node-name",
+            "n",
+            "--plugin-dir",
+            "/tmp/dp",
+            "--reconcile",
+            "false",
+        ])
+        .unwrap();
+        assert_eq!(c.kubelet_socket, PathBuf::from("/tmp/dp/kubelet.sock"));
+        assert_eq!(c.pod_resources_socket, None);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert_eq!(
+            config(&[]).unwrap_err().to_string(),
+            "--node-name is required (or set TESSERA_NODE_NAME)"
+        );
+        assert_eq!(
+            config(&["--node-name", "n", "--slots-per-gpu", "0"])
+                .unwrap_err()
+                .to_string(),
+            "--slots-per-gpu 0 is out of range (1-1000)"
+        );
+        assert_eq!(
+            config(&["--node-name", "n", "--socket-name", "a/b"])
+                .unwrap_err()
+                .to_string(),
+            "--socket-name \"a/b\" must be a file name without '/'"
+        );
+    }
+}

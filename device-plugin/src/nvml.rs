@@ -1,0 +1,220 @@
+//! The one module that touches nvml-wrapper (STYLE.md 6): discovery, usage and XID events,
+//! returned as core types behind the [`Gpus`] trait so the rest of the crate never sees NVML.
+//!
+//! NVML calls block, so the XID watch runs on its own OS thread and hands events to async code
+//! through a channel; it stops when the receiver is dropped.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nvml_wrapper::Nvml;
+use nvml_wrapper::bitmasks::event::EventTypes;
+use nvml_wrapper::enums::event::XidError;
+use nvml_wrapper::error::NvmlError;
+use tessera_core::inventory::GpuInfo;
+use tokio::sync::mpsc;
+
+use crate::error::NvmlFailure;
+
+/// NVML's default library name, found through the dynamic loader's search path.
+pub const DEFAULT_LIB: &str = "libnvidia-ml.so.1";
+
+/// How long one blocking wait for an XID lasts before the thread checks whether anyone still
+/// listens (milliseconds).
+const XID_WAIT_MS: u32 = 200;
+
+/// An XID event from NVML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XidEvent {
+    /// GPU the event is about.
+    pub uuid: String,
+    /// The XID; `None` when NVML reports it as unknown (999).
+    pub xid: Option<u64>,
+}
+
+/// Live figures for one GPU, read at metrics scrape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuUsage {
+    /// GPU UUID.
+    pub uuid: String,
+    /// Memory in use, bytes.
+    pub used_bytes: u64,
+    /// Total memory, bytes.
+    pub total_bytes: u64,
+    /// Percent of time a kernel ran over NVML's last sample period.
+    pub util_percent: u32,
+}
+
+/// What the plugin needs from the GPU driver.
+pub trait Gpus: Send + Sync + 'static {
+    /// Every GPU in index order, all healthy (health is the XID tracker's business).
+    fn discover(&self) -> Result<Vec<GpuInfo>, NvmlFailure>;
+    /// Current memory use and utilisation; a GPU whose query fails is left out.
+    fn usage(&self) -> Vec<GpuUsage>;
+    /// Starts watching critical XID events on every GPU, sending each to `tx`.
+    fn watch_xids(&self, tx: mpsc::Sender<XidEvent>) -> Result<(), NvmlFailure>;
+}
+
+/// [`Gpus`] through nvml-wrapper.
+pub struct NvmlGpus {
+    nvml: Arc<Nvml>,
+    lib: PathBuf,
+}
+
+impl NvmlGpus {
+    /// Loads NVML from `lib` (a path or a name the loader searches) and initialises it.
+    pub fn load(lib: &Path) -> Result<Self, NvmlFailure> {
+        let nvml = Nvml::builder()
+            .lib_path(OsStr::new(lib.as_os_str()))
+            .init()
+            .map_err(|e| failure(lib, e))?;
+        Ok(Self {
+            nvml: Arc::new(nvml),
+            lib: lib.to_path_buf(),
+        })
+    }
+
+    fn gpu(&self, index: u32) -> Result<GpuInfo, NvmlError> {
+        let device = self.nvml.device_by_index(index)?;
+        // MIG and compute capability are not reported by every GPU; absent means "no".
+        let mig = device.mig_mode().map(|m| m.current == 1).unwrap_or(false);
+        // MPS limits (pinned memory, active thread percentage) need Volta (7.0) or newer.
+        let mps = device
+            .cuda_compute_capability()
+            .map(|cc| cc.major >= 7)
+            .unwrap_or(false);
+        Ok(GpuInfo {
+            index,
+            uuid: device.uuid()?,
+            model: device.name()?,
+            memory_mib: device.memory_info()?.total / (1024 * 1024),
+            healthy: true,
+            mig,
+            mps: mps && !mig,
+        })
+    }
+}
+
+fn failure(lib: &Path, error: NvmlError) -> NvmlFailure {
+    match error {
+        NvmlError::LibloadingError(e) => NvmlFailure::Load {
+            lib: lib.display().to_string(),
+            reason: e.to_string(),
+        },
+        NvmlError::FailedToLoadSymbol(s) => NvmlFailure::Load {
+            lib: lib.display().to_string(),
+            reason: format!("missing symbol: {s}"),
+        },
+        NvmlError::DriverNotLoaded | NvmlError::LibraryNotFound => NvmlFailure::Load {
+            lib: lib.display().to_string(),
+            reason: error.to_string(),
+        },
+        other => NvmlFailure::Query {
+            lib: lib.display().to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+impl Gpus for NvmlGpus {
+    fn discover(&self) -> Result<Vec<GpuInfo>, NvmlFailure> {
+        let count = self
+            .nvml
+            .device_count()
+            .map_err(|e| failure(&self.lib, e))?;
+        if count == 0 {
+            return Err(NvmlFailure::NoGpu {
+                lib: self.lib.display().to_string(),
+            });
+        }
+        (0..count)
+            .map(|i| self.gpu(i).map_err(|e| failure(&self.lib, e)))
+            .collect()
+    }
+
+    fn usage(&self) -> Vec<GpuUsage> {
+        let count = self.nvml.device_count().unwrap_or(0);
+        (0..count)
+            .filter_map(|i| {
+                let d = self.nvml.device_by_index(i).ok()?;
+                let mem = d.memory_info().ok()?;
+                Some(GpuUsage {
+                    uuid: d.uuid().ok()?,
+                    used_bytes: mem.used,
+                    total_bytes: mem.total,
+                    util_percent: d.utilization_rates().map(|u| u.gpu).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    fn watch_xids(&self, tx: mpsc::Sender<XidEvent>) -> Result<(), NvmlFailure> {
+        let nvml = Arc::clone(&self.nvml);
+        let lib = self.lib.clone();
+        // Register before returning so the caller knows the watch is live.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("nvml-xid".into())
+            .spawn(move || xid_loop(&nvml, &lib, &tx, &ready_tx))
+            .map_err(|e| NvmlFailure::Query {
+                lib: self.lib.display().to_string(),
+                reason: format!("cannot start the XID thread: {e}"),
+            })?;
+        ready_rx.recv().unwrap_or_else(|_| {
+            Err(NvmlFailure::Query {
+                lib: self.lib.display().to_string(),
+                reason: "XID thread ended before registering".into(),
+            })
+        })
+    }
+}
+
+fn xid_loop(
+    nvml: &Nvml,
+    lib: &Path,
+    tx: &mpsc::Sender<XidEvent>,
+    ready: &std::sync::mpsc::Sender<Result<(), NvmlFailure>>,
+) {
+    let registered = (|| {
+        let mut set = nvml.create_event_set()?;
+        for i in 0..nvml.device_count()? {
+            set = nvml
+                .device_by_index(i)?
+                .register_events(EventTypes::CRITICAL_XID_ERROR, set)
+                .map_err(|e| e.error)?;
+        }
+        Ok(set)
+    })();
+    let set = match registered {
+        Ok(set) => {
+            let _ = ready.send(Ok(()));
+            set
+        }
+        Err(e) => {
+            let _ = ready.send(Err(failure(lib, e)));
+            return;
+        }
+    };
+    while !tx.is_closed() {
+        let event = match set.wait(XID_WAIT_MS) {
+            Ok(event) => event,
+            Err(NvmlError::Timeout) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "NVML event wait failed");
+                std::thread::sleep(std::time::Duration::from_millis(u64::from(XID_WAIT_MS)));
+                continue;
+            }
+        };
+        let Ok(uuid) = event.device.uuid() else {
+            continue;
+        };
+        let xid = match event.event_data {
+            Some(XidError::Value(v)) => Some(v),
+            _ => None,
+        };
+        if tx.blocking_send(XidEvent { uuid, xid }).is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The checked-in gRPC bindings in `src/api/` are exactly what `tonic-prost-build` makes from
+//! `proto/` (STYLE.md 2.6: generated artifacts are committed and a test fails on drift).
+//!
+//! The test regenerates into a temporary directory with `protoc` (CI installs it). When the result
+//! differs it rewrites the checked-in files and fails, so refreshing them is: run this test once,
+//! review the diff, commit.
+
+use std::path::Path;
+
+const FILES: [(&str, &str); 2] = [
+    ("deviceplugin_v1beta1.proto", "v1beta1.rs"),
+    ("podresources_v1.proto", "v1.rs"),
+];
+
+#[test]
+fn checked_in_bindings_match_the_protos() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let protos: Vec<_> = FILES
+        .iter()
+        .map(|(proto, _)| root.join("proto").join(proto))
+        .collect();
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .emit_rerun_if_changed(false)
+        .out_dir(out.path())
+        .compile_protos(&protos, &[root.join("proto")])
+        .expect("protoc and tonic-prost-build regenerate the bindings");
+
+    let mut stale = Vec::new();
+    for (_, rs) in FILES {
+        let fresh = std::fs::read_to_string(out.path().join(rs)).unwrap();
+        let checked_in = root.join("src/api").join(rs);
+        let current = std::fs::read_to_string(&checked_in).unwrap_or_default();
+        if current != fresh {
+            std::fs::write(&checked_in, &fresh).unwrap();
+            stale.push(rs);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "src/api/{stale:?} differed from the protos and were rewritten; review and commit them"
+    );
+}
