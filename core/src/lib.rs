@@ -6,6 +6,7 @@
 
 pub mod affinity;
 pub mod annotations;
+pub mod cluster;
 pub mod decide;
 pub mod fit;
 pub mod frag;
@@ -15,6 +16,7 @@ pub mod inventory;
 pub mod keys;
 pub mod ledger;
 pub mod plugin;
+pub mod preempt;
 pub mod quantity;
 pub mod request;
 pub mod rng;
