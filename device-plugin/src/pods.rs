@@ -172,13 +172,28 @@ impl NodeAnnotations for KubePods {
 
 /// In-memory [`Pods`] and [`NodeAnnotations`]: pods are set by the caller, writes change them and
 /// are recorded. For tests and for running the plugin without a cluster.
-#[derive(Default)]
 pub struct MemoryPods {
     pods: Mutex<Vec<Pod>>,
     inventory: Mutex<Vec<(String, String)>>,
+    writes: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for MemoryPods {
+    fn default() -> Self {
+        Self {
+            pods: Mutex::default(),
+            inventory: Mutex::default(),
+            writes: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl MemoryPods {
+    /// Counts every write (pod annotations and inventory), to await one without polling.
+    pub fn writes(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.writes.subscribe()
+    }
+
     /// Replaces the pods on the node.
     pub fn set(&self, pods: Vec<Pod>) {
         if let Ok(mut p) = self.pods.lock() {
@@ -212,6 +227,7 @@ impl MemoryPods {
             .annotations
             .get_or_insert_with(Default::default)
             .insert(key.to_string(), value);
+        self.writes.send_modify(|n| *n += 1);
         Ok(())
     }
 }
@@ -256,6 +272,7 @@ impl NodeAnnotations for MemoryPods {
         if let Ok(mut w) = self.inventory.lock() {
             w.push((inventory.to_string(), heartbeat.to_string()));
         }
+        self.writes.send_modify(|n| *n += 1);
         Box::pin(async { Ok(()) })
     }
 }

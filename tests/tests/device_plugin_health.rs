@@ -1,0 +1,59 @@
+//! XID health through the real NVML FFI path: the stand-in raises XIDs, the plugin's
+//! ListAndWatch stream turns that GPU's slots Unhealthy, and a quiet period brings them back.
+
+mod device_plugin_support;
+
+use device_plugin_support::*;
+
+fn unhealthy_gpus(
+    update: &tessera_device_plugin::api::v1beta1::ListAndWatchResponse,
+) -> Vec<String> {
+    let mut gpus: Vec<String> = update
+        .devices
+        .iter()
+        .filter(|d| d.health == "Unhealthy")
+        .filter_map(|d| d.id.split("::").next().map(String::from))
+        .collect();
+    gpus.dedup();
+    gpus
+}
+
+#[tokio::test]
+async fn critical_xid_marks_only_that_gpus_slots_unhealthy_then_they_recover() {
+    let running = Running::two_gpus().await;
+    let mut stream = running.watch().await;
+    assert!(unhealthy_gpus(&next(&mut stream).await).is_empty());
+
+    running.node.raise_xid(1, 79); // GPU fallen off the bus
+    let update = next(&mut stream).await;
+    assert_eq!(unhealthy_gpus(&update), vec![uuid(1)]);
+    assert_eq!(update.devices.len(), 8, "unhealthy slots stay listed");
+
+    // recover_after is 500 ms in the test config; the next update is the recovery.
+    let update = next(&mut stream).await;
+    assert!(unhealthy_gpus(&update).is_empty());
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn application_xids_leave_the_gpu_healthy() {
+    let running = Running::two_gpus().await;
+    let mut stream = running.watch().await;
+    next(&mut stream).await;
+    for xid in [13, 31, 43, 45, 68] {
+        running.node.raise_xid(0, xid);
+    }
+    running.node.raise_xid(1, 48); // double-bit ECC error: critical
+    // Had any application XID changed GPU 0, that update would come first.
+    let update = next(&mut stream).await;
+    assert_eq!(unhealthy_gpus(&update), vec![uuid(1)]);
+    let text = running.metrics_text();
+    let gpu0 = uuid(0);
+    assert!(
+        text.contains(&format!(
+            "tessera_device_plugin_xid_events_total{{gpu=\"{gpu0}\",critical=\"false\"}} 5"
+        )),
+        "{text}"
+    );
+    running.stop().await;
+}

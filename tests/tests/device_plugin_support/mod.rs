@@ -1,0 +1,278 @@
+//! Shared harness for the device plugin tests: the NVML stand-in library (built once per test
+//! binary with cargo), a fake kubelet serving `Registration` on a temp-dir socket that dials the
+//! plugin back during `Register` as the real one does, a fake PodResources server, and pod
+//! builders for the contract's annotations.
+
+#![allow(dead_code)]
+
+pub mod kubelet;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use tessera_core::annotations::{Assignment, ContainerAssignment, GpuShare, encode_assignment};
+use tessera_core::keys;
+use tessera_core::testing::PodBuilder;
+use tessera_device_plugin::Plugin;
+use tessera_device_plugin::api::v1beta1::device_plugin_client::DevicePluginClient;
+use tessera_device_plugin::api::v1beta1::{Empty, ListAndWatchResponse, RegisterRequest};
+use tessera_device_plugin::config::Config;
+use tessera_device_plugin::kubelet::unix_channel;
+use tessera_device_plugin::metrics::Metrics;
+use tessera_device_plugin::nvml::NvmlGpus;
+use tessera_device_plugin::pods::MemoryPods;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+#[allow(unused_imports)]
+pub use kubelet::{FakeKubelet, FakePodResources};
+
+/// Generous bound for anything the tests await; the plugin's own targets are far below it.
+pub const WAIT: Duration = Duration::from_secs(10);
+pub const NODE: &str = "gpu-node-1";
+
+/// Builds the stand-in with cargo (once per test binary) and returns the library's path. Asking
+/// cargo for the artifact works from a fresh clone and with any `CARGO_TARGET_DIR`.
+pub fn standin_library() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "tessera-nvml-standin",
+                "--message-format=json",
+            ])
+            .current_dir(&workspace)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "building the NVML stand-in failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "nvidia_ml")
+            .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+            .filter_map(|f| f.as_str().map(PathBuf::from))
+            .find(|f| f.extension().is_some_and(|e| e == "so"))
+            .expect("cargo reports the stand-in's .so")
+    })
+}
+
+/// One simulated GPU: `gpu UUID|NAME|MIB|MIG|CC|USED|UTIL`.
+pub fn gpu_line(uuid: &str, name: &str, mib: u64) -> String {
+    format!("gpu {uuid}|{name}|{mib}|0|8.0|1024|30\n")
+}
+
+/// A temp dir holding a private copy of the stand-in and its config.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+}
+
+impl Node {
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(standin_library(), dir.path().join("libnvidia-ml.so")).unwrap();
+        std::fs::write(dir.path().join("nvml-standin.conf"), config).unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        Self { dir }
+    }
+
+    /// Two A100s, `GPU-0000…-0` and `GPU-0000…-1`.
+    pub fn two_gpus() -> Self {
+        Self::new(
+            &(gpu_line(&uuid(0), "NVIDIA A100-SXM4-40GB", 40960)
+                + &gpu_line(&uuid(1), "NVIDIA A100-SXM4-40GB", 40960)),
+        )
+    }
+
+    pub fn lib(&self) -> PathBuf {
+        self.dir.path().join("libnvidia-ml.so")
+    }
+
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    pub fn pod_resources_socket(&self) -> PathBuf {
+        self.dir.path().join("pod-resources.sock")
+    }
+
+    /// Makes the stand-in report XID `xid` on GPU `index`.
+    pub fn raise_xid(&self, index: u32, xid: u64) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("nvml-standin.xid"))
+            .unwrap();
+        writeln!(f, "{index} {xid}").unwrap();
+    }
+
+    pub fn config(&self) -> Config {
+        Config {
+            nvml_lib: self.lib(),
+            plugin_dir: self.plugin_dir(),
+            socket_name: "tessera-gpu.sock".into(),
+            kubelet_socket: self.plugin_dir().join("kubelet.sock"),
+            pod_resources_socket: Some(self.pod_resources_socket()),
+            node_name: NODE.into(),
+            slots_per_gpu: 4,
+            recover_after: Duration::from_millis(500),
+            // Tests reconcile explicitly; the periodic pass only runs once at start.
+            reconcile_every: Duration::from_secs(3600),
+            heartbeat_every: Duration::from_secs(3600),
+            inventory_min_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+/// A UUID shaped like NVML's.
+pub fn uuid(i: u32) -> String {
+    format!("GPU-00000000-0000-0000-0000-00000000000{i}")
+}
+
+/// The plugin running against a node, a fake kubelet and in-memory pods.
+pub struct Running {
+    pub node: Node,
+    pub kubelet: FakeKubelet,
+    pub pods: Arc<MemoryPods>,
+    pub plugin: Arc<Plugin>,
+    pub registration: RegisterRequest,
+    pub metrics: prometheus_client::registry::Registry,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Starts the fake kubelet and the plugin; returns after the first registration.
+    pub async fn start(node: Node, config: Config) -> Self {
+        let mut kubelet = FakeKubelet::start(&config.kubelet_socket, &config.plugin_dir);
+        let pods = Arc::new(MemoryPods::default());
+        let mut metrics = prometheus_client::registry::Registry::default();
+        let gpus = Arc::new(NvmlGpus::load(&config.nvml_lib).expect("stand-in loads"));
+        let plugin = Arc::new(Plugin::new(
+            config,
+            gpus,
+            pods.clone(),
+            pods.clone(),
+            Metrics::new(&mut metrics),
+        ));
+        let (shutdown, rx) = watch::channel(false);
+        let runner = Arc::clone(&plugin);
+        let task = tokio::spawn(async move { runner.run(rx).await.expect("plugin runs") });
+        let registration = kubelet.next_registration().await;
+        Self {
+            node,
+            kubelet,
+            pods,
+            plugin,
+            registration,
+            metrics,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn two_gpus() -> Self {
+        let node = Node::two_gpus();
+        let config = node.config();
+        Self::start(node, config).await
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.node.plugin_dir().join(&self.registration.endpoint)
+    }
+
+    pub async fn client(&self) -> DevicePluginClient<Channel> {
+        DevicePluginClient::new(unix_channel(&self.socket()).await.unwrap())
+    }
+
+    pub async fn watch(&self) -> tonic::Streaming<ListAndWatchResponse> {
+        self.client()
+            .await
+            .list_and_watch(Empty {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Stops the plugin and waits for it to finish.
+    pub async fn stop(self) -> Node {
+        self.shutdown.send(true).unwrap();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap();
+        self.node
+    }
+
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.metrics).unwrap();
+        text
+    }
+}
+
+/// The next ListAndWatch update, under [`WAIT`].
+pub async fn next(stream: &mut tonic::Streaming<ListAndWatchResponse>) -> ListAndWatchResponse {
+    tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("an update in time")
+        .unwrap()
+        .unwrap()
+}
+
+/// `(id, health)` of every device in an update.
+pub fn health(update: &ListAndWatchResponse) -> Vec<(String, String)> {
+    update
+        .devices
+        .iter()
+        .map(|d| (d.id.clone(), d.health.clone()))
+        .collect()
+}
+
+/// A pod bound to [`NODE`] in `bind-phase: allocating`, one container `main` assigned `gpus`
+/// with `mem_mib` and `core_milli` on each.
+pub fn allocating_pod(
+    name: &str,
+    bind_time: &str,
+    gpus: &[String],
+    mem_mib: u64,
+    core_milli: u32,
+) -> Pod {
+    let assignment = Assignment {
+        node: NODE.into(),
+        containers: vec![ContainerAssignment {
+            container: "main".into(),
+            gpus: gpus
+                .iter()
+                .map(|u| GpuShare {
+                    uuid: u.clone(),
+                    mem_mib,
+                    core_milli,
+                })
+                .collect(),
+        }],
+    };
+    PodBuilder::new("ml", name)
+        .container("main", &[(keys::RESOURCE_GPU, &gpus.len().to_string())])
+        .annotation(
+            keys::ANNOTATION_GPU_ASSIGNMENT,
+            &encode_assignment(&assignment),
+        )
+        .annotation(keys::ANNOTATION_BIND_PHASE, keys::BIND_PHASE_ALLOCATING)
+        .annotation(keys::ANNOTATION_BIND_TIME, bind_time)
+        .build()
+}
+
+/// An annotation of pod `ml/name`.
+pub fn annotation(pods: &MemoryPods, name: &str, key: &str) -> Option<String> {
+    pods.pods()
+        .into_iter()
+        .find(|p| p.metadata.name.as_deref() == Some(name))
+        .and_then(|p| p.metadata.annotations.and_then(|a| a.get(key).cloned()))
+}
