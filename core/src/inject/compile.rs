@@ -61,6 +61,9 @@ pub enum Problem {
     /// A label-selector operator Kubernetes does not have.
     #[error("unknown operator {0:?} (In, NotIn, Exists, DoesNotExist)")]
     Operator(String),
+    /// A mount of a volume the profile does not add.
+    #[error("volume {0:?} is not in spec.sidecars.volumes")]
+    UnknownVolume(String),
     /// `{{peers}}` used without `identity.peers`.
     #[error("uses {{{{peers}}}} but spec.identity.peers is not set")]
     PeersUnset,
@@ -82,6 +85,10 @@ pub struct Profile {
     pub(super) files: Vec<(String, Template)>,
     pub(super) peer_entry: Option<Template>,
     pub(super) translation: Translation,
+    /// Mounts for every app container, keyed by mount path.
+    pub(super) app_mounts: Vec<(String, Value)>,
+    /// Some template needs a StatefulSet member (ordinal, pod name, service, peers…).
+    pub(super) needs_member: bool,
 }
 
 impl Profile {
@@ -184,8 +191,29 @@ impl Profile {
         {
             return Err(err("spec.gpu.schedulerName", Problem::Empty));
         }
+        let mut app_mounts = Vec::new();
+        for (i, m) in sidecars.app_volume_mounts.iter().enumerate() {
+            let field = format!("spec.sidecars.appVolumeMounts[{i}]");
+            if !m.mount_path.starts_with('/') {
+                return Err(err(&field, Problem::NotAbsolute(m.mount_path.clone())));
+            }
+            if !volumes.iter().any(|(n, _)| *n == m.name) {
+                return Err(err(&field, Problem::UnknownVolume(m.name.clone())));
+            }
+            let value = serde_json::to_value(m).unwrap_or(Value::Null);
+            app_mounts.push((m.mount_path.clone(), value));
+        }
+        let needs_member = env
+            .iter()
+            .chain(&files)
+            .map(|(_, t)| t)
+            .chain(&peer_entry)
+            .flat_map(Template::vars)
+            .any(|v| !matches!(v, Var::Namespace | Var::ClusterDomain | Var::ServiceAccount));
         Ok(Profile {
             name: name.to_string(),
+            app_mounts,
+            needs_member,
             hash: spec_hash(&spec),
             containers,
             init_containers: init,

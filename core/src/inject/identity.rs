@@ -102,6 +102,12 @@ impl Renderer<'_> {
 
     fn value(&self, var: Var, peer: Option<u32>, field: &str) -> Result<String, RenderProblem> {
         let f = self.facts;
+        match var {
+            Var::Namespace => return Ok(f.namespace.to_string()),
+            Var::ClusterDomain => return Ok(self.cluster_domain.to_string()),
+            Var::ServiceAccount => return Ok(f.service_account.to_string()),
+            _ => {}
+        }
         let (sts, own) = f.member.ok_or(RenderProblem::NotStatefulSetMember)?;
         let ordinal = peer.unwrap_or(own);
         let service = || f.service.ok_or(RenderProblem::NoService);

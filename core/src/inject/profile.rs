@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Volume};
+use k8s_openapi::api::core::v1::{Container, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -77,9 +77,16 @@ pub struct Sidecars {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "open_object_list")]
     pub volumes: Vec<Volume>,
+    /// Mounts of those volumes added to every app container (a path already mounted is kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "open_object_list")]
+    pub app_volume_mounts: Vec<VolumeMount>,
 }
 
-/// Identity of a StatefulSet member, rendered from templates at admission.
+/// Identity, rendered from templates at admission. Templates that use only `namespace`,
+/// `clusterDomain` and `serviceAccount` render for every pod; the others need a StatefulSet
+/// member (a pod created from a Deployment has no name at admission), and other pods get no
+/// identity from such a profile.
 ///
 /// Templates are text with `{{variable}}` placeholders: `pod`, `namespace`, `statefulset`,
 /// `service` (the headless service, `spec.subdomain`), `replicas`, `clusterDomain`, `host` (the

@@ -108,13 +108,14 @@ fn has_identity(p: &Profile) -> bool {
     !p.env.is_empty() || !p.files.is_empty()
 }
 
-/// The facts of a StatefulSet member; `None` for other pods, which get no identity.
+/// The pod's facts; `None` when the profile's templates need a StatefulSet member and the pod
+/// is not one (such a pod gets no identity from that profile).
 fn member_facts<'f>(
     facts: &'f Result<Facts<'f>, super::RenderProblem>,
     p: &Profile,
 ) -> Result<Option<&'f Facts<'f>>, RenderError> {
     match facts {
-        Ok(f) if f.member.is_some() => Ok(Some(f)),
+        Ok(f) if f.member.is_some() || !p.needs_member => Ok(Some(f)),
         Ok(_) => Ok(None),
         Err(problem) => Err(RenderError {
             profile: p.name.clone(),
@@ -181,6 +182,11 @@ impl Builder {
         }
         for (name, value) in &p.volumes {
             self.add_volume(name, value.clone());
+        }
+        for (path, value) in &p.app_mounts {
+            if !self.mounts.iter().any(|(p, _)| p == path) {
+                self.mounts.push((path.clone(), value.clone()));
+            }
         }
     }
 
@@ -319,7 +325,14 @@ impl Builder {
                     .map(|(_, v)| v.clone()),
             );
         }
-        for c in &mut self.changes.containers {
+        // Injected sidecars, native ones included, get the identity too (a mesh proxy needs the
+        // SPIFFE token more than the app); init containers that run to completion do not.
+        let native = self
+            .changes
+            .init_containers
+            .iter_mut()
+            .filter(|c| c["restartPolicy"] == "Always");
+        for c in self.changes.containers.iter_mut().chain(native) {
             merge(c, "env", "name", &self.env);
             merge(c, "volumeMounts", "mountPath", &self.mounts);
         }

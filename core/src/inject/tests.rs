@@ -392,3 +392,31 @@ fn annotation_keys_with_slash_and_tilde_are_escaped_in_paths() {
     );
     assert_eq!(doc["metadata"]["annotations"]["odd~key/x"], "1");
 }
+
+#[test]
+fn namespace_only_identity_renders_for_any_pod_and_app_mounts_reach_app_containers() {
+    let ps = profiles(
+        r#"
+agent:
+  selector: {}
+  sidecars:
+    initContainers: [{name: copy-agent, image: "agent:1"}]
+    volumes: [{name: agent, emptyDir: {}}]
+    appVolumeMounts: [{name: agent, mountPath: /opt/agent}]
+  identity: {env: {SERVICE_NS: "{{namespace}}.svc.{{clusterDomain}}"}}
+"#,
+    );
+    let mut pod = bare_pod();
+    pod["metadata"].as_object_mut().unwrap().remove("name");
+    let (_, _, doc) = run(&ps, &pod, &ctx());
+    let app = &doc["spec"]["containers"][0];
+    assert_eq!(
+        app["env"],
+        json!([{"name": "SERVICE_NS", "value": "default.svc.cluster.local"}])
+    );
+    assert_eq!(
+        app["volumeMounts"],
+        json!([{"name": "agent", "mountPath": "/opt/agent"}])
+    );
+    assert_eq!(doc["spec"]["initContainers"][0]["name"], "copy-agent");
+}
