@@ -74,13 +74,15 @@ pub fn client_config(roots: &[&CertificateDer<'static>]) -> Arc<ClientConfig> {
     for r in roots {
         store.add((*r).clone()).unwrap();
     }
-    Arc::new(
-        ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(store)
-            .with_no_client_auth(),
-    )
+    let mut cfg = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    // A resumed session reports the certificate of the session it resumes; every connection
+    // does a full handshake so the tests see which certificate the server serves now.
+    cfg.resumption = rustls::client::Resumption::disabled();
+    Arc::new(cfg)
 }
 
 /// The repository root (tests/ is one level down).
