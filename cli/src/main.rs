@@ -1,11 +1,14 @@
 //! `tessera`: one binary for every part. Parses the command line, sets up logging and hands each
 //! subcommand to its module; no decision is made here.
 
+mod device_plugin;
+mod crd;
 mod extender;
 mod kube_client;
 mod logging;
 mod serve;
 mod simulate;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +28,12 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Serve the kube-scheduler extender (filter, prioritize, bind, preempt).
     Extender(tessera_extender::Options),
+    /// Serve the mutating admission webhook (sidecar, identity and GPU-request injection).
+    Webhook(tessera_webhook::WebhookArgs),
+    /// Print the CustomResourceDefinitions generated from the Rust types.
+    Crd,
+    /// Run the kubelet device plugin: fractional GPUs from NVML, exact allocation.
+    DevicePlugin(device_plugin::DevicePluginCli),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +42,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(args),
         Command::Extender(options) => extender::run(options),
+        Command::Webhook(args) => webhook::run(args),
+        Command::Crd => crd::run(),
+        Command::DevicePlugin(args) => device_plugin::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

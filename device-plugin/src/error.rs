@@ -7,7 +7,7 @@ use thiserror::Error;
 
 /// NVML could not be used. `Load` and `NoGpu` are the "no NVML / no GPU" cases: the plugin logs
 /// the message once, advertises nothing and publishes an empty inventory (see the crate docs).
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum NvmlFailure {
     /// The library could not be loaded or initialised (no driver, wrong `--nvml-lib`).
     #[error(

@@ -218,3 +218,21 @@ fn xid_loop(
         }
     }
 }
+
+/// [`Gpus`] when NVML could not be loaded: every call reports the load failure, so the plugin
+/// runs in its no-GPU mode (crate docs) with the one clear message.
+pub struct NoNvml(pub NvmlFailure);
+
+impl Gpus for NoNvml {
+    fn discover(&self) -> Result<Vec<GpuInfo>, NvmlFailure> {
+        Err(self.0.clone())
+    }
+
+    fn usage(&self) -> Vec<GpuUsage> {
+        Vec::new()
+    }
+
+    fn watch_xids(&self, _: mpsc::Sender<XidEvent>) -> Result<(), NvmlFailure> {
+        Err(self.0.clone())
+    }
+}

@@ -1,5 +1,6 @@
 //! The device plugin over its real unix socket, against a fake kubelet and the NVML stand-in:
 //! registration, ListAndWatch, GetPreferredAllocation, Allocate, shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // helpers outside #[test] too
 
 mod device_plugin_support;
 
@@ -28,7 +29,7 @@ async fn plugin_serves_before_registering_tessera_gpu_with_preferred_allocation(
     assert_eq!(r.version, "v1beta1");
     assert_eq!(r.endpoint, "tessera-gpu.sock");
     assert_eq!(r.resource_name, keys::RESOURCE_GPU);
-    let options = r.options.clone().unwrap();
+    let options = r.options.unwrap();
     assert!(options.get_preferred_allocation_available);
     assert!(!options.pre_start_required);
     running.stop().await;

@@ -1,5 +1,6 @@
 //! NVML discovery through nvml-wrapper and the stand-in library, and the plugin's behaviour when
 //! NVML or GPUs are missing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // helpers outside #[test] too
 
 mod device_plugin_support;
 

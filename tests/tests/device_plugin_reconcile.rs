@@ -4,6 +4,7 @@
 //! node. `Allocate` cannot know which pod the kubelet admits, so it serves the oldest; when the
 //! kubelet was in fact admitting the other one, PodResources shows it and the annotations are
 //! corrected to the GPUs each container really got.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // helpers outside #[test] too
 
 mod device_plugin_support;
 

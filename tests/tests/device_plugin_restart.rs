@@ -1,5 +1,6 @@
 //! A kubelet restart: it deletes every socket in the device plugin directory (ours included) and
 //! re-creates `kubelet.sock`; the plugin serves again and re-registers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // helpers outside #[test] too
 
 mod device_plugin_support;
 

@@ -3,7 +3,8 @@
 //! plugin back during `Register` as the real one does, a fake PodResources server, and pod
 //! builders for the contract's annotations.
 
-#![allow(dead_code)]
+// Test support: failing loudly is the point here, as in the tests themselves.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod kubelet;
 

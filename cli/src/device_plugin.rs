@@ -1,0 +1,87 @@
+//! `tessera device-plugin`: loads NVML, connects to the apiserver, runs the device plugin on the
+//! kubelet's socket and serves `/metrics` and `/healthz`, until SIGTERM or Ctrl-C. The plugin
+//! itself lives in tessera-device-plugin; this module only wires it to the process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use tessera_device_plugin::Plugin;
+use tessera_device_plugin::config::{Config, DevicePluginArgs};
+use tessera_device_plugin::metrics::Metrics;
+use tessera_device_plugin::nvml::{Gpus, NoNvml, NvmlGpus};
+use tessera_device_plugin::pods::KubePods;
+
+/// Flags of `tessera device-plugin`.
+#[derive(Debug, clap::Args)]
+pub struct DevicePluginCli {
+    #[command(flatten)]
+    plugin: DevicePluginArgs,
+    /// Address serving /metrics and /healthz.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN", default_value = "0.0.0.0:9402")]
+    metrics_listen: SocketAddr,
+    /// Kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config.
+    #[arg(long, env = "TESSERA_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Runs the device plugin until the process is told to stop.
+pub fn run(args: DevicePluginCli) -> anyhow::Result<()> {
+    let config = Config::try_from(args.plugin).context("device plugin flags")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve(config, args.metrics_listen, args.kubeconfig))
+}
+
+async fn serve(
+    config: Config,
+    metrics_listen: SocketAddr,
+    kubeconfig: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let client = crate::kube_client::connect(kubeconfig.as_deref()).await?;
+    tracing::info!(node = %config.node_name, "waiting for the pod cache of this node");
+    let kube = Arc::new(KubePods::start(client, &config.node_name).await);
+    let gpus: Arc<dyn Gpus> = match NvmlGpus::load(&config.nvml_lib) {
+        Ok(gpus) => Arc::new(gpus),
+        Err(failure) => Arc::new(NoNvml(failure)),
+    };
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let plugin = Plugin::new(config, gpus, kube.clone(), kube, metrics);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::serve::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let registry = Arc::new(registry);
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(move || metrics_text(Arc::clone(&registry))));
+    let listener = tokio::net::TcpListener::bind(metrics_listen)
+        .await
+        .with_context(|| format!("--metrics-listen {metrics_listen}"))?;
+    let mut http_stop = stopped.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    plugin.run(stopped).await.context("device plugin")?;
+    http.await
+        .context("metrics server task")?
+        .context("metrics server")?;
+    Ok(())
+}
+
+async fn metrics_text(registry: Arc<Registry>) -> String {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        tracing::warn!(error = %e, "encoding metrics");
+    }
+    text
+}
