@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod crd;
 pub mod error;
 mod expiry;
 pub mod metrics;

@@ -45,7 +45,7 @@ pub struct InjectionProfileSpec {
     /// Containers, init containers and volumes to add.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecars: Option<Sidecars>,
-    /// Stable identity of StatefulSet members: templated env and files.
+    /// Identity: templated env and files (a StatefulSet member's ordinal, peers, host name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
     /// SPIFFE ID env and a projected service-account token for every injected pod.

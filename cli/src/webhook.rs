@@ -1,0 +1,58 @@
+//! `tessera webhook`: loads the profiles file and the serving certificate, then serves
+//! `/mutate` over HTTPS until SIGTERM, reloading the certificate when its files change.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use tessera_webhook::profiles::{self, Loaded};
+use tessera_webhook::{Config, Webhook, WebhookArgs};
+
+use crate::serve;
+
+/// Runs the webhook until the process is asked to stop.
+pub fn run(args: WebhookArgs) -> anyhow::Result<()> {
+    let config = Config::try_from(args).context("webhook flags")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve_webhook(config))
+}
+
+async fn serve_webhook(config: Config) -> anyhow::Result<()> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut registry = Registry::default();
+    let webhook = Webhook::new(config.clone(), provider, &mut registry).with_context(|| {
+        format!(
+            "--tls-cert {} --tls-key {}",
+            config.tls_cert.display(),
+            config.tls_key.display()
+        )
+    })?;
+    let loaded = match &config.profiles {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--profiles {}", path.display()))?;
+            profiles::parse(&text)
+        }
+        None => Loaded::default(),
+    };
+    for e in &loaded.errors {
+        tracing::warn!(error = %e, "profile skipped");
+    }
+    tracing::info!(
+        profiles = loaded.profiles.len(),
+        invalid = loaded.errors.len(),
+        "profiles loaded"
+    );
+    webhook.set_profiles(loaded);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("--listen {}", config.listen))?;
+    tracing::info!(listen = %config.listen, "webhook serving");
+    webhook
+        .serve(listener, Arc::new(registry), serve::shutdown_signal())
+        .await;
+    Ok(())
+}
