@@ -1,1 +1,3 @@
 //! tessera-tests: cross-crate and end-to-end tests live in `tests/tests/`; shared helpers here.
+
+pub mod e2e;

@@ -1,0 +1,66 @@
+//! Shared by the e2e tests: the cluster they run against (`TESSERA_E2E_KUBECONFIG`, skipped with a
+//! line saying so when unset), unique names, and waiting for a condition.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Environment variable naming the kubeconfig of the e2e cluster (cluster-admin).
+pub const KUBECONFIG_ENV: &str = "TESSERA_E2E_KUBECONFIG";
+
+/// The e2e cluster's kubeconfig, or `None` after printing why the test is skipped.
+pub fn kubeconfig(test: &str) -> Option<PathBuf> {
+    match std::env::var_os(KUBECONFIG_ENV) {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => {
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping e2e test {test}: {KUBECONFIG_ENV} is not set"
+            );
+            None
+        }
+    }
+}
+
+/// A client for the cluster in `path`.
+pub async fn client(path: &std::path::Path) -> Result<Client, String> {
+    let file = Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// A name no other run or test used: `prefix-<pid><millis><n>` (lowercase, DNS-safe).
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() % 1_000_000);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}{millis}{n}", std::process::id() % 10_000)
+}
+
+/// Polls `check` every 100 ms until it yields a value or `limit` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if start.elapsed() > limit {
+            return Err(format!("timed out after {limit:?} waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
