@@ -79,15 +79,25 @@ pub async fn run(
             }
         }
         let _ = stop_tx.send(true);
-        if tokio::time::timeout(DRAIN, server).await.is_err() {
-            tracing::warn!("device plugin server did not drain in time");
-        }
+        let drain = drain(server);
         if *shutdown.borrow() {
+            drain.await;
             if current_inode(&path) == Some(inode) {
                 let _ = std::fs::remove_file(&path);
             }
             return Ok(());
         }
+        // The old server drains in the background: re-registration must not wait for it.
+        tokio::spawn(drain);
+    }
+}
+
+/// Waits up to [`DRAIN`] for a stopped server to finish, then aborts it.
+async fn drain(server: tokio::task::JoinHandle<()>) {
+    let abort = server.abort_handle();
+    if tokio::time::timeout(DRAIN, server).await.is_err() {
+        abort.abort();
+        tracing::warn!("device plugin server did not drain in time; aborted");
     }
 }
 
