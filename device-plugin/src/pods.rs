@@ -25,6 +25,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Pods: Send + Sync + 'static {
     /// Every pod bound to this node, from the cache.
     fn on_node(&self) -> Result<Vec<PodView>, PluginError>;
+    /// Every pod bound to this node, read fresh from the source. The kubelet admits a pod within
+    /// milliseconds of its binding, often before the watch event reaches the cache, so a miss
+    /// in the cache is retried with this before it becomes an error.
+    fn refresh(&self) -> BoxFuture<'_, Result<Vec<PodView>, PluginError>>;
     /// Sets `bind-phase: allocated`.
     fn set_allocated<'a>(
         &'a self,
@@ -125,6 +129,18 @@ impl KubePods {
 impl Pods for KubePods {
     fn on_node(&self) -> Result<Vec<PodView>, PluginError> {
         Ok(self.store.state().iter().map(|p| pod_view(p)).collect())
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, Result<Vec<PodView>, PluginError>> {
+        Box::pin(async move {
+            let api: Api<Pod> = Api::all(self.client.clone());
+            let params =
+                kube::api::ListParams::default().fields(&format!("spec.nodeName={}", self.node));
+            let list = api.list(&params).await.map_err(|e| {
+                PluginError::Apiserver(format!("list pods on node {}: {e}", self.node))
+            })?;
+            Ok(list.items.iter().map(pod_view).collect())
+        })
     }
 
     fn set_allocated<'a>(
@@ -235,6 +251,11 @@ impl MemoryPods {
 impl Pods for MemoryPods {
     fn on_node(&self) -> Result<Vec<PodView>, PluginError> {
         Ok(self.pods().iter().map(pod_view).collect())
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, Result<Vec<PodView>, PluginError>> {
+        let pods = self.on_node();
+        Box::pin(async move { pods })
     }
 
     fn set_allocated<'a>(

@@ -52,9 +52,16 @@ impl Service {
         let shared = &self.shared;
         let (node, per_gpu) = (&shared.config.node_name, shared.config.slots_per_gpu);
         let slot_gpus = slots::gpus_of(ids, &shared.gpus(), per_gpu)?;
-        let pods = shared.pods.on_node()?;
+        let mut pods = shared.pods.on_node()?;
         let served = shared.served_containers();
-        let m = allocate::match_request(node, &pods, ids.len(), ids, &slot_gpus, &served)?;
+        let m = match allocate::match_request(node, &pods, ids.len(), ids, &slot_gpus, &served) {
+            Ok(m) => m,
+            Err(_) => {
+                // The pod was bound a moment ago and its watch event may not be here yet.
+                pods = shared.pods.refresh().await?;
+                allocate::match_request(node, &pods, ids.len(), ids, &slot_gpus, &served)?
+            }
+        };
         let pod_key = format!("{}/{}", m.namespace, m.name);
         tracing::Span::current().record("pod", pod_key.as_str());
         let envs = env::container_env(&m.shares, &format!("{pod_key}/{}", m.container));
@@ -139,7 +146,8 @@ impl DevicePlugin for Service {
         request: Request<PreferredAllocationRequest>,
     ) -> Result<Response<PreferredAllocationResponse>, Status> {
         let shared = &self.shared;
-        let pods = shared.pods.on_node().map_err(Status::from)?;
+        let mut pods = shared.pods.on_node().map_err(Status::from)?;
+        let mut refreshed = false;
         let served = shared.served_containers();
         let gpus = shared.gpus();
         let mut container_responses = Vec::new();
@@ -149,7 +157,13 @@ impl DevicePlugin for Service {
             let slot_gpus = slots::gpus_of(must, &gpus, shared.config.slots_per_gpu)
                 .map_err(PluginError::from)?;
             let node = &shared.config.node_name;
-            let m = allocate::match_request(node, &pods, size, must, &slot_gpus, &served).ok();
+            let mut m = allocate::match_request(node, &pods, size, must, &slot_gpus, &served).ok();
+            if m.is_none() && !refreshed {
+                // As in Allocate: a just-bound pod may not be in the cache yet.
+                pods = shared.pods.refresh().await.map_err(Status::from)?;
+                refreshed = true;
+                m = allocate::match_request(node, &pods, size, must, &slot_gpus, &served).ok();
+            }
             let device_i_ds =
                 allocate::preferred_slots(m.as_ref(), &c.available_device_i_ds, must, size);
             tracing::debug!(pod = ?m.as_ref().map(|m| format!("{}/{}", m.namespace, m.name)), slots = ?device_i_ds, "preferred allocation");
