@@ -176,17 +176,7 @@ fn xid_loop(
     tx: &mpsc::Sender<XidEvent>,
     ready: &std::sync::mpsc::Sender<Result<(), NvmlFailure>>,
 ) {
-    let registered = (|| {
-        let mut set = nvml.create_event_set()?;
-        for i in 0..nvml.device_count()? {
-            set = nvml
-                .device_by_index(i)?
-                .register_events(EventTypes::CRITICAL_XID_ERROR, set)
-                .map_err(|e| e.error)?;
-        }
-        Ok(set)
-    })();
-    let set = match registered {
+    let set = match register_all(nvml) {
         Ok(set) => {
             let _ = ready.send(Ok(()));
             set
@@ -235,4 +225,34 @@ impl Gpus for NoNvml {
     fn watch_xids(&self, _: mpsc::Sender<XidEvent>) -> Result<(), NvmlFailure> {
         Err(self.0.clone())
     }
+}
+
+/// An event set with critical XID events registered on every GPU that supports them. A GPU that
+/// refuses (NotSupported on some boards and vGPUs) is logged and left out; nvml-wrapper consumes
+/// the set on a failed registration, so the set is rebuilt with the GPUs that accepted.
+fn register_all(nvml: &Nvml) -> Result<nvml_wrapper::EventSet<'_>, NvmlError> {
+    let mut accepted: Vec<u32> = Vec::new();
+    let mut set = nvml.create_event_set()?;
+    for i in 0..nvml.device_count()? {
+        match nvml
+            .device_by_index(i)?
+            .register_events(EventTypes::CRITICAL_XID_ERROR, set)
+        {
+            Ok(s) => {
+                set = s;
+                accepted.push(i);
+            }
+            Err(e) => {
+                tracing::warn!(gpu_index = i, error = %e.error, "GPU does not report XID events; its health will not change");
+                set = nvml.create_event_set()?;
+                for &j in &accepted {
+                    set = nvml
+                        .device_by_index(j)?
+                        .register_events(EventTypes::CRITICAL_XID_ERROR, set)
+                        .map_err(|e| e.error)?;
+                }
+            }
+        }
+    }
+    Ok(set)
 }

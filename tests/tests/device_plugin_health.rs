@@ -58,3 +58,19 @@ async fn application_xids_leave_the_gpu_healthy() {
     );
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_gpu_without_xid_events_does_not_stop_health_for_the_others() {
+    let node = Node::new(&format!(
+        "{}gpu {}|NVIDIA A100-SXM4-40GB|40960|0|8.0|0|0|0\n",
+        gpu_line(&uuid(0), "NVIDIA A100-SXM4-40GB", 40960),
+        uuid(1)
+    ));
+    let config = node.config();
+    let running = Running::start(node, config).await;
+    let mut stream = running.watch().await;
+    next(&mut stream).await;
+    running.node.raise_xid(0, 79);
+    assert_eq!(unhealthy_gpus(&next(&mut stream).await), vec![uuid(0)]);
+    running.stop().await;
+}

@@ -9,6 +9,8 @@ pub struct Gpu {
     pub compute_capability: (i32, i32),
     pub used_mib: u64,
     pub util_percent: u32,
+    /// Accepts XID event registration.
+    pub events: bool,
 }
 
 /// Parses `nvml-standin.conf`; the error names the line.
@@ -38,6 +40,7 @@ pub fn parse(text: &str) -> Result<Vec<Gpu>, String> {
             ),
             used_mib: field(5, "0").parse().map_err(|_| bad())?,
             util_percent: field(6, "0").parse().map_err(|_| bad())?,
+            events: field(7, "1") == "1",
         });
     }
     Ok(gpus)

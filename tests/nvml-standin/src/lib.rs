@@ -7,8 +7,9 @@
 //! own temporary directory gets its own instance (the dynamic loader keys objects by file) and its
 //! own GPUs:
 //!
-//! - `nvml-standin.conf`: one line per GPU, `gpu UUID|NAME|MEMORY_MIB|MIG(0/1)|CC|USED_MIB|UTIL%`
-//!   (the last four optional: `0`, `8.0`, `0`, `0`). `#` starts a comment. No file: `nvmlInit`
+//! - `nvml-standin.conf`: one line per GPU,
+//!   `gpu UUID|NAME|MEMORY_MIB|MIG(0/1)|CC|USED_MIB|UTIL%|EVENTS(0/1)` (the last five optional:
+//!   `0`, `8.0`, `0`, `0`, `1`; `EVENTS=0` makes XID registration fail with NOT_SUPPORTED). `#` starts a comment. No file: `nvmlInit`
 //!   fails with NVML_ERROR_DRIVER_NOT_LOADED, like a node without the driver.
 //! - `nvml-standin.xid`: appended by the test, one event a line, `INDEX XID`. Each event set
 //!   reports every line once, to the devices registered for critical XID events.
@@ -381,7 +382,7 @@ pub extern "C" fn nvmlDeviceRegisterEvents(
     ret(with_state(|s| {
         let d = device_index(s, device)?;
         let i = set_index(s, set)?;
-        if types & !EVENT_XID_CRITICAL != 0 {
+        if types & !EVENT_XID_CRITICAL != 0 || !s.gpus[d].events {
             return Err(ERROR_NOT_SUPPORTED);
         }
         s.sets[i].registered[d] |= types;
