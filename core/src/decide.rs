@@ -4,6 +4,10 @@
 
 use std::collections::BTreeMap;
 
+mod memo;
+
+pub use memo::{MAX_SHAPES, Memo, ShapeId};
+
 use crate::affinity::Spread;
 use crate::annotations::{self, Assignment};
 use crate::fit::{self, GpuChoice};
@@ -38,19 +42,31 @@ pub struct Filtered {
 
 /// Filters `nodes` for `pod`.
 pub fn filter(view: View<'_>, pod: &PodRequest, nodes: &[String]) -> Filtered {
+    filter_with(view, pod, nodes.to_vec(), &mut Memo::default())
+}
+
+/// Filters `nodes` for `pod`, reusing and filling `memo`; the names move into the verdict.
+pub fn filter_with(
+    view: View<'_>,
+    pod: &PodRequest,
+    nodes: Vec<String>,
+    memo: &mut Memo,
+) -> Filtered {
     let mut out = Filtered::default();
     if pod.is_pass_through() {
-        out.passed = nodes.to_vec();
+        out.passed = nodes;
         return out;
     }
+    let shape = memo.shape(view.policy, view.ctx.mix, view.ledger, pod);
+    out.passed.reserve(nodes.len());
     for name in nodes {
-        match verdict(view, pod, name) {
-            Verdict::Pass => out.passed.push(name.clone()),
+        match verdict(view, pod, &name, memo, shape) {
+            Verdict::Pass => out.passed.push(name),
             Verdict::Fail(why) => {
-                out.failed.insert(name.clone(), why);
+                out.failed.insert(name, why);
             }
             Verdict::Never(why) => {
-                out.unresolvable.insert(name.clone(), why);
+                out.unresolvable.insert(name, why);
             }
         }
     }
@@ -63,8 +79,14 @@ enum Verdict {
     Never(String),
 }
 
-fn verdict(view: View<'_>, pod: &PodRequest, name: &str) -> Verdict {
-    let Some(node) = view.ledger.node(name) else {
+fn verdict(
+    view: View<'_>,
+    pod: &PodRequest,
+    name: &str,
+    memo: &mut Memo,
+    shape: ShapeId,
+) -> Verdict {
+    let Some(index) = view.ledger.node_index(name) else {
         return if pod.containers.is_empty() {
             // A spreading-only pod on a node we do not track: nothing to object to.
             Verdict::Pass
@@ -72,6 +94,7 @@ fn verdict(view: View<'_>, pod: &PodRequest, name: &str) -> Verdict {
             Verdict::Never(format!("node {name} has no Tessera GPU inventory"))
         };
     };
+    let node = &view.ledger.nodes()[index];
     if node.gpus.is_empty() && !pod.containers.is_empty() {
         return Verdict::Never(format!("node {name} has no Tessera GPU inventory"));
     }
@@ -80,22 +103,42 @@ fn verdict(view: View<'_>, pod: &PodRequest, name: &str) -> Verdict {
     {
         return Verdict::Fail(unfit.to_string());
     }
-    // Fit is the same for every policy: no need to score here, prioritize does that.
-    if pod.containers.is_empty() || fit::try_choose(node, pod, GpuChoice::BestFit).is_some() {
+    if pod.containers.is_empty() {
         return Verdict::Pass;
     }
-    Verdict::Fail(fit::explain(node, pod, GpuChoice::BestFit).to_string())
+    // Fit is the same for every policy: no need to score here, prioritize does that.
+    let why = memo.fit(shape, index, node, || {
+        fit::try_choose(node, pod, GpuChoice::BestFit)
+            .is_none()
+            .then(|| fit::explain(node, pod, GpuChoice::BestFit).to_string())
+    });
+    match why {
+        None => Verdict::Pass,
+        Some(why) => Verdict::Fail(why.to_string()),
+    }
 }
 
 /// Scores `nodes` for `pod` on 0–10: spreading first for group members, then the policy.
 /// Nodes the pod does not fit score 0.
 pub fn prioritize(view: View<'_>, pod: &PodRequest, nodes: &[String]) -> Vec<(String, i64)> {
+    prioritize_with(view, pod, nodes, &mut Memo::default())
+}
+
+/// Scores `nodes` for `pod`, reusing and filling `memo`.
+pub fn prioritize_with(
+    view: View<'_>,
+    pod: &PodRequest,
+    nodes: &[String],
+    memo: &mut Memo,
+) -> Vec<(String, i64)> {
+    let shape = memo.shape(view.policy, view.ctx.mix, view.ledger, pod);
     let keys: Vec<(f64, f64)> = nodes
         .iter()
         .map(|name| {
-            let Some(node) = view.ledger.node(name) else {
+            let Some(index) = view.ledger.node_index(name) else {
                 return (0.0, f64::NEG_INFINITY);
             };
+            let node = &view.ledger.nodes()[index];
             let spread = pod
                 .group
                 .as_ref()
@@ -103,7 +146,10 @@ pub fn prioritize(view: View<'_>, pod: &PodRequest, nodes: &[String]) -> Vec<(St
             let policy = if pod.containers.is_empty() {
                 0.0
             } else {
-                score::score_value(view.policy, node, pod, view.ctx).unwrap_or(f64::NEG_INFINITY)
+                memo.score(shape, index, node, || {
+                    score::score_value(view.policy, node, pod, view.ctx)
+                        .unwrap_or(f64::NEG_INFINITY)
+                })
             };
             (spread, policy)
         })

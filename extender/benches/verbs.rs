@@ -1,18 +1,23 @@
 //! The extender's verbs at scale: 5,000 nodes × 8 GPUs with about 50,000 shares placed.
-//! Reports filter and prioritize per call (NodeNames shape; criterion medians, then p50/p99 over
-//! 200 calls), the resident memory the state adds, and the cost of parsing the `Nodes` shape
+//! Reports filter and prioritize per call as the server runs them (decode the NodeNames body,
+//! decide, encode): cold for a request shape never seen, and warm — the steady state, where a
+//! bind changed one node since the last request — as criterion medians and p50/p99 over 200
+//! calls; the resident memory of the state and of the memo; and the `Nodes` shape's parse cost
 //! per node.
 
-use std::time::Instant;
+#![allow(clippy::panic)] // a benchmark stops loudly on a bad fixture
 
-use criterion::{Criterion, criterion_group};
-use tessera_core::affinity::Spread;
-use tessera_core::decide::{self, View};
-use tessera_core::frag::{FragCache, TypicalPod, TypicalPods};
-use tessera_core::request::{ContainerDemand, GpuDemand, PodRequest};
-use tessera_core::score::{Policy, ScoreContext};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, criterion_group};
+use tessera_core::decide::Memo;
+use tessera_core::frag::{TypicalPod, TypicalPods};
+use tessera_core::request::{GpuDemand, Translation};
+use tessera_core::score::Policy;
 use tessera_core::testing;
 use tessera_extender::wire::ExtenderArgs;
+use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState, filter, prioritize};
 
 const NODES: usize = 5_000;
 const PODS_PER_NODE: usize = 10;
@@ -39,22 +44,6 @@ fn mix() -> TypicalPods {
     }
 }
 
-fn pod() -> PodRequest {
-    let demand = GpuDemand {
-        gpus: 1,
-        mem_mib: 8192,
-        mem_percent: 0,
-        core_milli: 250,
-    };
-    PodRequest {
-        containers: vec![ContainerDemand {
-            container: "main".into(),
-            demand,
-        }],
-        ..Default::default()
-    }
-}
-
 fn rss_mib() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: f64 = statm
@@ -66,10 +55,16 @@ fn rss_mib() -> f64 {
 }
 
 fn percentiles(label: &str, mut run: impl FnMut()) {
+    percentiles_after(label, || {}, |()| run());
+}
+
+/// p50/p99 of `run`, with `setup` before each call and not timed.
+fn percentiles_after<S>(label: &str, mut setup: impl FnMut() -> S, mut run: impl FnMut(S)) {
     let mut times: Vec<f64> = (0..200)
         .map(|_| {
+            let input = setup();
             let t = Instant::now();
-            run();
+            run(input);
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
@@ -94,44 +89,154 @@ fn nodes_shape_json(n: usize) -> String {
     serde_json::json!({"Pod": {"metadata": {"name": "p", "namespace": "ml"}, "spec": {"containers": [{"name": "main"}]}}, "Nodes": {"metadata": {}, "items": (0..n).map(node).collect::<Vec<_>>()}, "NodeNames": null}).to_string()
 }
 
+struct NoBinds;
+
+impl Binder for NoBinds {
+    fn bind(&self, _: BindTarget) -> BindFuture<'_> {
+        Box::pin(async { Err("benchmark".to_string()) })
+    }
+}
+
+/// The filter/prioritize body kube-scheduler sends with `nodeCacheCapable: true`.
+fn nodenames_body(names: &[String]) -> String {
+    serde_json::json!({
+        "Pod": {
+            "metadata": {"name": "p", "namespace": "ml", "uid": "uid-p"},
+            "spec": {"containers": [{"name": "main", "resources": {"limits": {
+                "tessera.dev/gpu-mem": "8192", "tessera.dev/gpu-core": "25"}}}]}
+        },
+        "NodeNames": names,
+        "Nodes": null
+    })
+    .to_string()
+}
+
+/// One verb as the server runs it: decode the body, decide, encode the answer.
+fn filter_verb(state: &ExtenderState, body: &str) -> Vec<u8> {
+    let args: ExtenderArgs = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::to_vec(&filter::filter(state, args)).unwrap_or_default()
+}
+
+fn prioritize_verb(state: &ExtenderState, body: &str) -> Vec<u8> {
+    let args: ExtenderArgs = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::to_vec(&prioritize::prioritize(state, args)).unwrap_or_default()
+}
+
+/// What a bind does to the state between two requests: one node changes.
+fn touch(state: &ExtenderState, round: usize) {
+    state.update(|c| {
+        let i = round * 7919 % c.ledger.nodes().len();
+        let name = c.ledger.nodes()[i].name.clone();
+        if let Some(node) = c.ledger.node_mut(&name) {
+            let pod = format!("bench/touch-{round}");
+            if node.gpus[0].mem_free_mib >= 1
+                && node.gpus[0].core_free >= 1
+                && node.gpus[0].slots_free >= 1
+            {
+                testing::hold(node, &pod, 0, 1, 1);
+                node.release(&pod);
+            } else {
+                node.version += 1;
+            }
+        }
+    });
+}
+
 fn bench(c: &mut Criterion) {
     let before = rss_mib();
-    let ledger = testing::busy_cluster(NODES, PODS_PER_NODE, 11);
-    let mix = mix();
-    let mut frag = FragCache::default();
-    frag.refresh(&ledger, &mix);
-    let after = rss_mib();
-    let spread = Spread::default();
-    let view = View {
-        ledger: &ledger,
-        spread: &spread,
+    let config = Config {
         policy: Policy::Fragmentation,
-        ctx: ScoreContext {
-            mix: &mix,
-            frag: Some(&frag),
-        },
+        slots_per_gpu: 10,
+        translation: Translation::default(),
+        reservation_timeout: Duration::from_secs(60),
+        heartbeat_max_age: None,
     };
-    let names: Vec<String> = ledger.nodes().iter().map(|n| n.name.clone()).collect();
-    let pod = pod();
-    let passed = decide::filter(view, &pod, &names).passed;
+    let state = ExtenderState::new(config, Arc::new(NoBinds));
+    state.update(|c| {
+        c.ledger = testing::busy_cluster(NODES, PODS_PER_NODE, 11);
+        c.mix = mix();
+    });
+    let after = rss_mib();
+    let names: Vec<String> = state
+        .read()
+        .ledger
+        .nodes()
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
+    let all = nodenames_body(&names);
+    let passed: Vec<String> = {
+        let args: ExtenderArgs = serde_json::from_str(&all).unwrap_or_else(|e| panic!("{e}"));
+        filter::filter(&state, args).node_names.unwrap_or_default()
+    };
+    let feasible = nodenames_body(&passed);
     println!(
         "state: {} nodes, {} pods placed, resident memory added {:.0} MiB; {} nodes pass the filter",
         NODES,
-        ledger.pod_count(),
+        state.read().ledger.pod_count(),
         after - before,
         passed.len()
     );
+
+    // Cold: a request shape never seen (every node computed), then the memo's memory.
+    let memo_before = rss_mib();
+    percentiles("filter cold (new request shape)", || {
+        *state.memo() = Memo::default();
+        std::hint::black_box(filter_verb(&state, &all));
+    });
+    percentiles("prioritize cold (new request shape)", || {
+        *state.memo() = Memo::default();
+        std::hint::black_box(prioritize_verb(&state, &feasible));
+    });
+    filter_verb(&state, &all);
+    prioritize_verb(&state, &feasible);
+    println!(
+        "memo for one request shape: {:.1} MiB",
+        rss_mib() - memo_before
+    );
+
+    // Warm: the steady state, where a bind changed one node since the last request (the bind's
+    // own cost is not timed).
+    let mut round = 0;
+    let mut next = || {
+        round += 1;
+        touch(&state, round);
+    };
     c.bench_function("filter_nodenames_5000x8_50k", |b| {
-        b.iter(|| decide::filter(view, &pod, &names))
+        b.iter_batched(
+            &mut next,
+            |()| filter_verb(&state, &all),
+            BatchSize::PerIteration,
+        )
     });
     c.bench_function("prioritize_nodenames_5000x8_50k", |b| {
-        b.iter(|| decide::prioritize(view, &pod, &passed))
+        b.iter_batched(
+            &mut next,
+            |()| prioritize_verb(&state, &feasible),
+            BatchSize::PerIteration,
+        )
     });
-    percentiles("filter_nodenames_5000x8_50k", || {
-        std::hint::black_box(decide::filter(view, &pod, &names));
+    percentiles_after("filter_nodenames_5000x8_50k", &mut next, |()| {
+        std::hint::black_box(filter_verb(&state, &all));
     });
-    percentiles("prioritize_nodenames_5000x8_50k", || {
-        std::hint::black_box(decide::prioritize(view, &pod, &passed));
+    percentiles_after("prioritize_nodenames_5000x8_50k", &mut next, |()| {
+        std::hint::black_box(prioritize_verb(&state, &feasible));
+    });
+    // Where the warm time goes.
+    let decode =
+        || -> ExtenderArgs { serde_json::from_str(&all).unwrap_or_else(|e| panic!("{e}")) };
+    percentiles("  of which: decode 5000 names", || {
+        std::hint::black_box(decode());
+    });
+    percentiles_after("  of which: filter decision", decode, |args| {
+        std::hint::black_box(filter::filter(&state, args));
+    });
+    let answer = filter::filter(&state, decode());
+    percentiles("  of which: encode the filter answer", || {
+        std::hint::black_box(serde_json::to_vec(&answer).unwrap_or_default());
+    });
+    percentiles_after("  of which: prioritize decision", decode, |args| {
+        std::hint::black_box(prioritize::prioritize(&state, args));
     });
     let body = nodes_shape_json(1_000);
     let t = Instant::now();

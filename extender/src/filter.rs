@@ -11,7 +11,7 @@ use crate::state::ExtenderState;
 use crate::wire::{ExtenderArgs, ExtenderFilterResult, NodeList};
 
 /// Serves one filter.
-pub fn filter(state: &ExtenderState, args: ExtenderArgs) -> ExtenderFilterResult {
+pub fn filter(state: &ExtenderState, mut args: ExtenderArgs) -> ExtenderFilterResult {
     state.remember(&args.pod);
     let pod = match pod_request(state, &args) {
         Ok(pod) => pod,
@@ -22,16 +22,25 @@ pub fn filter(state: &ExtenderState, args: ExtenderArgs) -> ExtenderFilterResult
             };
         }
     };
-    let names = args.candidate_names();
+    let full_nodes = args.node_names.is_none() && args.nodes.is_some();
+    let names = match args.node_names.take() {
+        Some(names) => names,
+        None => args.candidate_names(),
+    };
     let verdict = {
         let cluster = state.read();
         let (names, stale) = split_stale(state, &cluster, &pod, names);
-        let mut verdict = decide::filter(cluster.view(state.config().policy), &pod, &names);
+        let mut verdict = decide::filter_with(
+            cluster.view(state.config().policy),
+            &pod,
+            names,
+            &mut state.memo(),
+        );
         verdict.failed.extend(stale);
         verdict
     };
     let (nodes, node_names) = match args.nodes {
-        Some(list) if args.node_names.is_none() => {
+        Some(list) if full_nodes => {
             let items = list
                 .items
                 .into_iter()
@@ -61,7 +70,10 @@ pub fn filter(state: &ExtenderState, args: ExtenderArgs) -> ExtenderFilterResult
     }
 }
 
-fn pod_request(state: &ExtenderState, args: &ExtenderArgs) -> Result<PodRequest, String> {
+pub(crate) fn pod_request(
+    state: &ExtenderState,
+    args: &ExtenderArgs,
+) -> Result<PodRequest, String> {
     let ctx = RequestContext {
         translation: state.config().translation,
         largest_gpu_mib: None,

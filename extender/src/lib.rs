@@ -14,6 +14,7 @@ pub mod filter;
 pub mod metrics;
 pub mod options;
 pub mod preempt;
+pub mod prioritize;
 pub mod routes;
 pub mod state;
 pub mod watch;

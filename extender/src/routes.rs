@@ -16,8 +16,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tessera_core::decide;
-use tessera_core::request::{self, PodRequest, RequestContext};
 
 use crate::error::ExtenderError;
 use crate::state::ExtenderState;
@@ -84,14 +82,6 @@ fn decode(body: Result<Json<ExtenderArgs>, JsonRejection>) -> Result<ExtenderArg
         .map_err(|e| ExtenderError::Decode(e.body_text()))
 }
 
-fn pod_request(state: &ExtenderState, args: &ExtenderArgs) -> Result<PodRequest, String> {
-    let ctx = RequestContext {
-        translation: state.config().translation,
-        largest_gpu_mib: None,
-    };
-    request::pod_request(&args.pod, ctx).map_err(|e| e.to_string())
-}
-
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ExtenderError> {
@@ -129,19 +119,5 @@ async fn prioritize(
     body: Result<Json<ExtenderArgs>, JsonRejection>,
 ) -> Result<Json<Vec<HostPriority>>, ExtenderError> {
     let args = decode(body)?;
-    blocking(move || {
-        let names = args.candidate_names();
-        // A prioritize error is ignored by kube-scheduler: an invalid pod simply ranks nothing.
-        let ranked = match pod_request(&state, &args) {
-            Ok(pod) => decide::prioritize(state.read().view(state.config().policy), &pod, &names),
-            Err(_) => names.into_iter().map(|n| (n, 0)).collect(),
-        };
-        Json(
-            ranked
-                .into_iter()
-                .map(|(host, score)| HostPriority { host, score })
-                .collect(),
-        )
-    })
-    .await
+    blocking(move || Json(crate::prioritize::prioritize(&state, args))).await
 }

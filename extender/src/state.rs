@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::binder::Binder;
 use crate::metrics::Metrics;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use tessera_core::decide::Memo;
 
 pub use tessera_core::cluster::Cluster;
 use tessera_core::request::Translation;
@@ -43,6 +45,7 @@ pub struct ExtenderState {
     started: Instant,
     binder: Arc<dyn Binder>,
     metrics: Metrics,
+    memo: Mutex<Memo>,
     /// Pods filtered and not yet bound, by UID: bind names only the pod, not its request.
     pending: Mutex<HashMap<String, Pod>>,
 }
@@ -67,6 +70,7 @@ impl ExtenderState {
             started: Instant::now(),
             binder,
             metrics: Metrics::new(),
+            memo: Mutex::default(),
             pending: Mutex::default(),
         }
     }
@@ -79,6 +83,11 @@ impl ExtenderState {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Per-node answers remembered between requests (held for the length of one verb).
+    pub fn memo(&self) -> MutexGuard<'_, Memo> {
+        self.memo.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The settings.

@@ -409,3 +409,116 @@ async fn a_reservation_whose_pod_never_shows_up_is_released_after_the_timeout() 
     );
     assert_eq!(holder_node(&state, "default/gpu-a"), None);
 }
+
+mod concurrent {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Three empty nodes of two 16 GiB GPUs.
+    fn empty_state(binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
+        let config = Config {
+            policy: Policy::Fragmentation,
+            slots_per_gpu: 4,
+            translation: Translation::default(),
+            reservation_timeout: TIMEOUT,
+            heartbeat_max_age: None,
+        };
+        let state = Arc::new(ExtenderState::new(config, binder));
+        state.update(|c| {
+            for name in ["n0", "n1", "n2"] {
+                c.ledger.upsert_node(
+                    name,
+                    None,
+                    &testing::gpus(name, 2, "T4", 16384),
+                    HostCapacity::untracked(),
+                );
+            }
+        });
+        state
+    }
+
+    fn pod(i: usize, mem: u64, core: u32) -> Value {
+        json!({
+            "metadata": {"name": format!("p{i}"), "namespace": "ml", "uid": format!("uid-{i}")},
+            "spec": {"containers": [{"name": "main", "resources": {"limits": {
+                "tessera.dev/gpu-mem": mem.to_string(),
+                "tessera.dev/gpu-core": core.to_string(),
+            }}}]}
+        })
+    }
+
+    /// One pod's scheduling cycle as kube-scheduler runs it, racing the others.
+    async fn cycle(addr: SocketAddr, i: usize, mem: u64, core: u32, pick: usize) -> bool {
+        let nodes = ["n0", "n1", "n2"];
+        let (_, filtered) = post(
+            addr,
+            "filter",
+            &json!({"Pod": pod(i, mem, core), "NodeNames": nodes}),
+        )
+        .await;
+        let passed: Vec<String> = serde_json::from_value(filtered["NodeNames"].clone()).unwrap();
+        // Bind to a node that passed, or — as a stale scheduler cache would — to any node.
+        let node = passed
+            .get(pick % passed.len().max(1))
+            .cloned()
+            .unwrap_or_else(|| nodes[pick % 3].to_string());
+        let bind = json!({"PodName": format!("p{i}"), "PodNamespace": "ml",
+                          "PodUID": format!("uid-{i}"), "Node": node});
+        let (_, out) = post(addr, "bind", &bind).await;
+        out["Error"] == ""
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Filters and binds racing on a multi-threaded server never hand out more memory,
+        /// compute or slots than a GPU has, and the ledger holds exactly the successful binds.
+        #[test]
+        fn concurrent_filters_and_binds_never_over_commit(
+            pods in prop::collection::vec((1..16384u64, 1..=100u32, 0..6usize), 1..30)
+        ) {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .enable_all()
+                .build()
+                .unwrap();
+            let (ok, binds, state) = rt.block_on(async {
+                let binder = Arc::new(RecordingBinder::default());
+                let state = empty_state(binder.clone());
+                let addr = serve(state.clone()).await;
+                let tasks: Vec<_> = pods
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(mem, core, pick))| tokio::spawn(cycle(addr, i, mem, core, pick)))
+                    .collect();
+                let mut ok = 0;
+                for t in tasks {
+                    ok += usize::from(t.await.unwrap());
+                }
+                let binds = binder.binds.lock().unwrap().clone();
+                (ok, binds, state)
+            });
+            prop_assert_eq!(ok, binds.len());
+            prop_assert_eq!(state.read().ledger.pod_count(), ok);
+            let mut per_gpu: HashMap<String, (u64, u32, u32)> = HashMap::new();
+            for b in &binds {
+                let a = annotations::decode_assignment(&b.annotations[keys::ANNOTATION_GPU_ASSIGNMENT]).unwrap();
+                prop_assert_eq!(&a.node, &b.node);
+                for s in a.shares() {
+                    let e = per_gpu.entry(s.uuid.clone()).or_default();
+                    e.0 += s.mem_mib;
+                    e.1 += s.core_milli;
+                    e.2 += 1;
+                }
+            }
+            for (gpu, (mem, core, slots)) in per_gpu {
+                prop_assert!(mem <= 16384 && core <= 1000 && slots <= 4,
+                    "{} over-committed: {} MiB, {} milli, {} slots", gpu, mem, core, slots);
+            }
+        }
+    }
+}

@@ -172,3 +172,97 @@ fn assign_picks_gpus_on_the_bound_node_and_annotations_round_trip() {
         "node node-9 has no Tessera GPU inventory"
     );
 }
+
+mod memo {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::frag::TypicalPod;
+
+    fn mix() -> TypicalPods {
+        TypicalPods {
+            classes: vec![TypicalPod {
+                cpu_milli: 0,
+                demand: GpuDemand {
+                    gpus: 1,
+                    mem_mib: 4096,
+                    mem_percent: 0,
+                    core_milli: 250,
+                },
+                models: vec![],
+                weight: 1.0,
+            }],
+        }
+    }
+
+    /// A change to the cluster between two requests.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Hold(usize, usize, u64, u32),
+        Release(usize),
+        AddNode,
+        RemoveNode(usize),
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            4 => (0..4usize, 0..4usize, 1..9000u64, 1..600u32)
+                .prop_map(|(n, g, m, c)| Change::Hold(n, g, m, c)),
+            2 => (0..40usize).prop_map(Change::Release),
+            1 => Just(Change::AddNode),
+            1 => (0..4usize).prop_map(Change::RemoveNode),
+        ]
+    }
+
+    proptest! {
+        /// Answers from a memo kept across requests and cluster changes are exactly the
+        /// answers computed from scratch.
+        #[test]
+        fn remembered_answers_equal_fresh_ones(
+            changes in prop::collection::vec(change(), 1..40),
+            shapes in prop::collection::vec((1..9000u64, 1..1000u32), 1..4),
+        ) {
+            let (mut ledger, spread) = cluster();
+            let mix = mix();
+            let mut memo = Memo::default();
+            let mut held = 0;
+            for ch in &changes {
+                match ch {
+                    Change::Hold(n, g, mem, core) => {
+                        let name = ledger.nodes().get(*n).map(|x| x.name.clone());
+                        if let Some(node) = name.and_then(|name| ledger.node_mut(&name))
+                            && *g < node.gpus.len()
+                            && node.gpus[*g].mem_free_mib >= *mem
+                            && node.gpus[*g].core_free >= *core
+                        {
+                            testing::hold(node, &format!("p{held}"), *g, *mem, *core);
+                            held += 1;
+                        }
+                    }
+                    Change::Release(p) => {
+                        for i in 0..ledger.nodes().len() {
+                            let name = ledger.nodes()[i].name.clone();
+                            ledger.node_mut(&name).unwrap().release(&format!("p{p}"));
+                        }
+                    }
+                    Change::AddNode => {
+                        let name = format!("extra-{}", ledger.nodes().len());
+                        ledger.upsert_node(&name, None, &testing::gpus(&name, 2, "T4", 16384), HostCapacity::untracked());
+                    }
+                    Change::RemoveNode(n) => {
+                        if let Some(name) = ledger.nodes().get(*n).map(|x| x.name.clone()) {
+                            ledger.remove_node(&name);
+                        }
+                    }
+                }
+                let names: Vec<String> = ledger.nodes().iter().map(|n| n.name.clone()).collect();
+                for (mem, core) in &shapes {
+                    let pod = share(*mem, *core);
+                    let view = view_of(&ledger, &spread, &mix, Policy::Fragmentation);
+                    prop_assert_eq!(filter_with(view, &pod, names.clone(), &mut memo), filter(view, &pod, &names));
+                    prop_assert_eq!(prioritize_with(view, &pod, &names, &mut memo), prioritize(view, &pod, &names));
+                }
+            }
+        }
+    }
+}

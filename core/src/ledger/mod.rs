@@ -122,6 +122,7 @@ pub struct ClusterLedger {
     by_name: FnvMap<String, usize>,
     pods: FnvMap<String, usize>,
     slots_per_gpu: u32,
+    layout: u64,
 }
 
 impl ClusterLedger {
@@ -153,6 +154,12 @@ impl ClusterLedger {
         self.pods.get(pod).map(|i| &self.nodes[*i])
     }
 
+    /// Changes whenever a node is added or removed (node indices may then move), so that
+    /// caches keyed by node index know to start over.
+    pub fn layout(&self) -> u64 {
+        self.layout
+    }
+
     /// Number of pods holding shares.
     pub fn pod_count(&self) -> usize {
         self.pods.len()
@@ -171,6 +178,7 @@ impl ClusterLedger {
         let Some(&i) = self.by_name.get(name) else {
             self.by_name.insert(name.to_string(), self.nodes.len());
             self.nodes.push(fresh);
+            self.layout += 1;
             return Vec::new();
         };
         let old = std::mem::replace(
@@ -207,6 +215,7 @@ impl ClusterLedger {
             return Vec::new();
         };
         let removed = self.nodes.swap_remove(i);
+        self.layout += 1;
         if i < self.nodes.len() {
             let moved = self.nodes[i].name.clone();
             self.by_name.insert(moved, i);

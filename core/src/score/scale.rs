@@ -13,30 +13,54 @@ pub const MAX_EXTENDER_SCORE: i64 = 10;
 /// Extender scores (0–10) for `scores` (any totally ordered key, e.g. a tuple compared
 /// lexicographically), in the same order.
 pub fn to_extender_scale<T: PartialOrd + Copy>(scores: &[T]) -> Vec<i64> {
-    // Rank = number of distinct better values; one sort instead of a search per node.
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|a, b| {
-        scores[*b]
-            .partial_cmp(&scores[*a])
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    let mut ranks = vec![0usize; scores.len()];
+    // Rank = number of distinct better values; one sort of (score, position) pairs.
+    let mut order: Vec<(T, usize)> = scores.iter().copied().zip(0..).collect();
+    order.sort_unstable_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+    let distinct = 1 + order.windows(2).filter(|w| w[0].0 != w[1].0).count();
+    let worst = (distinct.max(2) as f64).ln();
+    // The score falls by one each time ln(1 + rank) passes another tenth of ln(distinct):
+    // walking the ranks in order, only those ten thresholds need a logarithm.
+    let score_of = |rank: usize| {
+        let fall = (MAX_EXTENDER_SCORE as f64 * (1.0 + rank as f64).ln() / worst).round() as i64;
+        MAX_EXTENDER_SCORE - fall
+    };
+    let mut out = vec![0; scores.len()];
     let mut rank = 0;
-    for (k, &i) in order.iter().enumerate() {
-        if k > 0 && scores[i] != scores[order[k - 1]] {
+    let mut score = score_of(0);
+    let mut next_change = next_change_after(0, score, &score_of);
+    for (k, &(value, i)) in order.iter().enumerate() {
+        if k > 0 && value != order[k - 1].0 {
             rank += 1;
+            if rank >= next_change {
+                score = score_of(rank);
+                next_change = next_change_after(rank, score, &score_of);
+            }
         }
-        ranks[i] = rank;
+        out[i] = score;
     }
-    let worst = ((rank + 1).max(2) as f64).ln();
-    ranks
-        .into_iter()
-        .map(|rank| {
-            let fall =
-                (MAX_EXTENDER_SCORE as f64 * (1.0 + rank as f64).ln() / worst).round() as i64;
-            MAX_EXTENDER_SCORE - fall
-        })
-        .collect()
+    out
+}
+
+/// The first rank after `rank` whose score differs from `score` (scores only fall with rank).
+fn next_change_after(rank: usize, score: i64, score_of: &impl Fn(usize) -> i64) -> usize {
+    // Exponential then binary search: a handful of logarithms per score step.
+    let mut step = 1;
+    while score_of(rank + step) == score && step < usize::MAX / 4 {
+        if score == 0 {
+            return usize::MAX;
+        }
+        step *= 2;
+    }
+    let (mut lo, mut hi) = (rank + step / 2, rank + step);
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if score_of(mid) == score {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 #[cfg(test)]
@@ -57,5 +81,29 @@ mod tests {
             1,
             "the best node alone gets 10"
         );
+    }
+
+    /// The threshold walk gives exactly the per-rank formula, for any number of distinct values.
+    #[test]
+    fn the_walk_equals_the_formula_at_every_size() {
+        for n in [1usize, 2, 3, 10, 57, 1000, 5001] {
+            let scores: Vec<f64> = (0..n).map(|i| (i / 2) as f64).collect();
+            let distinct = scores
+                .iter()
+                .map(|s| *s as i64)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            let worst = (distinct.max(2) as f64).ln();
+            let expected: Vec<i64> = scores
+                .iter()
+                .map(|s| {
+                    let rank = distinct - 1 - *s as usize;
+                    MAX_EXTENDER_SCORE
+                        - (MAX_EXTENDER_SCORE as f64 * (1.0 + rank as f64).ln() / worst).round()
+                            as i64
+                })
+                .collect();
+            assert_eq!(to_extender_scale(&scores), expected, "n = {n}");
+        }
     }
 }
