@@ -1,12 +1,13 @@
-//! `tessera webhook`: loads the profiles file and the serving certificate, then serves
+//! `tessera webhook`: loads the profiles file (or watches InjectionProfiles in the cluster) and
+//! the serving certificate, then serves
 //! `/mutate` over HTTPS until SIGTERM, reloading the certificate when its files change.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use tessera_webhook::profiles::{self, Loaded};
 use tessera_webhook::{Config, Webhook, WebhookArgs};
+use tessera_webhook::{profiles, watch};
 
 use crate::serve;
 
@@ -30,23 +31,27 @@ async fn serve_webhook(config: Config) -> anyhow::Result<()> {
             config.tls_key.display()
         )
     })?;
-    let loaded = match &config.profiles {
+    match &config.profiles {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("--profiles {}", path.display()))?;
-            profiles::parse(&text)
+            let loaded = profiles::parse(&text);
+            for e in &loaded.errors {
+                tracing::warn!(file = %path.display(), error = %e, "profile skipped");
+            }
+            tracing::info!(
+                profiles = loaded.profiles.len(),
+                invalid = loaded.errors.len(),
+                "profiles loaded"
+            );
+            webhook.set_profiles(loaded);
         }
-        None => Loaded::default(),
-    };
-    for e in &loaded.errors {
-        tracing::warn!(error = %e, "profile skipped");
+        None => {
+            // Ready once the first list of InjectionProfiles has arrived.
+            let client = crate::kube_client::connect(config.kubeconfig.as_deref()).await?;
+            tokio::spawn(watch::run(client, webhook.state.clone()));
+        }
     }
-    tracing::info!(
-        profiles = loaded.profiles.len(),
-        invalid = loaded.errors.len(),
-        "profiles loaded"
-    );
-    webhook.set_profiles(loaded);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("--listen {}", config.listen))?;

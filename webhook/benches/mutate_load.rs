@@ -1,2 +1,429 @@
-//! Load benchmark of /mutate (filled in below).
-fn main() {}
+//! Load benchmark of `POST /mutate` over TLS keep-alive, against a do-nothing rustls + hyper
+//! server on the same TLS stack that answers a fixed AdmissionReview, in the same run.
+//!
+//! Each server runs in its own child process (this binary, `serve <kind> …`) with a 2-thread
+//! runtime, so its resident memory is its own and client and server do not share a scheduler.
+//! The client replays the captured apiserver reviews in tests/fixtures/admission over
+//! `--connections` keep-alive HTTP/1.1 connections: at full speed (each connection sends its
+//! next request when the last answer arrived) and at fixed rates (requests start on a schedule;
+//! when a connection is still waiting for an answer at its next scheduled time, latency is
+//! measured from the schedule, so a server stall is not hidden).
+//!
+//! `cargo bench -p tessera-webhook --bench mutate_load -- [--seconds N] [--connections N]`
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use prometheus_client::registry::Registry;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tessera_webhook::config::{AdmissionConfig, Config};
+use tessera_webhook::{Webhook, profiles, tls};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve") {
+        return serve_child(&args[2..]);
+    }
+    let seconds = flag(&args, "--seconds").unwrap_or(5);
+    let connections = flag(&args, "--connections").unwrap_or(8) as usize;
+    run(Duration::from_secs(seconds), connections)
+}
+
+fn flag(args: &[String], name: &str) -> Option<u64> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The review bodies replayed, round robin.
+fn bodies() -> Result<Vec<Bytes>, BoxError> {
+    let dir = root().join("tests/fixtures/admission");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.to_string_lossy().ends_with(".request.json") {
+            out.push(Bytes::from(std::fs::read(&path)?));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+// ---------------------------------------------------------------- servers (child processes)
+
+fn serve_child(args: &[String]) -> Result<(), BoxError> {
+    let [kind, cert, key] = args else {
+        return Err("usage: serve webhook|nothing CERT KEY".into());
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        // Stop when the parent closes our stdin.
+        let stop = async {
+            let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new()))
+                .await;
+        };
+        match kind.as_str() {
+            "webhook" => serve_webhook(listener, cert.into(), key.into(), stop).await,
+            _ => serve_nothing(listener, cert.as_ref(), key.as_ref(), stop).await,
+        }
+    })
+}
+
+async fn serve_webhook(
+    listener: tokio::net::TcpListener,
+    cert: PathBuf,
+    key: PathBuf,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), BoxError> {
+    let config = Config {
+        listen: listener.local_addr()?,
+        tls_cert: cert,
+        tls_key: key,
+        profiles: None,
+        kubeconfig: None,
+        admission: AdmissionConfig {
+            cluster_domain: "cluster.local".into(),
+            spiffe: None,
+        },
+        max_body_bytes: 4 << 20,
+        request_timeout: Duration::from_secs(5),
+        tls_reload: Duration::from_secs(2),
+        drain: Duration::from_secs(1),
+    };
+    let mut registry = Registry::default();
+    let webhook = Webhook::new(config, provider(), &mut registry)?;
+    webhook.set_profiles(shipped_profiles()?);
+    webhook.serve(listener, Arc::new(registry), stop).await;
+    Ok(())
+}
+
+/// Reads the body and answers a fixed allowed AdmissionReview: TLS, HTTP and body handling
+/// with no admission work.
+async fn serve_nothing(
+    listener: tokio::net::TcpListener,
+    cert: &Path,
+    key: &Path,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), BoxError> {
+    let loaded = tls::load(cert, key, &provider())?;
+    let config = tls::server_config(tls::CertStore::new(loaded.key), provider())?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let fixed = Bytes::from_static(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"00000000-0000-0000-0000-000000000000","allowed":true}}"#,
+    );
+    tokio::pin!(stop);
+    loop {
+        let (tcp, _) = tokio::select! {
+            a = listener.accept() => a?,
+            () = &mut stop => return Ok(()),
+        };
+        tcp.set_nodelay(true)?;
+        let (acceptor, fixed) = (acceptor.clone(), fixed.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let fixed = fixed.clone();
+                    async move {
+                        let _ = req.into_body().collect().await?;
+                        Ok::<_, hyper::Error>(hyper::Response::new(Full::new(fixed)))
+                    }
+                });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn spawn(kind: &str, cert: &Path, key: &Path) -> Result<Server, BoxError> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["serve", kind])
+            .arg(cert)
+            .arg(key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        Ok(Server {
+            addr: line.trim().parse()?,
+            child,
+        })
+    }
+
+    /// Resident memory of the server process, MiB.
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------- client
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> Result<Sender, BoxError> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(send)
+}
+
+async fn send(s: &mut Sender, body: &Bytes) -> Result<(), BoxError> {
+    s.ready().await?;
+    let req = hyper::Request::post("/mutate?timeout=5s")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))?;
+    let resp = s.send_request(req).await?;
+    if resp.status() != 200 {
+        return Err(format!("HTTP {}", resp.status()).into());
+    }
+    resp.into_body().collect().await?;
+    Ok(())
+}
+
+/// One load run: `rate` requests/s in total (`None`: full speed) for `secs`.
+struct Load {
+    rate: Option<u64>,
+    secs: Duration,
+    connections: usize,
+}
+
+struct Result_ {
+    requests: usize,
+    errors: usize,
+    throughput: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+async fn drive(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    load: &Load,
+    bodies: Arc<Vec<Bytes>>,
+) -> Result<Result_, BoxError> {
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::new();
+    for c in 0..load.connections {
+        let mut s = connect(addr, tls.clone()).await?;
+        let (bodies, secs, rate, n) = (bodies.clone(), load.secs, load.rate, load.connections);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            let interval = rate.map(|r| Duration::from_secs_f64(n as f64 / r as f64));
+            let mut i = c;
+            tokio::time::sleep_until(start.into()).await;
+            loop {
+                let scheduled = match interval {
+                    // Connections are staggered so the rate is even, not bursty.
+                    Some(iv) => {
+                        start + iv.mul_f64(lat.len() as f64 + errors as f64 + c as f64 / n as f64)
+                    }
+                    None => Instant::now(),
+                };
+                if scheduled >= start + secs {
+                    break;
+                }
+                // A connection still busy at its scheduled time was held up by the server: that
+                // wait counts. Waking late from tokio's 1 ms timer is the client's own delay and
+                // does not.
+                let busy = Instant::now() > scheduled;
+                tokio::time::sleep_until(scheduled.into()).await;
+                let t0 = if busy { scheduled } else { Instant::now() };
+                match send(&mut s, &bodies[i % bodies.len()]).await {
+                    Ok(()) => lat.push(t0.elapsed().as_nanos() as u64),
+                    Err(_) => errors += 1,
+                }
+                i += n;
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await?;
+        all.extend(lat);
+        errors += e;
+    }
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(f64::NAN, |ns| *ns as f64 / 1000.0)
+    };
+    Ok(Result_ {
+        requests: all.len(),
+        errors,
+        throughput: all.len() as f64 / load.secs.as_secs_f64(),
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    })
+}
+
+/// CPU time of the admission step alone (decode, decide, encode), in this process.
+fn decision_cost(bodies: &[Bytes]) -> Result<(), BoxError> {
+    let mut registry = Registry::default();
+    let state = tessera_webhook::WebhookState::new(
+        AdmissionConfig {
+            cluster_domain: "cluster.local".into(),
+            spiffe: None,
+        },
+        tessera_webhook::metrics::Metrics::register(&mut registry),
+        Duration::from_secs(5),
+    );
+    state.set_profiles(shipped_profiles()?.profiles, 0);
+    let rounds = 2000;
+    for body in bodies {
+        let start = Instant::now();
+        let mut patched = false;
+        for _ in 0..rounds {
+            let a = tessera_webhook::admission::review(&state, body)?;
+            patched = a.outcome == tessera_webhook::metrics::Outcome::Patched;
+        }
+        let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+        let start = Instant::now();
+        for _ in 0..rounds {
+            let r: tessera_webhook::review::Review<'_> = serde_json::from_slice(body)?;
+            std::hint::black_box(r);
+        }
+        let decode = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+        println!(
+            "decision  {:>6} bytes  {us:>6.1} µs (decode alone {decode:>5.1} µs)  {}",
+            body.len(),
+            if patched { "patched" } else { "unchanged" }
+        );
+    }
+    Ok(())
+}
+
+fn shipped_profiles() -> Result<profiles::Loaded, BoxError> {
+    let mut text = String::new();
+    for name in [
+        "zookeeper",
+        "rocketmq-broker",
+        "kafka",
+        "mesh",
+        "gpu-sharing",
+    ] {
+        text.push_str("---\n");
+        text.push_str(&std::fs::read_to_string(
+            root().join(format!("manifests/profiles/{name}.yaml")),
+        )?);
+    }
+    Ok(profiles::parse(&text))
+}
+
+fn run(secs: Duration, connections: usize) -> Result<(), BoxError> {
+    let dir = std::env::temp_dir().join(format!("tessera-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])?.self_signed(&key)?;
+    let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert_path, cert.pem())?;
+    std::fs::write(&key_path, key.serialize_pem())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(cert.der().to_vec()))?;
+    let tls = Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let bodies = Arc::new(bodies()?);
+    decision_cost(&bodies)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    println!(
+        "{} fixture reviews, {connections} keep-alive connections, {} s per run; each server in its own process with 2 runtime threads",
+        bodies.len(),
+        secs.as_secs()
+    );
+    println!(
+        "{:<8} {:>10} {:>9} {:>7} {:>12} {:>9} {:>9} {:>8}",
+        "server", "load", "requests", "errors", "throughput/s", "p50 µs", "p99 µs", "RSS MiB"
+    );
+    let mut full = [0.0f64; 2];
+    for (k, kind) in ["webhook", "nothing"].into_iter().enumerate() {
+        let server = Server::spawn(kind, &cert_path, &key_path)?;
+        for rate in [None, Some(500), Some(2000), Some(5000)] {
+            let load = Load {
+                rate,
+                secs,
+                connections,
+            };
+            let r = rt.block_on(drive(server.addr, tls.clone(), &load, bodies.clone()))?;
+            if rate.is_none() {
+                full[k] = r.throughput;
+            }
+            let label = rate.map_or("full".to_string(), |r| format!("{r}/s"));
+            println!(
+                "{kind:<8} {label:>10} {:>9} {:>7} {:>12.0} {:>9.0} {:>9.0} {:>8.1}",
+                r.requests,
+                r.errors,
+                r.throughput,
+                r.p50_us,
+                r.p99_us,
+                server.rss_mib()
+            );
+        }
+    }
+    println!(
+        "full-speed throughput ratio webhook / do-nothing: {:.2}",
+        full[0] / full[1]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

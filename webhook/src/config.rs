@@ -32,6 +32,10 @@ pub struct WebhookArgs {
     /// YAML file of InjectionProfile documents (same schema as the CRD).
     #[arg(long, env = "TESSERA_WEBHOOK_PROFILES")]
     pub profiles: Option<PathBuf>,
+    /// Kubeconfig for watching InjectionProfiles when no --profiles file is given (default: in
+    /// cluster, then $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = "TESSERA_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
     /// Cluster DNS domain used in rendered host names.
     #[arg(long, env = "TESSERA_CLUSTER_DOMAIN", default_value = "cluster.local")]
     pub cluster_domain: String,
@@ -77,8 +81,10 @@ pub struct Config {
     pub tls_cert: PathBuf,
     /// Private key file.
     pub tls_key: PathBuf,
-    /// Profiles file.
+    /// Profiles file; `None`: profiles are watched in the cluster.
     pub profiles: Option<PathBuf>,
+    /// Kubeconfig for the watch.
+    pub kubeconfig: Option<PathBuf>,
     /// What the decisions need.
     pub admission: AdmissionConfig,
     /// Body-size limit in bytes.
@@ -153,6 +159,7 @@ impl TryFrom<WebhookArgs> for Config {
             tls_cert: a.tls_cert,
             tls_key: a.tls_key,
             profiles: a.profiles,
+            kubeconfig: a.kubeconfig,
             admission: AdmissionConfig {
                 cluster_domain: a.cluster_domain,
                 spiffe,

@@ -3,7 +3,7 @@
 //!
 //! `POST /mutate` answers admission.k8s.io/v1 AdmissionReviews for pods; `/healthz`, `/readyz`
 //! and `/metrics` beside it; served over rustls with the certificate reloaded from disk. Profiles
-//! come from `--profiles FILE` (the cluster watcher is still to come, see the webhook issue).
+//! come from `--profiles FILE` or from the cluster (`watch`).
 //! `tessera webhook` in `cli/` parses flags, sets up logging and signals, and calls [`Webhook`].
 
 pub mod admission;
@@ -19,6 +19,7 @@ pub mod serve;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod watch;
 
 pub use config::{Config, WebhookArgs};
 pub use routes::router;

@@ -18,6 +18,7 @@ pub struct WebhookState {
     ready: AtomicBool,
     metrics: Metrics,
     request_timeout: Duration,
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl WebhookState {
@@ -29,6 +30,7 @@ impl WebhookState {
             ready: AtomicBool::new(false),
             metrics,
             request_timeout,
+            generation: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -42,6 +44,12 @@ impl WebhookState {
             Err(poisoned) => *poisoned.into_inner() = next,
         }
         self.ready.store(true, Ordering::Release);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Counts profile-set changes; callers await a change on it.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// The profiles being served.

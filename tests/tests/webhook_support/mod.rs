@@ -173,6 +173,7 @@ impl Server {
             tls_cert,
             tls_key,
             profiles: None,
+            kubeconfig: None,
             admission: AdmissionConfig {
                 cluster_domain: "cluster.local".into(),
                 spiffe: opts.spiffe,

@@ -1,0 +1,118 @@
+//! The webhook against a real apiserver: the InjectionProfile CRD installs, profiles created in
+//! the cluster are served, an invalid one is refused without taking the others down, and a
+//! deleted one stops being served. Runs against the cluster in `TESSERA_E2E_KUBECONFIG` and
+//! prints a skip line when it is unset.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, CustomResourceExt};
+use prometheus_client::registry::Registry;
+use tessera_core::inject::{InjectionProfile, InjectionProfileSpec};
+use tessera_webhook::WebhookState;
+use tessera_webhook::config::AdmissionConfig;
+use tessera_webhook::metrics::Metrics;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn client() -> Option<Client> {
+    let Some(path) = std::env::var_os("TESSERA_E2E_KUBECONFIG") else {
+        println!("skipped: TESSERA_E2E_KUBECONFIG is not set");
+        return None;
+    };
+    let file = Kubeconfig::read_from(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Some(Client::try_from(config).unwrap())
+}
+
+fn profile(name: &str, spec: serde_json::Value) -> InjectionProfile {
+    let spec: InjectionProfileSpec = serde_json::from_value(spec).unwrap();
+    InjectionProfile::new(name, spec)
+}
+
+/// Waits until the served profile names satisfy `want`.
+async fn served(state: &WebhookState, want: impl Fn(&[String]) -> bool) {
+    let mut rx = state.subscribe();
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            let names: Vec<String> = state.profiles().iter().map(|p| p.name.clone()).collect();
+            if want(&names) {
+                return;
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the served profiles never reached the expected set");
+}
+
+#[tokio::test]
+async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed() {
+    let Some(client) = client().await else { return };
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = InjectionProfile::crd();
+    let params = PatchParams::apply("tessera-e2e").force();
+    crds.patch(InjectionProfile::crd_name(), &params, &Patch::Apply(&crd))
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        LIMIT,
+        await_condition(
+            crds,
+            InjectionProfile::crd_name(),
+            conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    let mut registry = Registry::default();
+    let state = Arc::new(WebhookState::new(
+        AdmissionConfig::default(),
+        Metrics::register(&mut registry),
+        Duration::from_secs(5),
+    ));
+    tokio::spawn(tessera_webhook::watch::run(client.clone(), state.clone()));
+
+    let api: Api<InjectionProfile> = Api::all(client);
+    let good = format!("e2e-good-{}", std::process::id());
+    let bad = format!("e2e-bad-{}", std::process::id());
+    let pp = PostParams::default();
+    api.create(&pp, &profile(&good, serde_json::json!({"selector": {}, "sidecars": {"containers": [{"name": "s", "image": "s:1"}]}})))
+        .await
+        .unwrap();
+    served(&state, |n| n.contains(&good)).await;
+    assert!(state.is_ready());
+
+    api.create(
+        &pp,
+        &profile(
+            &bad,
+            serde_json::json!({"identity": {"env": {"X": "{{nope}}"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    // The bad one is seen (a new set is published) but not served; the good one stays.
+    let before = *state.subscribe().borrow();
+    let mut rx = state.subscribe();
+    tokio::time::timeout(LIMIT, rx.wait_for(|g| *g > before))
+        .await
+        .unwrap()
+        .unwrap();
+    let names: Vec<String> = state.profiles().iter().map(|p| p.name.clone()).collect();
+    assert!(names.contains(&good) && !names.contains(&bad), "{names:?}");
+
+    let dp = DeleteParams::default();
+    api.delete(&good, &dp).await.unwrap();
+    served(&state, |n| !n.contains(&good)).await;
+    api.delete(&bad, &dp).await.unwrap();
+}
