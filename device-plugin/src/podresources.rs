@@ -81,7 +81,7 @@ pub async fn reconcile_once(shared: &Shared, socket: &Path) -> Result<usize, Plu
     for p in pods.iter().filter(|p| p.phase == BindPhase::Allocating) {
         if p.assignment
             .as_ref()
-            .is_some_and(|a| allocate::fully_served(a, &p.key(), &served))
+            .is_some_and(|a| allocate::fully_served(a, &p.identity(), &served))
         {
             let _ = shared.pods.set_allocated(&p.namespace, &p.name).await;
         }

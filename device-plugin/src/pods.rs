@@ -72,6 +72,7 @@ pub fn pod_view(pod: &Pod) -> PodView {
     PodView {
         namespace,
         name,
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
         phase: BindPhase::parse(get(keys::ANNOTATION_BIND_PHASE)),
         bind_time_ms,
         assignment,

@@ -68,19 +68,19 @@ impl Service {
         shared.record(
             reconcile::record_key(ids),
             Served {
-                pod: pod_key.clone(),
+                pod: m.identity.clone(),
                 container: m.container.clone(),
                 shares: m.shares.clone(),
                 at: Instant::now(),
             },
         );
         let mut served = served;
-        served.push((pod_key.clone(), m.container.clone()));
+        served.push((m.identity.clone(), m.container.clone()));
         let assignment = pods
             .iter()
-            .find(|p| p.key() == pod_key)
+            .find(|p| p.identity() == m.identity)
             .and_then(|p| p.assignment.as_ref());
-        if assignment.is_some_and(|a| allocate::fully_served(a, &pod_key, &served)) {
+        if assignment.is_some_and(|a| allocate::fully_served(a, &m.identity, &served)) {
             // A failed write leaves bind-phase allocating; the served record keeps this container
             // from matching again and reconciliation retries the write.
             if let Err(e) = shared.pods.set_allocated(&m.namespace, &m.name).await {

@@ -17,7 +17,7 @@ use crate::pods::Pods;
 /// What one `Allocate` handed out for a set of slots.
 #[derive(Debug, Clone)]
 pub struct Served {
-    /// Pod `namespace/name` matched.
+    /// The matched pod's identity (its UID; see `PodView::identity`).
     pub pod: String,
     /// Container name matched.
     pub container: String,

@@ -40,6 +40,9 @@ pub struct PodView {
     pub namespace: String,
     /// Name.
     pub name: String,
+    /// UID: what "already served" is keyed by, so a pod re-created under the same name (a
+    /// StatefulSet member) is a new pod. Empty when unknown; the name is used then.
+    pub uid: String,
     /// `tessera.dev/bind-phase`.
     pub phase: BindPhase,
     /// `tessera.dev/bind-time` in milliseconds since the Unix epoch; `None` sorts last.
@@ -53,6 +56,15 @@ impl PodView {
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
+
+    /// The identity `served` lists use: the UID, or `namespace/name` without one.
+    pub fn identity(&self) -> String {
+        if self.uid.is_empty() {
+            self.key()
+        } else {
+            self.uid.clone()
+        }
+    }
 }
 
 /// The container an allocation serves.
@@ -62,6 +74,8 @@ pub struct Matched {
     pub namespace: String,
     /// Pod name.
     pub name: String,
+    /// The pod's [`PodView::identity`].
+    pub identity: String,
     /// Container name.
     pub container: String,
     /// The GPUs and shares the extender assigned to it.
@@ -89,7 +103,7 @@ pub struct NoMatch {
 /// Finds the container a request for `requested` GPUs serves; `device_ids` are the slots the
 /// kubelet chose (Allocate) or must include (GetPreferredAllocation), lying on `slot_gpus`.
 ///
-/// `served` lists `(namespace/name, container)` already served, so a pod with several GPU
+/// `served` lists `(pod identity, container)` already served, so a pod with several GPU
 /// containers is matched container by container.
 pub fn match_request(
     node: &str,
@@ -105,9 +119,12 @@ pub fn match_request(
             continue;
         };
         let key = pod.key();
+        let identity = pod.identity();
         for c in &assignment.containers {
             if c.gpus.len() != requested
-                || served.iter().any(|(p, n)| *p == key && *n == c.container)
+                || served
+                    .iter()
+                    .any(|(p, n)| *p == identity && *n == c.container)
             {
                 continue;
             }
@@ -118,6 +135,7 @@ pub fn match_request(
                 let matched = Matched {
                     namespace: pod.namespace.clone(),
                     name: pod.name.clone(),
+                    identity: identity.clone(),
                     container: c.container.clone(),
                     shares: c.gpus.clone(),
                 };
@@ -145,12 +163,17 @@ fn no_match(
         .filter(|p| p.phase == BindPhase::Allocating)
         .map(|p| {
             let key = p.key();
+            let identity = p.identity();
             let containers = match &p.assignment {
                 Some(a) if a.node != node => format!("assigned to node {}", a.node),
                 Some(a) => a
                     .containers
                     .iter()
-                    .filter(|c| !served.iter().any(|(k, n)| *k == key && *n == c.container))
+                    .filter(|c| {
+                        !served
+                            .iter()
+                            .any(|(k, n)| *k == identity && *n == c.container)
+                    })
                     .map(|c| format!("{}={}", c.container, c.gpus.len()))
                     .collect::<Vec<_>>()
                     .join(","),
@@ -169,7 +192,7 @@ fn no_match(
 
 /// Whether every GPU container of the pod's assignment has been served, so its `bind-phase`
 /// becomes `allocated`.
-pub fn fully_served(assignment: &Assignment, pod_key: &str, served: &[(String, String)]) -> bool {
+pub fn fully_served(assignment: &Assignment, identity: &str, served: &[(String, String)]) -> bool {
     assignment
         .containers
         .iter()
@@ -177,7 +200,7 @@ pub fn fully_served(assignment: &Assignment, pod_key: &str, served: &[(String, S
         .all(|c| {
             served
                 .iter()
-                .any(|(k, n)| k == pod_key && *n == c.container)
+                .any(|(k, n)| k == identity && *n == c.container)
         })
 }
 

@@ -13,6 +13,7 @@ fn pod(name: &str, bind_time_ms: i64, containers: &[(&str, &[&str])]) -> PodView
     PodView {
         namespace: "ml".into(),
         name: name.into(),
+        uid: String::new(),
         phase: BindPhase::Allocating,
         bind_time_ms: Some(bind_time_ms),
         assignment: Some(Assignment {
@@ -83,6 +84,7 @@ fn served_containers_and_other_phases_and_nodes_are_skipped() {
     let m = match_request(
         "gpu-1",
         &pods,
+        1,
         &ids(&["GPU-a::0"]),
         &ids(&["GPU-a"]),
         &served,
@@ -128,6 +130,7 @@ fn preferred_slots_lie_on_the_assigned_gpus() {
     let m = Matched {
         namespace: "ml".into(),
         name: "p".into(),
+        identity: "ml/p".into(),
         container: "c".into(),
         shares: vec![share("GPU-b"), share("GPU-c")],
     };
@@ -144,4 +147,22 @@ fn preferred_slots_lie_on_the_assigned_gpus() {
         preferred_slots(None, &available, &[], 1),
         ids(&["GPU-a::0"])
     );
+}
+
+#[test]
+fn a_pod_re_created_under_a_served_name_is_a_new_pod() {
+    // A StatefulSet member deleted and re-created on the node keeps its name, not its UID.
+    let mut again = pod("db-0", 5, &[("c", &["GPU-a"])]);
+    again.uid = "uid-2".into();
+    let served = vec![("uid-1".to_string(), "c".to_string())];
+    let m = match_request(
+        "gpu-1",
+        &[again],
+        1,
+        &ids(&["GPU-a::0"]),
+        &ids(&["GPU-a"]),
+        &served,
+    )
+    .unwrap();
+    assert_eq!((m.name.as_str(), m.identity.as_str()), ("db-0", "uid-2"));
 }

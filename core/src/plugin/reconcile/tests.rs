@@ -13,6 +13,7 @@ fn pod(name: &str, uuid: &str) -> PodView {
     PodView {
         namespace: "ml".into(),
         name: name.into(),
+        uid: format!("uid-{name}"),
         phase: BindPhase::Allocated,
         bind_time_ms: Some(0),
         assignment: Some(Assignment {
