@@ -49,6 +49,9 @@ pub struct DevicePluginArgs {
     /// Seconds without a critical XID before an unhealthy GPU is offered again.
     #[arg(long, env = "TESSERA_RECOVER_AFTER_SECONDS", default_value_t = 300)]
     pub recover_after_seconds: u64,
+    /// Seconds between NVML health checks (a GPU NVML no longer answers for is unhealthy).
+    #[arg(long, env = "TESSERA_HEALTH_CHECK_SECONDS", default_value_t = 10)]
+    pub health_check_seconds: u64,
     /// Seconds between PodResources reconciliations.
     #[arg(long, env = "TESSERA_RECONCILE_SECONDS", default_value_t = 30)]
     pub reconcile_seconds: u64,
@@ -83,6 +86,8 @@ pub struct Config {
     pub slots_per_gpu: u32,
     /// Quiet period before a GPU recovers.
     pub recover_after: Duration,
+    /// Health check (and GPU usage metrics) period.
+    pub health_check_every: Duration,
     /// Reconciliation period.
     pub reconcile_every: Duration,
     /// Heartbeat period.
@@ -163,6 +168,7 @@ impl TryFrom<DevicePluginArgs> for Config {
             node_name: a.node_name,
             slots_per_gpu: slots as u32,
             recover_after: secs("recover-after-seconds", a.recover_after_seconds)?,
+            health_check_every: secs("health-check-seconds", a.health_check_seconds)?,
             reconcile_every: secs("reconcile-seconds", a.reconcile_seconds)?,
             heartbeat_every: secs("heartbeat-seconds", a.heartbeat_seconds)?,
             inventory_min_interval: secs(

@@ -40,9 +40,6 @@ use crate::nvml::Gpus;
 use crate::pods::{NodeAnnotations, Pods};
 use crate::state::Shared;
 
-/// How often GPU memory and utilisation gauges are refreshed.
-const USAGE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// The device plugin, ready to run.
 pub struct Plugin {
     config: Config,
@@ -103,7 +100,13 @@ impl Plugin {
             // Without events no GPU can be marked unhealthy; serving is still better than nothing.
             tracing::error!(error = %e, "XID events unavailable; GPU health will not change");
         }
-        tasks.spawn(health::run(Arc::clone(&shared), xid_rx, shutdown.clone()));
+        let (check_tx, check_rx) = mpsc::channel(16);
+        tasks.spawn(health::run(
+            Arc::clone(&shared),
+            xid_rx,
+            check_rx,
+            shutdown.clone(),
+        ));
         tasks.spawn(inventory::run(
             Some(Arc::clone(&shared)),
             Arc::clone(&self.node),
@@ -118,9 +121,10 @@ impl Plugin {
                 shutdown.clone(),
             ));
         }
-        tasks.spawn(usage(
+        tasks.spawn(check(
             Arc::clone(&self.gpus),
             Arc::clone(&shared),
+            check_tx,
             shutdown.clone(),
         ));
         let result = kubelet::run(shared, shutdown).await;
@@ -129,14 +133,28 @@ impl Plugin {
     }
 }
 
-async fn usage(gpus: Arc<dyn Gpus>, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(USAGE_EVERY);
+/// Every `health_check_every`: reads memory and utilisation for the metrics, and reports each
+/// GPU NVML no longer answers for as a failed health check.
+async fn check(
+    gpus: Arc<dyn Gpus>,
+    shared: Arc<Shared>,
+    failed: mpsc::Sender<String>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(shared.config.health_check_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let gpus = Arc::clone(&gpus);
-                if let Ok(usage) = tokio::task::spawn_blocking(move || gpus.usage()).await {
-                    shared.metrics.set_usage(&usage);
+                let Ok(usage) = tokio::task::spawn_blocking(move || gpus.usage()).await else {
+                    continue;
+                };
+                shared.metrics.set_usage(&usage);
+                for gpu in shared.gpus() {
+                    if !usage.iter().any(|u| u.uuid == gpu.uuid) {
+                        let _ = failed.send(gpu.uuid).await;
+                    }
                 }
             }
             () = crate::state::stopped(&mut shutdown) => return,

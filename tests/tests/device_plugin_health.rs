@@ -74,3 +74,16 @@ async fn a_gpu_without_xid_events_does_not_stop_health_for_the_others() {
     assert_eq!(unhealthy_gpus(&next(&mut stream).await), vec![uuid(0)]);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_gpu_nvml_stops_answering_for_turns_unhealthy_and_recovers_once_it_answers_again() {
+    let running = Running::two_gpus().await;
+    let mut stream = running.watch().await;
+    next(&mut stream).await;
+    running.node.set_lost(0, true);
+    assert_eq!(unhealthy_gpus(&next(&mut stream).await), vec![uuid(0)]);
+    // Failed checks keep restarting the quiet period; the GPU returns only after it answers again.
+    running.node.set_lost(0, false);
+    assert!(unhealthy_gpus(&next(&mut stream).await).is_empty());
+    running.stop().await;
+}

@@ -11,6 +11,7 @@
 //!   `gpu UUID|NAME|MEMORY_MIB|MIG(0/1)|CC|USED_MIB|UTIL%|EVENTS(0/1)` (the last five optional:
 //!   `0`, `8.0`, `0`, `0`, `1`; `EVENTS=0` makes XID registration fail with NOT_SUPPORTED). `#` starts a comment. No file: `nvmlInit`
 //!   fails with NVML_ERROR_DRIVER_NOT_LOADED, like a node without the driver.
+//! - `nvml-standin.lost`: GPU indices, one a line, whose queries fail with NVML_ERROR_GPU_IS_LOST.
 //! - `nvml-standin.xid`: appended by the test, one event a line, `INDEX XID`. Each event set
 //!   reports every line once, to the devices registered for critical XID events.
 //!
@@ -33,6 +34,7 @@ const ERROR_NOT_SUPPORTED: Ret = 3;
 const ERROR_INSUFFICIENT_SIZE: Ret = 7;
 const ERROR_DRIVER_NOT_LOADED: Ret = 9;
 const ERROR_TIMEOUT: Ret = 10;
+const ERROR_GPU_IS_LOST: Ret = 15;
 const ERROR_UNKNOWN: Ret = 999;
 
 const EVENT_XID_CRITICAL: c_ulonglong = 8;
@@ -146,6 +148,11 @@ fn device_index(state: &State, device: *mut c_void) -> Result<usize, Ret> {
 fn with_gpu<T>(device: *mut c_void, f: impl FnOnce(&Gpu) -> T) -> Result<T, Ret> {
     with_state(|s| {
         let i = device_index(s, device)?;
+        // `nvml-standin.lost` lists GPU indices that have fallen off the bus.
+        let lost = std::fs::read_to_string(s.dir.join("nvml-standin.lost")).unwrap_or_default();
+        if lost.lines().any(|l| l.trim().parse() == Ok(i)) {
+            return Err(ERROR_GPU_IS_LOST);
+        }
         Ok(f(&s.gpus[i]))
     })
 }
@@ -231,6 +238,7 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
         ERROR_INSUFFICIENT_SIZE => c"Insufficient Size",
         ERROR_DRIVER_NOT_LOADED => c"Driver Not Loaded",
         ERROR_TIMEOUT => c"Timeout",
+        ERROR_GPU_IS_LOST => c"GPU is lost",
         _ => c"Unknown Error",
     };
     text.as_ptr()

@@ -102,6 +102,16 @@ impl Node {
         self.dir.path().join("pod-resources.sock")
     }
 
+    /// Makes NVML stop answering for GPU `index` (`lost`) or answer again.
+    pub fn set_lost(&self, index: u32, lost: bool) {
+        let path = self.dir.path().join("nvml-standin.lost");
+        if lost {
+            std::fs::write(path, format!("{index}\n")).unwrap();
+        } else {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+
     /// Makes the stand-in report XID `xid` on GPU `index`.
     pub fn raise_xid(&self, index: u32, xid: u64) {
         use std::io::Write;
@@ -123,6 +133,7 @@ impl Node {
             node_name: NODE.into(),
             slots_per_gpu: 4,
             recover_after: Duration::from_millis(500),
+            health_check_every: Duration::from_millis(100),
             // Tests reconcile explicitly; the periodic pass only runs once at start.
             reconcile_every: Duration::from_secs(3600),
             heartbeat_every: Duration::from_secs(3600),
