@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tessera_webhook::{Config, Webhook, WebhookArgs};
-use tessera_webhook::{profiles, watch};
+use tessera_webhook::{peers, profiles, watch};
 
 use crate::serve;
 
@@ -49,7 +49,9 @@ async fn serve_webhook(config: Config) -> anyhow::Result<()> {
         None => {
             // Ready once the first list of InjectionProfiles has arrived.
             let client = crate::kube_client::connect(config.kubeconfig.as_deref()).await?;
-            tokio::spawn(watch::run(client, webhook.state.clone()));
+            tokio::spawn(watch::run(client.clone(), webhook.state.clone()));
+            let domain = config.admission.cluster_domain.clone();
+            tokio::spawn(peers::run(client, webhook.state.clone(), domain));
         }
     }
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -116,3 +116,75 @@ async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed
     served(&state, |n| !n.contains(&good)).await;
     api.delete(&bad, &dp).await.unwrap();
 }
+
+#[tokio::test]
+async fn peers_configmap_follows_statefulset_scaling() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let Some(client) = client().await else { return };
+    let mut registry = Registry::default();
+    let state = Arc::new(WebhookState::new(
+        AdmissionConfig::default(),
+        Metrics::register(&mut registry),
+        Duration::from_secs(5),
+    ));
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../manifests/profiles/zookeeper.yaml"),
+    )
+    .unwrap();
+    state.set_profiles(tessera_webhook::profiles::parse(&text).profiles, 0);
+    tokio::spawn(tessera_webhook::peers::run(
+        client.clone(),
+        state.clone(),
+        "cluster.local".into(),
+    ));
+    let name = format!("e2e-zk-{}", std::process::id());
+    let sts: StatefulSet = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"replicas": 3, "serviceName": "zk-hs", "selector": {"matchLabels": {"app": "zk", "e2e": name}},
+                 "template": {"metadata": {"labels": {"app": "zk", "e2e": name}},
+                              "spec": {"containers": [{"name": "zk", "image": "registry.example/zookeeper:3.9"}]}}}
+    }))
+    .unwrap();
+    let statefulsets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    statefulsets
+        .create(&PostParams::default(), &sts)
+        .await
+        .unwrap();
+    let configmaps: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let cm_name = format!("{name}-peers");
+    let replicas_are = |n: &'static str| {
+        move |cm: Option<&ConfigMap>| {
+            cm.and_then(|c| c.data.as_ref())
+                .and_then(|d| d.get("replicas"))
+                .map(String::as_str)
+                == Some(n)
+        }
+    };
+    tokio::time::timeout(
+        LIMIT,
+        await_condition(configmaps.clone(), &cm_name, replicas_are("3")),
+    )
+    .await
+    .expect("peers ConfigMap never appeared")
+    .unwrap();
+    let scale = serde_json::json!({"spec": {"replicas": 5}});
+    statefulsets
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&scale))
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        LIMIT,
+        await_condition(configmaps.clone(), &cm_name, replicas_are("5")),
+    )
+    .await
+    .expect("peers ConfigMap did not follow the scale-out")
+    .unwrap();
+    let cm = configmaps.get(&cm_name).await.unwrap();
+    assert_eq!(cm.data.unwrap()["peers"].split(' ').count(), 5);
+    statefulsets
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+}

@@ -112,10 +112,21 @@ async fn zookeeper_members_get_myid_and_the_server_list() {
             (ordinal + 1).to_string()
         );
         assert!(ann["tessera.dev/injected"].starts_with("zookeeper@"));
-        let mounts = pod.spec.unwrap().containers[0]
-            .volume_mounts
-            .clone()
+        let spec = pod.spec.unwrap();
+        let peers = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "tessera-zookeeper-peers")
             .unwrap();
+        let cm = peers.config_map.as_ref().unwrap();
+        assert_eq!((cm.name.as_str(), cm.optional), ("zk-peers", Some(true)));
+        let mounts = spec.containers[0].volume_mounts.clone().unwrap();
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.mount_path == "/etc/tessera/zookeeper-peers")
+        );
         assert!(
             mounts
                 .iter()

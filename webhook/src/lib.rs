@@ -12,6 +12,7 @@ pub mod crd;
 pub mod error;
 mod expiry;
 pub mod metrics;
+pub mod peers;
 pub mod profiles;
 pub mod review;
 pub mod routes;

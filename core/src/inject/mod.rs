@@ -11,6 +11,7 @@ mod compile;
 mod gpu;
 mod identity;
 mod patch;
+pub mod peers;
 pub mod profile;
 mod render;
 mod select;

@@ -235,6 +235,14 @@ impl Builder {
             let value = r.render(&format!("spec.identity.env[{name}]"), t)?;
             self.add_env(name, value);
         }
+        if let (Some(_), Some((sts, _))) = (&p.peer_entry, facts.member) {
+            // Kept current by the peers controller; optional so a member starts before it exists.
+            let volume = format!("tessera-{}-peers", p.name);
+            let cm = format!("{sts}{}", super::peers::CONFIGMAP_SUFFIX);
+            let value = json!({"name": volume, "configMap": {"name": cm, "optional": true}});
+            self.add_volume(&volume, value);
+            self.add_mount(&volume, &super::peers::mount_path(&p.name));
+        }
         let Some(files) = ids.and_then(|i| i.files.as_ref()) else {
             return Ok(());
         };

@@ -133,6 +133,13 @@ impl Template {
         Ok(Template { pieces })
     }
 
+    /// The template `{{peers}}`.
+    pub fn peers_only() -> Template {
+        Template {
+            pieces: vec![Piece::Var(Var::Peers)],
+        }
+    }
+
     /// Every variable the template uses.
     pub fn vars(&self) -> impl Iterator<Item = Var> + '_ {
         self.pieces.iter().filter_map(|p| match p {

@@ -167,8 +167,27 @@ fn zookeeper_member_gets_myid_and_server_list() {
         env,
         &json!([{"name": "A", "value": "1"}, {"name": "ZOO_MY_ID", "value": "2"}])
     );
-    let files = &doc["spec"]["volumes"][1];
-    assert_eq!(files["name"], "tessera-zookeeper-files");
+    let vols = doc["spec"]["volumes"].as_array().unwrap();
+    let files = vols
+        .iter()
+        .find(|v| v["name"] == "tessera-zookeeper-files")
+        .unwrap();
+    let peers = vols
+        .iter()
+        .find(|v| v["name"] == "tessera-zookeeper-peers")
+        .unwrap();
+    assert_eq!(
+        peers["configMap"],
+        json!({"name": "zk-peers", "optional": true})
+    );
+    let mounts = &doc["spec"]["containers"][0]["volumeMounts"];
+    assert!(
+        mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/etc/tessera/zookeeper-peers")
+    );
     assert_eq!(
         files["projected"]["sources"][0]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"],
         "metadata.annotations['zookeeper.files.tessera.dev/myid']"
@@ -419,4 +438,24 @@ agent:
         json!([{"name": "agent", "mountPath": "/opt/agent"}])
     );
     assert_eq!(doc["spec"]["initContainers"][0]["name"], "copy-agent");
+}
+
+#[test]
+fn peers_configmap_follows_the_replica_count() {
+    let ps = profiles(ZK);
+    let labels = BTreeMap::from([("app".to_string(), "zk".to_string())]);
+    let p = peers::peer_profile(&ps, &labels, &BTreeMap::new()).unwrap();
+    let data =
+        peers::configmap_data(p, "zk", "default", Some("zk-hs"), 5, "cluster.local").unwrap();
+    assert_eq!(data["replicas"], "5");
+    assert_eq!(data["peers"].lines().count(), 5);
+    assert!(data["peers"].ends_with("server.5=zk-4.zk-hs.default.svc.cluster.local:2888:3888"));
+    assert_eq!(
+        data["hosts"].lines().next(),
+        Some("zk-0.zk-hs.default.svc.cluster.local")
+    );
+    let other = BTreeMap::from([("app".to_string(), "web".to_string())]);
+    assert!(peers::peer_profile(&ps, &other, &BTreeMap::new()).is_none());
+    let err = peers::configmap_data(p, "zk", "default", None, 3, "cluster.local").unwrap_err();
+    assert_eq!(err.problem, RenderProblem::NoService);
 }
