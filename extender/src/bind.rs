@@ -50,13 +50,13 @@ pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderB
     match state.binder().bind(target).await {
         Ok(()) => {
             state.metrics().bind_outcome("ok");
-            if let Some(group) = request.group.clone() {
-                state.update(|c| c.record_member(&key, group, &args.node));
-            }
             ExtenderBindingResult::default()
         }
         Err(why) => {
-            state.update(|c| c.reservations.cancel(&mut c.ledger, &key));
+            state.update(|c| {
+                c.reservations.cancel(&mut c.ledger, &key);
+                c.forget_member(&key);
+            });
             state.remember(&pod);
             state.metrics().bind_outcome("failed");
             failed(format!("binding {key} to {}: {why}", args.node))
@@ -78,6 +78,13 @@ fn reserve(
     deadline_ms: u64,
 ) -> Result<BindTarget, String> {
     let mut annotations = BTreeMap::new();
+    // kube-scheduler filters the next pod while this bind is in flight, so the group rule is
+    // checked again here, and the member counts from now on (undone if the bind fails).
+    if let Some(group) = &request.group
+        && let Some(node) = c.ledger.node(&args.node)
+    {
+        c.spread.check(group, node).map_err(|e| e.to_string())?;
+    }
     if !request.containers.is_empty() {
         let (index, placement) = decide::assign(c.view(state.config().policy), request, &args.node)
             .map_err(|e| e.to_string())?;
@@ -91,6 +98,9 @@ fn reserve(
         c.reservations
             .reserve(&mut c.ledger, key, index, holding, deadline_ms)
             .map_err(|e| e.to_string())?;
+    }
+    if let Some(group) = request.group.clone() {
+        c.record_member(key, group, &args.node);
     }
     Ok(BindTarget {
         namespace: args.pod_namespace.clone(),

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+/// How long the e2e tests wait for a watch or controller to catch up.
+pub const SYNC_LIMIT: Duration = Duration::from_secs(20);
+
 /// Environment variable naming the kubeconfig of the e2e cluster (cluster-admin).
 pub const KUBECONFIG_ENV: &str = "TESSERA_E2E_KUBECONFIG";
 
@@ -62,5 +65,22 @@ where
             return Err(format!("timed out after {limit:?} waiting for {what}"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Environment variable naming a kube-scheduler binary for the tests that run the real one.
+pub const KUBE_SCHEDULER_ENV: &str = "TESSERA_E2E_KUBE_SCHEDULER";
+
+/// The kube-scheduler binary, or `None` after printing why the test is skipped.
+pub fn kube_scheduler(test: &str) -> Option<PathBuf> {
+    match std::env::var_os(KUBE_SCHEDULER_ENV) {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping e2e test {test}: {KUBE_SCHEDULER_ENV} is not set"
+            );
+            None
+        }
     }
 }

@@ -1,3 +1,4 @@
 //! tessera-tests: cross-crate and end-to-end tests live in `tests/tests/`; shared helpers here.
 
+pub mod cluster;
 pub mod e2e;

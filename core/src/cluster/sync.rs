@@ -133,6 +133,8 @@ impl Cluster {
             });
         }
         let key = facts.key.clone();
+        let was_bound = self.pods.get(&key).is_some_and(|f| f.node.is_some());
+        let unbound = facts.node.is_none();
         let held = facts.held_assignment().cloned();
         let member = match (&facts.group, &facts.node) {
             (Some(g), Some(n)) => Some((g.clone(), n.clone())),
@@ -147,6 +149,8 @@ impl Cluster {
         }
         match member {
             Some((group, node)) => self.record_member(&key, group, &node),
+            // Not bound yet: a bind in flight may already count it (see `record_member`).
+            None if unbound && !was_bound => {}
             None => self.forget_member(&key),
         }
         notices
@@ -221,7 +225,8 @@ impl Cluster {
             .insert(pod.to_string(), (group, node.to_string()));
     }
 
-    fn forget_member(&mut self, pod: &str) {
+    /// Stops counting `pod` as a group member (a bind that recorded it failed).
+    pub fn forget_member(&mut self, pod: &str) {
         if let Some((group, node)) = self.members.remove(pod)
             && let Some(ledger) = self.ledger.node(&node)
         {
