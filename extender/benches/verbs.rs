@@ -238,6 +238,16 @@ fn bench(c: &mut Criterion) {
     percentiles_after("  of which: prioritize decision", decode, |args| {
         std::hint::black_box(prioritize::prioritize(&state, args));
     });
+    // A pod with no GPU share and no group, as the tessera-scheduler profile may still send.
+    let plain = serde_json::json!({
+        "Pod": {"metadata": {"name": "web", "namespace": "ml", "uid": "uid-web"},
+                "spec": {"containers": [{"name": "main"}]}},
+        "NodeNames": names, "Nodes": null
+    })
+    .to_string();
+    percentiles("filter pass-through (no share, no group)", || {
+        std::hint::black_box(filter_verb(&state, &plain));
+    });
     let body = nodes_shape_json(1_000);
     let t = Instant::now();
     let rounds = 5;
