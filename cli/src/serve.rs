@@ -1,10 +1,21 @@
-//! Serving a router on a TCP listener until SIGTERM or Ctrl-C, draining in-flight requests.
+//! Listening for the server subcommands: bind, then serve plain HTTP or HTTPS (certificate
+//! reloaded from disk) through tessera-serve until SIGTERM or Ctrl-C, draining in-flight requests.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use tessera_serve::tls::{self, CertStore};
+
+pub use tessera_serve::shutdown_signal;
+
+/// How often certificate files are checked for a new pair.
+const RELOAD_EVERY: Duration = Duration::from_secs(2);
+/// Longest in-flight requests may take to finish after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(25);
 
 /// Certificate and key files for HTTPS.
 #[derive(Debug, Clone)]
@@ -30,37 +41,24 @@ pub async fn serve(addr: SocketAddr, router: Router, tls: Option<TlsFiles>) -> a
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
-    if let Some(tls) = tls {
-        anyhow::bail!(
-            "HTTPS for this server is not available yet (--tls-cert {})",
-            tls.cert.display()
-        );
-    }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")
-}
-
-/// Resolves on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+    let Some(files) = tls else {
+        tessera_serve::serve_plain(listener, router, shutdown_signal(), DRAIN).await;
+        return Ok(());
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: draining in-flight requests");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let seen = tls::snapshot(&files.cert, &files.key)?;
+    let first = tls::load(&files.cert, &files.key, &provider)?;
+    let store = CertStore::new(first.key);
+    let config = tls::server_config(store.clone(), provider.clone())?;
+    tokio::spawn(tls::reload(
+        store,
+        (files.cert, files.key),
+        provider,
+        RELOAD_EVERY,
+        |_| {},
+        seen,
+        std::future::pending(),
+    ));
+    tessera_serve::serve_tls(listener, config, router, shutdown_signal(), DRAIN).await;
+    Ok(())
 }

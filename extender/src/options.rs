@@ -19,7 +19,7 @@ pub struct Options {
     /// Address to serve the extender verbs on.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "0.0.0.0:8888")]
     pub listen: SocketAddr,
-    /// PEM certificate chain; serve HTTPS (reloaded when the file changes).
+    /// PEM certificate chain; serve HTTPS (the pair is reloaded when the files change).
     #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `--tls-cert`.
