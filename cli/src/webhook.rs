@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tessera_webhook::{Config, Webhook, WebhookArgs};
-use tessera_webhook::{peers, profiles, watch};
+use tessera_webhook::{certs, peers, profiles, watch};
 
 use crate::serve;
 
@@ -23,6 +23,19 @@ pub fn run(args: WebhookArgs) -> anyhow::Result<()> {
 
 async fn serve_webhook(config: Config) -> anyhow::Result<()> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let needs_client = config.profiles.is_none() || config.self_managed.is_some();
+    let client = match needs_client {
+        true => Some(crate::kube_client::connect(config.kubeconfig.as_deref()).await?),
+        false => None,
+    };
+    if let (Some(client), Some(managed)) = (&client, &config.self_managed) {
+        let files = (config.tls_cert.as_path(), config.tls_key.as_path());
+        certs::ensure(client, managed, files)
+            .await
+            .context("--self-managed-certs")?;
+        let (c, k) = (config.tls_cert.clone(), config.tls_key.clone());
+        tokio::spawn(certs::run(client.clone(), managed.clone(), c, k));
+    }
     let mut registry = Registry::default();
     let webhook = Webhook::new(config.clone(), provider, &mut registry).with_context(|| {
         format!(
@@ -48,7 +61,7 @@ async fn serve_webhook(config: Config) -> anyhow::Result<()> {
         }
         None => {
             // Ready once the first list of InjectionProfiles has arrived.
-            let client = crate::kube_client::connect(config.kubeconfig.as_deref()).await?;
+            let client = client.context("a kube client for the InjectionProfile watch")?;
             tokio::spawn(watch::run(client.clone(), webhook.state.clone()));
             let domain = config.admission.cluster_domain.clone();
             tokio::spawn(peers::run(client, webhook.state.clone(), domain));

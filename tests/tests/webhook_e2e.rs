@@ -188,3 +188,54 @@ async fn peers_configmap_follows_statefulset_scaling() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn self_managed_certificate_is_stored_trusted_and_kept() {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    use k8s_openapi::api::core::v1::Secret;
+    use tessera_webhook::certs::{self, SelfManaged};
+    let Some(client) = client().await else { return };
+    let name = format!("e2e-tessera-webhook-{}", std::process::id());
+    let mwc: MutatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "webhooks": [{"name": "inject.tessera.dev", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "clientConfig": {"service": {"name": "tessera-webhook", "namespace": "default", "path": "/mutate"}},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+            "objectSelector": {"matchLabels": {"e2e-never": name}}}]
+    }))
+    .unwrap();
+    let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    mwcs.create(&PostParams::default(), &mwc).await.unwrap();
+    let managed = SelfManaged {
+        namespace: "default".into(),
+        secret: name.clone(),
+        service: "tessera-webhook".into(),
+        webhook_configuration: name.clone(),
+        cluster_domain: "cluster.local".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    certs::ensure(&client, &managed, (&cert, &key))
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let stored = secrets.get(&name).await.unwrap().data.unwrap();
+    let ca = stored["ca.crt"].clone();
+    assert_eq!(std::fs::read(&cert).unwrap(), stored["tls.crt"].0);
+    let got = mwcs.get(&name).await.unwrap();
+    assert_eq!(
+        got.webhooks.unwrap()[0].client_config.ca_bundle.as_ref(),
+        Some(&ca)
+    );
+    // A second pass keeps the same CA and certificate (nothing is due).
+    certs::ensure(&client, &managed, (&cert, &key))
+        .await
+        .unwrap();
+    let again = secrets.get(&name).await.unwrap().data.unwrap();
+    assert_eq!(again["tls.crt"], stored["tls.crt"]);
+    secrets
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    mwcs.delete(&name, &DeleteParams::default()).await.unwrap();
+}

@@ -111,6 +111,7 @@ async fn serve_webhook(
         request_timeout: Duration::from_secs(5),
         tls_reload: Duration::from_secs(2),
         drain: Duration::from_secs(1),
+        self_managed: None,
     };
     let mut registry = Registry::default();
     let webhook = Webhook::new(config, provider(), &mut registry)?;

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tessera_core::inject::profile::Spiffe;
+
+use crate::certs::SelfManaged;
 use thiserror::Error;
 
 /// Flags of `tessera webhook`.
@@ -67,6 +69,42 @@ pub struct WebhookArgs {
     /// How often the certificate files are checked for changes, in milliseconds.
     #[arg(long, env = "TESSERA_WEBHOOK_TLS_RELOAD_MS", default_value = "2000")]
     pub tls_reload_ms: u64,
+    /// Manage the serving certificate: issue it into --cert-secret, set the caBundle of
+    /// --webhook-configuration, renew it before expiry (writing --tls-cert/--tls-key).
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_SELF_MANAGED_CERTS",
+        default_value_t = false
+    )]
+    pub self_managed_certs: bool,
+    /// Namespace of the webhook's Service and certificate Secret.
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_NAMESPACE",
+        default_value = "tessera-system"
+    )]
+    pub namespace: String,
+    /// Secret for the self-managed certificate.
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_CERT_SECRET",
+        default_value = "tessera-webhook-tls"
+    )]
+    pub cert_secret: String,
+    /// The webhook's Service (the certificate's DNS names).
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_SERVICE",
+        default_value = "tessera-webhook"
+    )]
+    pub service: String,
+    /// MutatingWebhookConfiguration whose caBundle is managed.
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_CONFIGURATION",
+        default_value = "tessera-webhook"
+    )]
+    pub webhook_configuration: String,
     /// Longest wait for in-flight requests at shutdown, in seconds.
     #[arg(long, env = "TESSERA_WEBHOOK_DRAIN_SECONDS", default_value = "20")]
     pub drain_seconds: u64,
@@ -95,6 +133,8 @@ pub struct Config {
     pub tls_reload: Duration,
     /// Drain deadline at shutdown.
     pub drain: Duration,
+    /// Self-managed certificate settings, when enabled.
+    pub self_managed: Option<SelfManaged>,
 }
 
 /// The settings the admission decision itself uses.
@@ -154,7 +194,15 @@ impl TryFrom<WebhookArgs> for Config {
                 expiration_seconds: 3600,
             })
         };
+        let self_managed = a.self_managed_certs.then(|| SelfManaged {
+            namespace: a.namespace,
+            secret: a.cert_secret,
+            service: a.service,
+            webhook_configuration: a.webhook_configuration,
+            cluster_domain: a.cluster_domain.clone(),
+        });
         Ok(Config {
+            self_managed,
             listen: a.listen,
             tls_cert: a.tls_cert,
             tls_key: a.tls_key,
@@ -204,6 +252,17 @@ mod tests {
         assert_eq!(
             (s.trust_domain.as_str(), s.audience.as_str()),
             ("example.org", "mesh")
+        );
+    }
+
+    #[test]
+    fn self_managed_certificates_are_opt_in() {
+        assert!(config(&[]).unwrap().self_managed.is_none());
+        let c = config(&["--self-managed-certs", "--namespace", "ops"]).unwrap();
+        let s = c.self_managed.unwrap();
+        assert_eq!(
+            (s.namespace.as_str(), s.secret.as_str()),
+            ("ops", "tessera-webhook-tls")
         );
     }
 

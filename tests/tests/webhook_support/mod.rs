@@ -182,6 +182,7 @@ impl Server {
             request_timeout: Duration::from_secs(5),
             tls_reload: opts.tls_reload,
             drain: Duration::from_secs(5),
+            self_managed: None,
         };
         let mut registry = Registry::default();
         let webhook = Webhook::new(config, provider(), &mut registry).unwrap();
