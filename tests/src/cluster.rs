@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -42,8 +43,13 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Creates the namespace and nodes.
+    /// Creates the namespace and three nodes of two GPUs, one per zone.
     pub async fn start(kubeconfig: &std::path::Path) -> Harness {
+        Self::start_with(kubeconfig, 3, 2).await
+    }
+
+    /// Creates the namespace and `count` nodes of `gpus` GPUs over three zones.
+    pub async fn start_with(kubeconfig: &std::path::Path, count: usize, gpus: u32) -> Harness {
         let client = e2e::client(kubeconfig).await.unwrap();
         let ns = e2e::unique("tessera-e2e-ext");
         let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -68,12 +74,16 @@ impl Harness {
         })
         .await
         .unwrap();
-        let mut nodes = Vec::new();
-        for (i, zone) in ["zone-a", "zone-b", "zone-c"].iter().enumerate() {
-            let name = format!("{ns}-gpu-{i}");
-            create_gpu_node(&client, &name, zone, 2).await;
-            nodes.push(name);
-        }
+        let nodes: Vec<String> = (0..count).map(|i| format!("{ns}-gpu-{i}")).collect();
+        let zones = ["zone-a", "zone-b", "zone-c"];
+        let creating = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, name)| create_gpu_node(&client, name, zones[i % 3], gpus));
+        futures::stream::iter(creating)
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
         Harness {
             kubeconfig: kubeconfig.to_path_buf(),
             scheduler: format!("{ns}-sched"),
@@ -124,12 +134,24 @@ impl Harness {
         limits: &[(&str, &str)],
         labels: &[(&str, &str)],
     ) -> Pod {
+        self.create_pod_for(&self.scheduler, name, limits, labels)
+            .await
+    }
+
+    /// Creates a pod for the scheduler profile `scheduler`.
+    pub async fn create_pod_for(
+        &self,
+        scheduler: &str,
+        name: &str,
+        limits: &[(&str, &str)],
+        labels: &[(&str, &str)],
+    ) -> Pod {
         let limits: BTreeMap<&str, &str> = limits.iter().copied().collect();
         let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": labels},
             "spec": {
-                "schedulerName": self.scheduler,
+                "schedulerName": scheduler,
                 "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"},
                                 {"key": "node.kubernetes.io/unreachable", "operator": "Exists"}],
                 "containers": [{

@@ -2,3 +2,4 @@
 
 pub mod cluster;
 pub mod e2e;
+pub mod scheduler;

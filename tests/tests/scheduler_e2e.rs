@@ -5,56 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use kube::api::DeleteParams;
-use serde_yaml_ng::Value;
 use tessera_core::keys;
 use tessera_tests::cluster::{Harness, assigned};
 use tessera_tests::e2e;
-
-/// The shipped configuration, pointed at this cluster and extender, for this test's pods.
-fn scheduler_config(kubeconfig: &Path, extender: SocketAddr, scheduler: &str) -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../manifests/scheduler/scheduler-config.yaml"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut config: Value = serde_yaml_ng::from_str(&text).unwrap();
-    config["clientConnection"]["kubeconfig"] = Value::from(kubeconfig.display().to_string());
-    // One scheduler per test run: no lease to win.
-    config["leaderElection"]["leaderElect"] = Value::from(false);
-    config["profiles"][0]["schedulerName"] = Value::from(scheduler);
-    config["extenders"][0]["urlPrefix"] = Value::from(format!("http://{extender}"));
-    serde_yaml_ng::to_string(&config).unwrap()
-}
-
-/// A child process killed when the test ends, pass or fail.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// kube-scheduler running with `config`; its log goes to `log`.
-fn start_scheduler(binary: &Path, config: &Path, log: &Path) -> KillOnDrop {
-    let log = std::fs::File::create(log).unwrap();
-    let child = std::process::Command::new(binary)
-        .arg(format!("--config={}", config.display()))
-        .arg("--secure-port=0")
-        .arg("--v=2")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    KillOnDrop(child)
-}
+use tessera_tests::scheduler::{scheduler_config, start_scheduler};
 
 #[tokio::test]
 async fn kube_scheduler_with_the_shipped_profile_places_gpu_shares_and_quorum_members() {
