@@ -40,6 +40,7 @@ pub struct Metrics {
     binds: Family<Verb, Counter>,
     nodes: Gauge,
     pods: Gauge,
+    holding: Gauge,
     reservations: Gauge,
     unplaced: Gauge,
 }
@@ -89,6 +90,12 @@ impl Metrics {
             "Pods holding GPU shares or in a spreading group",
             pods.clone(),
         );
+        let holding = Gauge::default();
+        registry.register(
+            "holding_pods",
+            "Pods whose GPU shares the ledger counts (bound or reserved)",
+            holding.clone(),
+        );
         let reservations = Gauge::default();
         registry.register(
             "pending_reservations",
@@ -108,6 +115,7 @@ impl Metrics {
             binds,
             nodes,
             pods,
+            holding,
             reservations,
             unplaced,
         }
@@ -142,6 +150,7 @@ impl Metrics {
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.nodes.set(count(cluster.ledger.nodes().len()));
         self.pods.set(count(cluster.tracked_pods()));
+        self.holding.set(count(cluster.ledger.pod_count()));
         self.reservations.set(count(cluster.reservations.len()));
         self.unplaced.set(count(cluster.unplaced_pods().len()));
         let mut out = String::new();
