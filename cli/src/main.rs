@@ -1,8 +1,8 @@
 //! `tessera`: one binary for every part. Parses the command line, sets up logging and hands each
 //! subcommand to its module; no decision is made here.
 
-mod device_plugin;
 mod crd;
+mod device_plugin;
 mod extender;
 mod kube_client;
 mod logging;
