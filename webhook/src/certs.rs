@@ -153,7 +153,7 @@ fn pem_due(cert_pem: &str, now: Duration) -> bool {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     match CertificateDer::from_pem_slice(cert_pem.as_bytes()) {
-        Ok(der) => crate::expiry::not_after(&der).is_none_or(|t| due(t, now)),
+        Ok(der) => tessera_serve::expiry::not_after(&der).is_none_or(|t| due(t, now)),
         Err(_) => true,
     }
 }
@@ -261,7 +261,7 @@ fn pem_not_after(cert_pem: &str) -> u64 {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::from_pem_slice(cert_pem.as_bytes())
         .ok()
-        .and_then(|d| crate::expiry::not_after(&d))
+        .and_then(|d| tessera_serve::expiry::not_after(&d))
         .unwrap_or(0)
 }
 

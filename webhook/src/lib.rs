@@ -11,17 +11,17 @@ pub mod certs;
 pub mod config;
 pub mod crd;
 pub mod error;
-mod expiry;
 pub mod metrics;
 pub mod peers;
 pub mod profiles;
 pub mod review;
 pub mod routes;
-pub mod serve;
 pub mod server;
 pub mod state;
-pub mod tls;
 pub mod watch;
+
+/// TLS loading and reload, shared with the other servers (`tessera-serve`).
+pub use tessera_serve::tls;
 
 pub use config::{Config, WebhookArgs};
 pub use routes::router;

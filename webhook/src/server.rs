@@ -89,7 +89,10 @@ impl Webhook {
             (self.config.tls_cert.clone(), self.config.tls_key.clone()),
             self.provider.clone(),
             self.config.tls_reload,
-            self.state.metrics().clone(),
+            {
+                let metrics = self.state.metrics().clone();
+                move |not_after| metrics.cert_reload(not_after)
+            },
             self.seen,
             stopped(stop_rx.clone()),
         );
@@ -99,7 +102,7 @@ impl Webhook {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
-        crate::serve::serve_tls(listener, self.tls, app, signal, self.config.drain).await;
+        tessera_serve::serve_tls(listener, self.tls, app, signal, self.config.drain).await;
         let _ = reloader.await;
     }
 }
