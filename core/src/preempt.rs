@@ -140,7 +140,7 @@ fn evict_until_fits(
         return None;
     }
     // Reprieve: highest priority first, keep a victim's share if the pod fits anyway.
-    evicted.sort_by(|a, b| b.1.cmp(&a.1));
+    evicted.sort_by_key(|e| std::cmp::Reverse(e.1));
     let mut victims = Vec::new();
     for (key, p, holding) in evicted {
         let mut trial = scratch.clone();

@@ -17,32 +17,32 @@ use crate::state::Config;
 #[derive(Debug, Clone, Args)]
 pub struct Options {
     /// Address to serve the extender verbs on.
-    #[arg(long, env = "TESSERA_LISTEN", default_value = "0.0.0.0:8888")]
+    #[arg(long, env = "TESSERA_EXTENDER_LISTEN", default_value = "0.0.0.0:8888")]
     pub listen: SocketAddr,
     /// PEM certificate chain; serve HTTPS (the pair is reloaded when the files change).
-    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = "TESSERA_EXTENDER_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `--tls-cert`.
-    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "TESSERA_EXTENDER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Scoring policy.
-    #[arg(long, env = "TESSERA_POLICY", default_value = "fragmentation", value_parser = policy_parser())]
+    #[arg(long, env = "TESSERA_EXTENDER_POLICY", default_value = "fragmentation", value_parser = policy_parser())]
     pub policy: Policy,
     /// Device-plugin slots per GPU (must match the device plugin's `--slots-per-gpu`).
     #[arg(long, env = "TESSERA_SLOTS_PER_GPU", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub slots_per_gpu: u32,
     /// Scheduler name of the profile that uses this extender (only its pods are watched).
-    #[arg(long, env = "TESSERA_SCHEDULER_NAME", default_value = keys::SCHEDULER_NAME)]
+    #[arg(long, env = "TESSERA_EXTENDER_SCHEDULER_NAME", default_value = keys::SCHEDULER_NAME)]
     pub scheduler_name: String,
     /// How long a bound pod may take to show up bound before its reserved shares are released.
-    #[arg(long, env = "TESSERA_RESERVATION_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, env = "TESSERA_EXTENDER_RESERVATION_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
     pub reservation_timeout: Duration,
     /// Oldest acceptable device-plugin inventory heartbeat; `0s` turns the check off.
-    #[arg(long, env = "TESSERA_HEARTBEAT_MAX_AGE", default_value = "300s", value_parser = parse_duration)]
+    #[arg(long, env = "TESSERA_EXTENDER_HEARTBEAT_MAX_AGE", default_value = "300s", value_parser = parse_duration)]
     pub heartbeat_max_age: Duration,
     /// Also read other projects' GPU request names (pods normally arrive translated by the
     /// webhook): `gpushare`, `hami`.
-    #[arg(long, env = "TESSERA_TRANSLATE", value_delimiter = ',', value_parser = ["gpushare", "hami"])]
+    #[arg(long, env = "TESSERA_EXTENDER_TRANSLATE", value_delimiter = ',', value_parser = ["gpushare", "hami"])]
     pub translate: Vec<String>,
     /// Kubeconfig to use (default: in-cluster, then `$KUBECONFIG`, then `~/.kube/config`).
     #[arg(long, env = "TESSERA_KUBECONFIG")]

@@ -1,0 +1,163 @@
+//! The ValidatingAdmissionPolicy guard in manifests/guard/ against a real apiserver
+//! (`TESSERA_E2E_KUBECONFIG`; skipped, saying so, when unset): a pod asking for Tessera GPUs that
+//! the webhook did not process is refused at creation with a message saying so; a processed one
+//! is admitted. The policy is installed for the test and removed afterwards.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_tests::cluster::Harness;
+use tessera_tests::e2e;
+
+/// Removes the policy when the test ends, pass or fail.
+struct Installed(std::path::PathBuf);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        // A client of its own: the test's runtime, which drives the test's client, is blocked.
+        let kubeconfig = self.0.clone();
+        // The policy must not outlive the test, pass or fail.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let Ok(client) = e2e::client(&kubeconfig).await else {
+                    return;
+                };
+                let dp = DeleteParams::default();
+                let _ = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+                    .delete("tessera-gpu-share-guard", &dp)
+                    .await;
+                let _ = Api::<ValidatingAdmissionPolicy>::all(client)
+                    .delete("tessera-gpu-share-guard", &dp)
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+fn pod(name: &str, scheduler: &str, injected: bool) -> Pod {
+    let annotations = if injected {
+        json!({"tessera.dev/injected": "gpu-sharing@0"})
+    } else {
+        json!({})
+    };
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {
+            "schedulerName": scheduler,
+            "containers": [{"name": "main", "image": "local/app:1",
+                            "resources": {"limits": {"tessera.dev/gpu-mem": "4096"}}}]
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn pods_the_webhook_missed_are_refused_with_a_clear_message() {
+    let Some(kubeconfig) = e2e::kubeconfig("guard_refuses_unprocessed_gpu_pods") else {
+        return;
+    };
+    let h = Harness::start_with(&kubeconfig, 0, 0).await;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../manifests/guard/validating-admission-policy.yaml"
+    ))
+    .unwrap();
+    let mut docs = serde_yaml_ng::Deserializer::from_str(&text);
+    let policy: ValidatingAdmissionPolicy =
+        ValidatingAdmissionPolicy::deserialize(docs.next().unwrap()).unwrap();
+    let binding: ValidatingAdmissionPolicyBinding =
+        ValidatingAdmissionPolicyBinding::deserialize(docs.next().unwrap()).unwrap();
+    let _installed = Installed(kubeconfig.clone());
+    Api::<ValidatingAdmissionPolicy>::all(h.client.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    Api::<ValidatingAdmissionPolicyBinding>::all(h.client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    // The apiserver starts enforcing a new policy within a few seconds.
+    let pods = h.pods();
+    let start = Instant::now();
+    let refusal = loop {
+        match pods
+            .create(
+                &PostParams::default(),
+                &pod("missed", "default-scheduler", false),
+            )
+            .await
+        {
+            Err(kube::Error::Api(status)) => break status,
+            Ok(_) => {
+                let _ = pods
+                    .delete(
+                        "missed",
+                        &DeleteParams {
+                            grace_period_seconds: Some(0),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the guard never refused a pod"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(refusal.code, 422, "{refusal:?}");
+    assert!(
+        refusal
+            .message
+            .contains("schedulerName is default-scheduler, not tessera-scheduler"),
+        "{}",
+        refusal.message
+    );
+    assert!(
+        refusal
+            .message
+            .contains("Tessera webhook did not process it"),
+        "{}",
+        refusal.message
+    );
+
+    let no_marker = pods
+        .create(
+            &PostParams::default(),
+            &pod("unmarked", "tessera-scheduler", false),
+        )
+        .await;
+    let Err(kube::Error::Api(status)) = no_marker else {
+        panic!("unmarked pod admitted")
+    };
+    assert!(
+        status
+            .message
+            .contains("no tessera.dev/injected annotation"),
+        "{}",
+        status.message
+    );
+
+    pods.create(
+        &PostParams::default(),
+        &pod("processed", "tessera-scheduler", true),
+    )
+    .await
+    .unwrap();
+}

@@ -1,0 +1,253 @@
+//! The deployment tree as CI can check it without a cluster: every document in manifests/ is a
+//! Kubernetes object k8s-openapi can read (or one of the few kinds it does not model), every
+//! workload is locked down and sized, the scheduler profile is the one DESIGN.md settles, and
+//! `kubectl kustomize manifests/` renders when kubectl is installed.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Namespace, PodSpec, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+fn manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every YAML document under manifests/, with its file.
+fn documents() -> Vec<(PathBuf, Value)> {
+    let mut files = Vec::new();
+    yaml_files(&manifests(), &mut files);
+    files.sort();
+    let mut docs = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value = Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{}: not YAML: {e}", file.display()));
+            if !value.is_null() {
+                docs.push((file.clone(), value));
+            }
+        }
+    }
+    docs
+}
+
+fn typed<T: serde::de::DeserializeOwned>(file: &Path, doc: &Value) -> T {
+    serde_yaml_ng::from_value(doc.clone()).unwrap_or_else(|e| {
+        panic!(
+            "{}: {} does not read as k8s-openapi type: {e}",
+            file.display(),
+            doc["kind"].as_str().unwrap_or("?")
+        )
+    })
+}
+
+#[test]
+fn every_document_is_a_kubernetes_object_of_a_known_kind() {
+    let docs = documents();
+    assert!(docs.len() > 20, "only {} documents", docs.len());
+    for (file, doc) in &docs {
+        let kind = doc["kind"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: no kind", file.display()));
+        match kind {
+            "Namespace" => drop(typed::<Namespace>(file, doc)),
+            "ServiceAccount" => drop(typed::<ServiceAccount>(file, doc)),
+            "ClusterRole" => drop(typed::<ClusterRole>(file, doc)),
+            "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(file, doc)),
+            "Role" => drop(typed::<Role>(file, doc)),
+            "RoleBinding" => drop(typed::<RoleBinding>(file, doc)),
+            "Deployment" => drop(typed::<Deployment>(file, doc)),
+            "DaemonSet" => drop(typed::<DaemonSet>(file, doc)),
+            "Service" => drop(typed::<Service>(file, doc)),
+            "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(file, doc)),
+            "MutatingWebhookConfiguration" => {
+                drop(typed::<MutatingWebhookConfiguration>(file, doc))
+            }
+            "ValidatingAdmissionPolicy" => drop(typed::<ValidatingAdmissionPolicy>(file, doc)),
+            "ValidatingAdmissionPolicyBinding" => {
+                drop(typed::<ValidatingAdmissionPolicyBinding>(file, doc))
+            }
+            "CustomResourceDefinition" => drop(typed::<CustomResourceDefinition>(file, doc)),
+            // Not Kubernetes API objects k8s-openapi models; read by their own tests.
+            "Kustomization" | "KubeSchedulerConfiguration" | "InjectionProfile" => {}
+            other => panic!("{}: unexpected kind {other}", file.display()),
+        }
+    }
+}
+
+/// (file, workload name, pod spec) of every Deployment and DaemonSet.
+fn workloads() -> Vec<(PathBuf, String, PodSpec)> {
+    let mut out = Vec::new();
+    for (file, doc) in documents() {
+        let (name, spec) = match doc["kind"].as_str() {
+            Some("Deployment") => {
+                let d: Deployment = typed(&file, &doc);
+                (d.metadata.name, d.spec.and_then(|s| s.template.spec))
+            }
+            Some("DaemonSet") => {
+                let d: DaemonSet = typed(&file, &doc);
+                (d.metadata.name, d.spec.and_then(|s| s.template.spec))
+            }
+            _ => continue,
+        };
+        out.push((file, name.unwrap(), spec.unwrap()));
+    }
+    out
+}
+
+#[test]
+fn every_workload_has_a_read_only_root_requests_limits_and_no_privileges() {
+    let all = workloads();
+    assert_eq!(all.len(), 4, "webhook, extender, scheduler, device plugin");
+    for (file, name, spec) in all {
+        let pod_sc = spec.security_context.clone().unwrap_or_default();
+        // The device plugin alone runs as root: the kubelet's socket directories are root's.
+        if name != "tessera-device-plugin" {
+            assert_eq!(
+                pod_sc.run_as_non_root,
+                Some(true),
+                "{}: {name} may run as root",
+                file.display()
+            );
+        }
+        for c in &spec.containers {
+            let sc = c.security_context.clone().unwrap_or_default();
+            assert_eq!(
+                sc.read_only_root_filesystem,
+                Some(true),
+                "{name}/{}",
+                c.name
+            );
+            assert_eq!(
+                sc.allow_privilege_escalation,
+                Some(false),
+                "{name}/{}",
+                c.name
+            );
+            let caps = sc.capabilities.unwrap_or_default();
+            assert_eq!(
+                caps.drop,
+                Some(vec!["ALL".to_string()]),
+                "{name}/{}",
+                c.name
+            );
+            let res = c.resources.clone().unwrap_or_default();
+            for what in ["cpu", "memory"] {
+                assert!(
+                    res.requests.as_ref().is_some_and(|r| r.contains_key(what)),
+                    "{name}/{}: no {what} request",
+                    c.name
+                );
+                assert!(
+                    res.limits.as_ref().is_some_and(|r| r.contains_key(what)),
+                    "{name}/{}: no {what} limit",
+                    c.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_scheduler_profile_is_the_settled_design() {
+    let text =
+        std::fs::read_to_string(manifests().join("scheduler/scheduler-config.yaml")).unwrap();
+    let c: Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert_eq!(c["kind"], "KubeSchedulerConfiguration");
+    assert_eq!(c["percentageOfNodesToScore"], 100);
+    assert_eq!(c["profiles"][0]["schedulerName"], "tessera-scheduler");
+    let ext = &c["extenders"][0];
+    for verb in ["filter", "prioritize", "bind", "preempt"] {
+        assert_eq!(ext[format!("{verb}Verb").as_str()], verb);
+    }
+    assert_eq!(ext["nodeCacheCapable"], true);
+    assert!(ext["httpTimeout"].is_string());
+    assert!(
+        ext.get("managedResources").is_none(),
+        "managedResources would drop quorum pods"
+    );
+    let fit = c["profiles"][0]["pluginConfig"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "NodeResourcesFit")
+        .unwrap();
+    let ignored: Vec<&str> = fit["args"]["ignoredResources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(ignored, ["tessera.dev/gpu-mem", "tessera.dev/gpu-core"]);
+}
+
+#[test]
+fn the_webhook_is_scoped_fails_closed_and_answers_fast() {
+    let (file, doc) = documents()
+        .into_iter()
+        .find(|(_, d)| d["kind"] == "MutatingWebhookConfiguration")
+        .unwrap();
+    let mwc: MutatingWebhookConfiguration = typed(&file, &doc);
+    for w in mwc.webhooks.unwrap() {
+        assert_eq!(w.failure_policy.as_deref(), Some("Fail"));
+        assert!(w.timeout_seconds.is_some_and(|t| t <= 3));
+        assert_eq!(w.reinvocation_policy.as_deref(), Some("IfNeeded"));
+        assert!(w.namespace_selector.is_some() && w.object_selector.is_some());
+    }
+}
+
+#[test]
+fn kustomize_renders_the_tree() {
+    let Ok(out) = std::process::Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(manifests())
+        .output()
+    else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping kustomize render: kubectl is not installed"
+        );
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = String::from_utf8_lossy(&out.stdout);
+    for kind in [
+        "Namespace",
+        "CustomResourceDefinition",
+        "Deployment",
+        "DaemonSet",
+        "ConfigMap",
+        "ValidatingAdmissionPolicy",
+    ] {
+        assert!(
+            rendered.contains(&format!("kind: {kind}\n")),
+            "no {kind} rendered"
+        );
+    }
+    assert!(rendered.contains("namespace: tessera-system"));
+}
