@@ -165,12 +165,13 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
     let kube_pods = Arc::new(KubePods::start(client.clone(), &node_name).await);
     let gpus = Arc::new(NvmlGpus::load(&config.nvml_lib).unwrap());
     let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::new(&mut registry);
     let plugin = Arc::new(Plugin::new(
         config,
         gpus,
         kube_pods.clone(),
         kube_pods,
-        Metrics::new(&mut registry),
+        metrics.clone(),
     ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = Arc::clone(&plugin);
@@ -262,6 +263,7 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
     // Kubelet restart: capacity back, running pods untouched.
     if let Some(cmd) = env("TESSERA_E2E_KUBELET_RESTART") {
         let before = pods.get("one").await.unwrap();
+        let registered = metrics.registrations.get();
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(&cmd)
@@ -269,9 +271,42 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
             .unwrap();
         assert!(status.success(), "{cmd}");
         let t = std::time::Instant::now();
-        allocatable(&client, &node_name, "8").await;
+        // The new kubelet deleted our socket: the plugin must register with it again...
+        while metrics.registrations.get() == registered {
+            assert!(
+                t.elapsed() < SLOW,
+                "no re-registration after the kubelet restart"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let reregistered = t.elapsed();
+        // ...and the new kubelet must report the full capacity in a status it wrote after the
+        // restart (a stale status would show the old figure).
+        let restarted_at = k8s_openapi::jiff::Timestamp::now() - t.elapsed();
+        let nodes: Api<KubeNode> = Api::all(client.clone());
+        let fresh = move |n: Option<&KubeNode>| {
+            let Some(status) = n.and_then(|n| n.status.as_ref()) else {
+                return false;
+            };
+            let beat_after = status.conditions.iter().flatten().any(|c| {
+                c.type_ == "Ready"
+                    && c.last_heartbeat_time
+                        .as_ref()
+                        .is_some_and(|b| b.0 >= restarted_at)
+            });
+            let gpus = status
+                .allocatable
+                .as_ref()
+                .and_then(|a| a.get(keys::RESOURCE_GPU))
+                .is_some_and(|q| q.0 == "8");
+            beat_after && gpus
+        };
+        tokio::time::timeout(SLOW, await_condition(nodes, &node_name, fresh))
+            .await
+            .expect("the restarted kubelet reports the plugin's capacity in time")
+            .unwrap();
         println!(
-            "kubelet restarted: allocatable back after {:?}",
+            "kubelet restarted: re-registered after {reregistered:?}; the new kubelet reported tessera.dev/gpu=8 after {:?}",
             t.elapsed()
         );
         let after = pods.get("one").await.unwrap();
