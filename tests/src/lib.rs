@@ -2,4 +2,5 @@
 
 pub mod cluster;
 pub mod e2e;
+pub mod http;
 pub mod scheduler;

@@ -13,17 +13,7 @@ use serde_json::{Value, json};
 use tessera_core::keys;
 use tessera_tests::cluster::{Harness, SYNC, assigned};
 use tessera_tests::e2e;
-
-async fn post(addr: SocketAddr, verb: &str, body: &Value) -> Value {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{addr}/{verb}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "{verb}");
-    resp.json().await.unwrap()
-}
+use tessera_tests::http::post_ok as post;
 
 /// What kube-scheduler does with the extender: filter, prioritize, bind to the best node.
 /// Returns the bind error (empty on success), or the filter's reasons when nothing passed.

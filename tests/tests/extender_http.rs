@@ -15,7 +15,8 @@ use tessera_core::testing;
 
 use tessera_core::annotations;
 use tessera_core::keys;
-use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState, router};
+use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState};
+use tessera_tests::http::{post, serve};
 
 /// Records binds; fails them while `fail` is set, as an apiserver refusing the Binding would.
 #[derive(Default)]
@@ -95,24 +96,6 @@ fn state_with(binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
         testing::hold(c.ledger.node_mut("node-2").unwrap(), "ml/b0", 0, 8192, 500);
     });
     state
-}
-
-async fn serve(state: Arc<ExtenderState>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    addr
-}
-
-async fn post(addr: SocketAddr, verb: &str, body: &Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{addr}/{verb}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 //! state filled the way the watches fill it (node and pod facts).
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers fail loudly
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,8 @@ use tessera_core::cluster::{NodeFacts, PodFacts};
 use tessera_core::request::Translation;
 use tessera_core::score::Policy;
 use tessera_core::testing;
-use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState, router};
+use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState};
+use tessera_tests::http::{post_ok as post, serve};
 
 struct NoBinds;
 
@@ -86,13 +86,6 @@ fn state() -> Arc<ExtenderState> {
     state
 }
 
-async fn serve(state: Arc<ExtenderState>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    addr
-}
-
 fn pod(mem: &str, priority: i32) -> Value {
     json!({
         "metadata": {"name": "urgent", "namespace": "ml", "uid": "uid-urgent"},
@@ -105,17 +98,6 @@ fn pod(mem: &str, priority: i32) -> Value {
             }]
         }
     })
-}
-
-async fn post(addr: SocketAddr, verb: &str, body: &Value) -> Value {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{addr}/{verb}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    resp.json().await.unwrap()
 }
 
 #[tokio::test]
