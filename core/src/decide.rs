@@ -121,14 +121,14 @@ fn verdict(
 /// Scores `nodes` for `pod` on 0–10: spreading first for group members, then the policy.
 /// Nodes the pod does not fit score 0.
 pub fn prioritize(view: View<'_>, pod: &PodRequest, nodes: &[String]) -> Vec<(String, i64)> {
-    prioritize_with(view, pod, nodes, &mut Memo::default())
+    prioritize_with(view, pod, nodes.to_vec(), &mut Memo::default())
 }
 
-/// Scores `nodes` for `pod`, reusing and filling `memo`.
+/// Scores `nodes` for `pod`, reusing and filling `memo`; the names move into the answer.
 pub fn prioritize_with(
     view: View<'_>,
     pod: &PodRequest,
-    nodes: &[String],
+    nodes: Vec<String>,
     memo: &mut Memo,
 ) -> Vec<(String, i64)> {
     let shape = memo.shape(view.policy, view.ctx.mix, view.ledger, pod);
@@ -155,8 +155,7 @@ pub fn prioritize_with(
         })
         .collect();
     nodes
-        .iter()
-        .cloned()
+        .into_iter()
         .zip(score::to_extender_scale(&keys))
         .collect()
 }

@@ -18,7 +18,7 @@ pub fn prioritize(state: &ExtenderState, mut args: ExtenderArgs) -> Vec<HostPrio
         Ok(pod) => decide::prioritize_with(
             state.read().view(state.config().policy),
             &pod,
-            &names,
+            names,
             &mut state.memo(),
         ),
         Err(_) => names.into_iter().map(|n| (n, 0)).collect(),

@@ -260,7 +260,7 @@ mod memo {
                     let pod = share(*mem, *core);
                     let view = view_of(&ledger, &spread, &mix, Policy::Fragmentation);
                     prop_assert_eq!(filter_with(view, &pod, names.clone(), &mut memo), filter(view, &pod, &names));
-                    prop_assert_eq!(prioritize_with(view, &pod, &names, &mut memo), prioritize(view, &pod, &names));
+                    prop_assert_eq!(prioritize_with(view, &pod, names.clone(), &mut memo), prioritize(view, &pod, &names));
                 }
             }
         }
