@@ -4,6 +4,7 @@
 mod crd;
 mod device_plugin;
 mod extender;
+mod inspect;
 mod kube_client;
 mod logging;
 mod serve;
@@ -28,6 +29,8 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Serve the kube-scheduler extender (filter, prioritize, bind, preempt).
     Extender(tessera_extender::Options),
+    /// Show, per node and per GPU, which pod holds which share and what is free.
+    Inspect(inspect::InspectArgs),
     /// Serve the mutating admission webhook (sidecar, identity and GPU-request injection).
     Webhook(tessera_webhook::WebhookArgs),
     /// Print the CustomResourceDefinitions generated from the Rust types.
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(args),
         Command::Extender(options) => extender::run(options),
+        Command::Inspect(args) => inspect::run(args),
         Command::Webhook(args) => webhook::run(args),
         Command::Crd => crd::run(),
         Command::DevicePlugin(args) => device_plugin::run(args),

@@ -1,0 +1,97 @@
+//! `tessera inspect` (also `kubectl tessera inspect`, with this binary installed as
+//! `kubectl-tessera`): reads nodes and pods from the cluster, rebuilds the GPU accounting exactly
+//! as the extender does, and prints per node and per GPU who holds what and what is free.
+
+mod report;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
+use tessera_core::cluster::{Cluster, NodeFacts, PodFacts};
+
+pub use report::Report;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A table (coloured on a terminal).
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// `tessera inspect` flags.
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// Only this node.
+    #[arg(long, env = "TESSERA_INSPECT_NODE")]
+    pub node: Option<String>,
+    /// Output format.
+    #[arg(long, short, env = "TESSERA_INSPECT_OUTPUT", value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Device-plugin slots per GPU (as the extender and device plugin run with).
+    #[arg(long, env = "TESSERA_SLOTS_PER_GPU", default_value_t = 10)]
+    pub slots_per_gpu: u32,
+    /// Kubeconfig to use (default: in-cluster, then `$KUBECONFIG`, then `~/.kube/config`).
+    #[arg(long, env = "TESSERA_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Prints the report.
+pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let cluster = runtime.block_on(read_cluster(&args))?;
+    let report = Report::of(&cluster, args.node.as_deref());
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Table => print!("{}", report.table(std::io::stdout().is_terminal())),
+    }
+    Ok(())
+}
+
+async fn read_cluster(args: &InspectArgs) -> anyhow::Result<Cluster> {
+    let client = crate::kube_client::connect(args.kubeconfig.as_deref()).await?;
+    let nodes: Api<PartialObjectMeta<Node>> = Api::all(client.clone());
+    let nodes = nodes
+        .list_metadata(&ListParams::default())
+        .await
+        .context("listing nodes")?;
+    let node_facts = nodes
+        .items
+        .iter()
+        .map(|n| {
+            let m = &n.metadata;
+            NodeFacts::from_metadata(
+                m.name.as_deref().unwrap_or_default(),
+                m.labels.as_ref(),
+                m.annotations.as_ref(),
+            )
+        })
+        .collect();
+    // Only bound pods can hold shares.
+    let pods: Api<Pod> = Api::all(client);
+    let pods = pods
+        .list(&ListParams::default().fields("spec.nodeName!="))
+        .await
+        .context("listing pods")?;
+    let pod_facts = pods
+        .items
+        .iter()
+        .map(PodFacts::from_pod)
+        .filter(PodFacts::is_relevant)
+        .collect();
+    let (cluster, notices) = Cluster::rebuild(args.slots_per_gpu, node_facts, pod_facts);
+    for notice in notices {
+        tracing::warn!("{notice}");
+    }
+    Ok(cluster)
+}

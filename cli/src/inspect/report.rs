@@ -1,0 +1,275 @@
+//! What `tessera inspect` shows, built from the same cluster state the extender keeps: per node
+//! and per GPU, who holds which memory and compute share, and what is free.
+
+use serde::Serialize;
+use tessera_core::cluster::Cluster;
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Nodes with GPUs, by name.
+    pub nodes: Vec<NodeReport>,
+    /// Pods whose assignment could not be counted (unknown node or GPU, over-commit).
+    pub unplaced: Vec<String>,
+}
+
+/// One node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeReport {
+    /// Node name.
+    pub name: String,
+    /// Zone label.
+    pub zone: Option<String>,
+    /// GPUs in index order.
+    pub gpus: Vec<GpuReport>,
+}
+
+/// One GPU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuReport {
+    /// Index on the node.
+    pub index: usize,
+    /// UUID.
+    pub uuid: String,
+    /// Model.
+    pub model: String,
+    /// False once the device plugin marked it unhealthy.
+    pub healthy: bool,
+    /// Memory, MiB.
+    pub mem_total_mib: u64,
+    /// Memory not held, MiB.
+    pub mem_free_mib: u64,
+    /// Compute not held, thousandths.
+    pub core_free_milli: u32,
+    /// Device-plugin slots not held.
+    pub slots_free: u32,
+    /// Who holds what, by pod then container.
+    pub holders: Vec<Holder>,
+}
+
+/// One container's share of one GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Holder {
+    /// `namespace/name`.
+    pub pod: String,
+    /// Container.
+    pub container: String,
+    /// Memory, MiB.
+    pub mem_mib: u64,
+    /// Compute, thousandths.
+    pub core_milli: u32,
+}
+
+impl Report {
+    /// The report of `cluster` (nodes without GPUs are left out), optionally one node only.
+    pub fn of(cluster: &Cluster, only: Option<&str>) -> Self {
+        let mut nodes: Vec<NodeReport> = cluster
+            .ledger
+            .nodes()
+            .iter()
+            .filter(|n| !n.gpus.is_empty() && only.is_none_or(|o| o == n.name))
+            .map(|n| {
+                let gpus = n
+                    .gpus
+                    .iter()
+                    .enumerate()
+                    .map(|(index, g)| {
+                        let mut holders = Vec::new();
+                        for (pod, h) in n.holders() {
+                            for c in &h.placement.containers {
+                                for s in c.shares.iter().filter(|s| s.gpu == index) {
+                                    holders.push(Holder {
+                                        pod: pod.clone(),
+                                        container: c.container.clone(),
+                                        mem_mib: s.mem_mib,
+                                        core_milli: s.core_milli,
+                                    });
+                                }
+                            }
+                        }
+                        holders.sort_by(|a, b| (&a.pod, &a.container).cmp(&(&b.pod, &b.container)));
+                        GpuReport {
+                            index,
+                            uuid: g.uuid.clone(),
+                            model: g.model.clone(),
+                            healthy: g.healthy,
+                            mem_total_mib: g.mem_total_mib,
+                            mem_free_mib: g.mem_free_mib,
+                            core_free_milli: g.core_free,
+                            slots_free: g.slots_free,
+                            holders,
+                        }
+                    })
+                    .collect();
+                NodeReport {
+                    name: n.name.clone(),
+                    zone: n.zone.clone(),
+                    gpus,
+                }
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Report {
+            nodes,
+            unplaced: cluster.unplaced_pods(),
+        }
+    }
+
+    /// A table for a terminal; `color` adds ANSI colours (free in green, full in red).
+    pub fn table(&self, color: bool) -> String {
+        let paint = |code: &str, text: String| {
+            if color {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text
+            }
+        };
+        let mut out = String::new();
+        for node in &self.nodes {
+            let zone = node.zone.as_deref().unwrap_or("-");
+            out.push_str(&paint("1", format!("{}  (zone {zone})", node.name)));
+            out.push('\n');
+            for g in &node.gpus {
+                let used_mem = g.mem_total_mib - g.mem_free_mib;
+                let used_core = 1000 - g.core_free_milli.min(1000);
+                let state = if !g.healthy {
+                    paint("31", "UNHEALTHY".to_string())
+                } else if g.mem_free_mib == 0 || g.core_free_milli == 0 || g.slots_free == 0 {
+                    paint("31", "full".to_string())
+                } else {
+                    paint(
+                        "32",
+                        format!("free {} MiB, {}%", g.mem_free_mib, g.core_free_milli / 10),
+                    )
+                };
+                out.push_str(&format!(
+                    "  gpu {} {} {}  mem {}/{} MiB  compute {}%  {}\n",
+                    g.index,
+                    g.uuid,
+                    g.model,
+                    used_mem,
+                    g.mem_total_mib,
+                    used_core / 10,
+                    state
+                ));
+                for h in &g.holders {
+                    out.push_str(&format!(
+                        "      {} [{}]  {} MiB, {}%\n",
+                        h.pod,
+                        h.container,
+                        h.mem_mib,
+                        f64::from(h.core_milli) / 10.0
+                    ));
+                }
+            }
+        }
+        if self.nodes.is_empty() {
+            out.push_str("no node reports Tessera GPUs (is the device plugin running?)\n");
+        }
+        for pod in &self.unplaced {
+            out.push_str(&paint("33", format!("not counted: {pod} (its assignment names an unknown node or GPU, or over-commits)")));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_core::annotations::{Assignment, ContainerAssignment, GpuShare};
+    use tessera_core::cluster::{NodeFacts, PodFacts};
+    use tessera_core::inventory::{GpuInfo, NodeInventory};
+
+    use super::*;
+
+    fn cluster() -> Cluster {
+        let mut c = Cluster::new(10);
+        let gpu = |i: u32| GpuInfo {
+            index: i,
+            uuid: format!("GPU-{i}"),
+            model: "T4".into(),
+            memory_mib: 16384,
+            healthy: true,
+            mig: false,
+            mps: true,
+        };
+        c.apply_node(NodeFacts {
+            name: "gpu-1".into(),
+            zone: Some("a".into()),
+            inventory: NodeInventory {
+                gpus: vec![gpu(0), gpu(1)],
+            },
+            inventory_error: None,
+            heartbeat: None,
+        });
+        c.apply_node(NodeFacts {
+            name: "cpu-1".into(),
+            zone: None,
+            inventory: NodeInventory::default(),
+            inventory_error: None,
+            heartbeat: None,
+        });
+        for (pod, uuid, mem, core) in [
+            ("ml/a", "GPU-0", 4096, 250),
+            ("ml/b", "GPU-0", 8192, 500),
+            ("ml/c", "GPU-9", 1, 1),
+        ] {
+            c.apply_pod(PodFacts {
+                key: pod.into(),
+                uid: pod.into(),
+                priority: 0,
+                node: Some("gpu-1".into()),
+                assignment: Some(Assignment {
+                    node: "gpu-1".into(),
+                    containers: vec![ContainerAssignment {
+                        container: "main".into(),
+                        gpus: vec![GpuShare {
+                            uuid: uuid.into(),
+                            mem_mib: mem,
+                            core_milli: core,
+                        }],
+                    }],
+                }),
+                assignment_error: None,
+                group: None,
+                terminal: false,
+            });
+        }
+        c
+    }
+
+    #[test]
+    fn gpus_list_their_holders_and_what_is_free() {
+        let r = Report::of(&cluster(), None);
+        assert_eq!(r.nodes.len(), 1, "nodes without GPUs are left out");
+        let g0 = &r.nodes[0].gpus[0];
+        assert_eq!(
+            (g0.mem_free_mib, g0.core_free_milli, g0.slots_free),
+            (16384 - 12288, 250, 8)
+        );
+        let who: Vec<&str> = g0.holders.iter().map(|h| h.pod.as_str()).collect();
+        assert_eq!(who, ["ml/a", "ml/b"]);
+        assert!(r.nodes[0].gpus[1].holders.is_empty());
+        assert_eq!(
+            r.unplaced,
+            ["ml/c"],
+            "an assignment naming an unknown GPU is reported"
+        );
+        let table = r.table(false);
+        assert!(
+            table.contains("gpu 0 GPU-0 T4  mem 12288/16384 MiB  compute 75%  free 4096 MiB, 25%"),
+            "{table}"
+        );
+        assert!(
+            table.contains("      ml/b [main]  8192 MiB, 50%"),
+            "{table}"
+        );
+        assert!(table.contains("not counted: ml/c"), "{table}");
+        assert!(!table.contains('\x1b'));
+        assert!(r.table(true).contains("\x1b[32m"));
+    }
+}
