@@ -17,13 +17,14 @@ use serde_json::json;
 use tessera_tests::cluster::Harness;
 use tessera_tests::e2e;
 
-/// Removes the policy when the test ends, pass or fail.
-struct Installed(std::path::PathBuf);
+/// Removes the policy when the test ends, pass or fail (kubeconfig, a namespace to try pods in).
+struct Installed(std::path::PathBuf, String);
 
 impl Drop for Installed {
     fn drop(&mut self) {
         // A client of its own: the test's runtime, which drives the test's client, is blocked.
         let kubeconfig = self.0.clone();
+        let namespace = self.1.clone();
         // The policy must not outlive the test, pass or fail.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -38,9 +39,26 @@ impl Drop for Installed {
                 let _ = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
                     .delete("tessera-gpu-share-guard", &dp)
                     .await;
-                let _ = Api::<ValidatingAdmissionPolicy>::all(client)
+                let _ = Api::<ValidatingAdmissionPolicy>::all(client.clone())
                     .delete("tessera-gpu-share-guard", &dp)
                     .await;
+                // The apiserver stops enforcing a deleted policy a moment later; later tests
+                // create such pods, so wait until a server-side dry run admits one again.
+                let pods: Api<Pod> = Api::namespaced(client, &namespace);
+                let dry = PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                };
+                for _ in 0..100 {
+                    if pods
+                        .create(&dry, &pod("after-guard", "default-scheduler", false))
+                        .await
+                        .is_ok()
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
             });
         })
         .join();
@@ -80,7 +98,7 @@ async fn pods_the_webhook_missed_are_refused_with_a_clear_message() {
         ValidatingAdmissionPolicy::deserialize(docs.next().unwrap()).unwrap();
     let binding: ValidatingAdmissionPolicyBinding =
         ValidatingAdmissionPolicyBinding::deserialize(docs.next().unwrap()).unwrap();
-    let _installed = Installed(kubeconfig.clone());
+    let _installed = Installed(kubeconfig.clone(), h.ns.clone());
     Api::<ValidatingAdmissionPolicy>::all(h.client.clone())
         .create(&PostParams::default(), &policy)
         .await
