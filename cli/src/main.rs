@@ -1,6 +1,7 @@
 //! `tessera`: one binary for every part. Parses the command line, sets up logging and hands each
 //! subcommand to its module; no decision is made here.
 
+mod certs;
 mod crd;
 mod device_plugin;
 mod extender;
@@ -31,6 +32,8 @@ enum Command {
     Extender(tessera_extender::Options),
     /// Show, per node and per GPU, which pod holds which share and what is free.
     Inspect(inspect::InspectArgs),
+    /// Make a CA and the webhook's serving certificate; print the caBundle.
+    Certs(certs::CertsArgs),
     /// Serve the mutating admission webhook (sidecar, identity and GPU-request injection).
     Webhook(tessera_webhook::WebhookArgs),
     /// Print the CustomResourceDefinitions generated from the Rust types.
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Extender(options) => extender::run(options),
         Command::Inspect(args) => inspect::run(args),
+        Command::Certs(args) => certs::run(args),
         Command::Webhook(args) => webhook::run(args),
         Command::Crd => crd::run(),
         Command::DevicePlugin(args) => device_plugin::run(args),
