@@ -4,11 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName};
+use tessera_tests::e2e::KillOnDrop;
 
 /// A free port on 127.0.0.1 (bound, read, released).
 fn free_port() -> u16 {
@@ -59,15 +60,6 @@ fn https_get(port: u16, cert: &CertificateDer<'static>, path: &str) -> Option<St
     (!out.is_empty()).then_some(out)
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn serves_https_is_not_ready_without_the_apiserver_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -89,7 +81,7 @@ fn serves_https_is_not_ready_without_the_apiserver_and_stops_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut running = Running(child);
+    let mut running = KillOnDrop(child);
     let der = cert.der().clone();
     let started = Instant::now();
     let health = loop {

@@ -6,24 +6,15 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tessera_core::keys;
 use tessera_tests::cluster::{Harness, assigned};
-use tessera_tests::e2e;
+use tessera_tests::e2e::{self, KillOnDrop};
 use tessera_tests::scheduler::{scheduler_config, start_scheduler};
 
-struct Extender(Child);
-
-impl Drop for Extender {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_extender(addr: SocketAddr, h: &Harness, log: &std::path::Path) -> Extender {
+fn start_extender(addr: SocketAddr, h: &Harness, log: &std::path::Path) -> KillOnDrop {
     let log = std::fs::File::options()
         .create(true)
         .append(true)
@@ -44,7 +35,7 @@ fn start_extender(addr: SocketAddr, h: &Harness, log: &std::path::Path) -> Exten
         .stderr(log)
         .spawn()
         .unwrap();
-    Extender(child)
+    KillOnDrop(child)
 }
 
 fn get(addr: SocketAddr, path: &str) -> Option<String> {

@@ -178,36 +178,22 @@ impl Harness {
 /// Removes what the test made, pass or fail (on its own thread: the test's runtime may be gone).
 impl Drop for Harness {
     fn drop(&mut self) {
-        // A client of its own: the test's runtime, which drives `self.client`, is blocked here.
-        let kubeconfig = self.kubeconfig.clone();
         let ns = self.ns.clone();
         let nodes = self.nodes.clone();
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
+        e2e::cleanup_blocking(self.kubeconfig.clone(), move |client| async move {
+            let now = DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
             };
-            rt.block_on(async move {
-                let Ok(client) = e2e::client(&kubeconfig).await else {
-                    return;
-                };
-                let now = DeleteParams {
-                    grace_period_seconds: Some(0),
-                    ..Default::default()
-                };
-                let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-                let _ = pods.delete_collection(&now, &Default::default()).await;
-                let node_api: Api<Node> = Api::all(client.clone());
-                for n in &nodes {
-                    let _ = node_api.delete(n, &DeleteParams::default()).await;
-                }
-                let namespaces: Api<Namespace> = Api::all(client);
-                let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
-            });
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            let _ = pods.delete_collection(&now, &Default::default()).await;
+            let node_api: Api<Node> = Api::all(client.clone());
+            for n in &nodes {
+                let _ = node_api.delete(n, &DeleteParams::default()).await;
+            }
+            let namespaces: Api<Namespace> = Api::all(client);
+            let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
         });
-        let _ = cleanup.join();
     }
 }
 

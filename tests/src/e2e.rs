@@ -84,3 +84,37 @@ pub fn kube_scheduler(test: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// A child process killed (and reaped) when dropped, pass or fail.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `work` against the cluster in `kubeconfig` to completion, for cleanup from `Drop`: on a
+/// thread and runtime of its own with a client of its own, because the test's runtime, which
+/// drives the test's clients, is blocked while it drops.
+pub fn cleanup_blocking<F, Fut>(kubeconfig: PathBuf, work: F)
+where
+    F: FnOnce(Client) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let done = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            if let Ok(client) = client(&kubeconfig).await {
+                work(client).await;
+            }
+        });
+    });
+    let _ = done.join();
+}

@@ -8,6 +8,8 @@ use std::process::Stdio;
 
 use serde_yaml_ng::Value;
 
+use crate::e2e::KillOnDrop;
+
 /// The shipped configuration, pointed at this cluster and extender, for this test's pods.
 pub fn scheduler_config(kubeconfig: &Path, extender: SocketAddr, scheduler: &str) -> String {
     let path = concat!(
@@ -22,16 +24,6 @@ pub fn scheduler_config(kubeconfig: &Path, extender: SocketAddr, scheduler: &str
     config["profiles"][0]["schedulerName"] = Value::from(scheduler);
     config["extenders"][0]["urlPrefix"] = Value::from(format!("http://{extender}"));
     serde_yaml_ng::to_string(&config).unwrap()
-}
-
-/// A child process killed when the test ends, pass or fail.
-pub struct KillOnDrop(pub std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// kube-scheduler running with `config`; its log goes to `log`.

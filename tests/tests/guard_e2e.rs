@@ -22,46 +22,34 @@ struct Installed(std::path::PathBuf, String);
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        // A client of its own: the test's runtime, which drives the test's client, is blocked.
-        let kubeconfig = self.0.clone();
         let namespace = self.1.clone();
         // The policy must not outlive the test, pass or fail.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let Ok(client) = e2e::client(&kubeconfig).await else {
-                    return;
-                };
-                let dp = DeleteParams::default();
-                let _ = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-                    .delete("tessera-gpu-share-guard", &dp)
-                    .await;
-                let _ = Api::<ValidatingAdmissionPolicy>::all(client.clone())
-                    .delete("tessera-gpu-share-guard", &dp)
-                    .await;
-                // The apiserver stops enforcing a deleted policy a moment later; later tests
-                // create such pods, so wait until a server-side dry run admits one again.
-                let pods: Api<Pod> = Api::namespaced(client, &namespace);
-                let dry = PostParams {
-                    dry_run: true,
-                    ..Default::default()
-                };
-                for _ in 0..100 {
-                    if pods
-                        .create(&dry, &pod("after-guard", "default-scheduler", false))
-                        .await
-                        .is_ok()
-                    {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        e2e::cleanup_blocking(self.0.clone(), move |client| async move {
+            let dp = DeleteParams::default();
+            let _ = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+                .delete("tessera-gpu-share-guard", &dp)
+                .await;
+            let _ = Api::<ValidatingAdmissionPolicy>::all(client.clone())
+                .delete("tessera-gpu-share-guard", &dp)
+                .await;
+            // The apiserver stops enforcing a deleted policy a moment later; later tests
+            // create such pods, so wait until a server-side dry run admits one again.
+            let pods: Api<Pod> = Api::namespaced(client, &namespace);
+            let dry = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            for _ in 0..100 {
+                if pods
+                    .create(&dry, &pod("after-guard", "default-scheduler", false))
+                    .await
+                    .is_ok()
+                {
+                    break;
                 }
-            });
-        })
-        .join();
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
     }
 }
 
