@@ -106,13 +106,27 @@ async fn zookeeper_members_get_myid_and_the_server_list() {
              server.2=zk-1.zk-hs.default.svc.cluster.local:2888:3888;2181 \
              server.3=zk-2.zk-hs.default.svc.cluster.local:2888:3888;2181"
         );
-        let ann = pod.metadata.annotations.unwrap();
+        let ann = pod.metadata.annotations.clone().unwrap();
         assert_eq!(
             ann["zookeeper.files.tessera.dev/myid"],
             (ordinal + 1).to_string()
         );
         assert!(ann["tessera.dev/injected"].starts_with("zookeeper@"));
+        // A quorum group: handed to the Tessera scheduler with the labels its extender reads.
+        let labels = pod.metadata.labels.clone().unwrap();
+        assert_eq!(labels["tessera.dev/group"], "zk");
+        assert_eq!(labels["tessera.dev/quorum"], "true");
+        assert_eq!(labels["tessera.dev/group-size"], "3");
+        assert_eq!(
+            tessera_core::request::pod_group(&pod),
+            Some(tessera_core::request::Group {
+                key: "default/zk".into(),
+                quorum: true,
+                size: Some(3)
+            })
+        );
         let spec = pod.spec.unwrap();
+        assert_eq!(spec.scheduler_name.as_deref(), Some("tessera-scheduler"));
         let peers = spec
             .volumes
             .iter()
@@ -152,6 +166,17 @@ async fn rocketmq_broker_gets_broker_name_id_and_nameserver() {
         env["NAMESRV_ADDR"],
         "rocketmq-namesrv.default.svc.cluster.local:9876"
     );
+    // Spread, not a quorum; the profile names no replica count, so no size label.
+    let labels = pod.metadata.labels.clone().unwrap();
+    assert_eq!(labels["tessera.dev/group"], "broker");
+    assert!(
+        !labels.contains_key("tessera.dev/quorum")
+            && !labels.contains_key("tessera.dev/group-size")
+    );
+    assert_eq!(
+        pod.spec.as_ref().unwrap().scheduler_name.as_deref(),
+        Some("tessera-scheduler")
+    );
     let conf = &pod.metadata.annotations.unwrap()["rocketmq-broker.files.tessera.dev/broker-identity.conf"];
     assert!(
         conf.contains("brokerIP1=broker-1.broker-hs.default.svc.cluster.local\n"),
@@ -181,6 +206,16 @@ async fn kafka_broker_gets_node_id_and_controller_quorum() {
     assert_eq!(
         env["KAFKA_ADVERTISED_LISTENERS"],
         "PLAINTEXT://kafka-2.kafka-hs.default.svc.cluster.local:9092"
+    );
+    // Every member votes in the KRaft controller quorum.
+    let group = tessera_core::request::pod_group(&pod).unwrap();
+    assert_eq!(
+        (group.key.as_str(), group.quorum, group.size),
+        ("default/kafka", true, Some(3))
+    );
+    assert_eq!(
+        pod.spec.unwrap().scheduler_name.as_deref(),
+        Some("tessera-scheduler")
     );
 }
 

@@ -28,15 +28,9 @@ impl<'a> Facts<'a> {
     pub fn of(pod: &'a PodView<'a>, namespace: &'a str) -> Result<Facts<'a>, RenderProblem> {
         let spec = pod.spec.as_ref();
         let pod_name = pod.metadata.name.as_deref();
-        let owner = pod
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.kind.as_str() == "StatefulSet" && o.controller.unwrap_or(true));
-        let member = match owner {
+        let member = match pod.statefulset() {
             None => None,
-            Some(o) => Some((o.name.as_str(), ordinal(pod, o.name.as_str())?)),
+            Some(sts) => Some((sts, ordinal(pod, sts)?)),
         };
         Ok(Facts {
             pod: pod_name,

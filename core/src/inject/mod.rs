@@ -3,12 +3,14 @@
 //!
 //! The webhook decodes the AdmissionReview into a [`PodView`], calls [`mutate`] and encodes the
 //! answer. Everything is decided here: selection, sidecars without duplicates, identity
-//! templating, the SPIFFE ID and its token, GPU name translation and the scheduler name, and the
-//! `tessera.dev/injected: name@hash` marker that makes a second pass change nothing. A profile
-//! that cannot render for a pod is an error and no patch at all is produced.
+//! templating, the SPIFFE ID and its token, GPU name translation, the scheduler name and
+//! anti-affinity group labels, and the `tessera.dev/injected: name@hash` marker that makes a
+//! second pass change nothing. A profile that cannot render for a pod is an error and no patch
+//! at all is produced.
 
 mod compile;
 mod gpu;
+mod group;
 mod identity;
 mod patch;
 pub mod peers;
@@ -23,7 +25,7 @@ pub mod view;
 pub use compile::{MAX_PROFILE_NAME, Problem, Profile, ProfileError, compile_all};
 pub use identity::Facts;
 pub use patch::{Op, escape};
-pub use profile::{InjectionProfile, InjectionProfileSpec};
+pub use profile::{AntiAffinity, InjectionProfile, InjectionProfileSpec};
 pub use render::{Context, Outcome, ReplicaLookup, mutate};
 pub use select::{Selection, injected_names, label_selector_matches, select};
 pub use view::{PodView, Str};

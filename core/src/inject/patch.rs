@@ -59,6 +59,7 @@ pub(super) struct ContainerChanges {
 /// Everything one admission adds or changes, before it is written as a patch.
 #[derive(Debug, Default)]
 pub(super) struct Changes {
+    pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub existing: BTreeMap<usize, ContainerChanges>,
     pub containers: Vec<Value>,
@@ -72,19 +73,19 @@ impl Changes {
     pub fn into_ops(self, pod: &PodView<'_>) -> Vec<Op> {
         let mut ops = Vec::new();
         let spec = pod.spec.as_ref();
-        if pod.metadata.annotations.is_some() {
-            for (k, v) in self.annotations {
-                let path = format!("/metadata/annotations/{}", escape(&k));
-                ops.push(Op::add(path, Value::String(v)));
-            }
-        } else if !self.annotations.is_empty() {
-            let map = self
-                .annotations
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect();
-            ops.push(Op::add("/metadata/annotations".into(), Value::Object(map)));
-        }
+        let meta = &pod.metadata;
+        set_keys(
+            &mut ops,
+            "/metadata/labels",
+            meta.labels.is_some(),
+            self.labels,
+        );
+        set_keys(
+            &mut ops,
+            "/metadata/annotations",
+            meta.annotations.is_some(),
+            self.annotations,
+        );
         let containers = pod.containers();
         for (i, ch) in self.existing {
             let Some(c) = containers.get(i) else { continue };
@@ -122,9 +123,27 @@ impl Changes {
         let has_volumes = spec.is_some_and(|s| s.volumes.is_some());
         append(&mut ops, "/spec/volumes", has_volumes, self.volumes);
         if let Some(s) = self.scheduler_name {
+            // `add` on an object member replaces it when present (RFC 6902, 4.1), so this
+            // applies whether or not the apiserver defaulted the field.
             ops.push(Op::add("/spec/schedulerName".into(), Value::String(s)));
         }
         ops
+    }
+}
+
+/// Sets string `keys` in the map at `path`, adding the map whole when the pod has none (an
+/// `add` below a missing map fails to apply).
+fn set_keys(ops: &mut Vec<Op>, path: &str, exists: bool, keys: BTreeMap<String, String>) {
+    if exists {
+        for (k, v) in keys {
+            ops.push(Op::add(format!("{path}/{}", escape(&k)), Value::String(v)));
+        }
+    } else if !keys.is_empty() {
+        let map = keys
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        ops.push(Op::add(path.to_string(), Value::Object(map)));
     }
 }
 

@@ -110,6 +110,40 @@ pub struct Identity {
     /// Files, mounted read-only in every app container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Files>,
+    /// Anti-affinity of the ensemble: `none` (default), `spread` or `quorum`. With `spread` or
+    /// `quorum` the pod goes to the Tessera scheduler (`spec.schedulerName: tessera-scheduler`,
+    /// or `spec.gpu.schedulerName` when set) and is labelled with its group:
+    /// `tessera.dev/group` (the owning StatefulSet), `tessera.dev/group-size` (the StatefulSet's
+    /// replicas, else `identity.replicas`) and, for `quorum`, `tessera.dev/quorum: "true"`. `spread`
+    /// spreads the members across nodes and zones; `quorum` also keeps any single node and zone
+    /// below half of the ensemble, and refuses a pod whose ensemble size is unknown. Labels the
+    /// pod already has are kept. A pod that is neither a StatefulSet member nor labelled
+    /// `tessera.dev/group` has no group and is left alone, and so is a pod naming a scheduler
+    /// other than `default-scheduler` (the response warns that its group is not enforced).
+    #[serde(default, skip_serializing_if = "AntiAffinity::is_none")]
+    pub anti_affinity: AntiAffinity,
+}
+
+/// How the Tessera scheduler places the members of one ensemble (`identity.antiAffinity`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AntiAffinity {
+    /// No anti-affinity: the pod's scheduler and labels are left as they are.
+    #[default]
+    None,
+    /// Members are spread across nodes and zones (`topology.kubernetes.io/zone`) as far as
+    /// the cluster allows.
+    Spread,
+    /// Spread, and no single node or zone may hold half or more of the ensemble, so losing one
+    /// never loses quorum (ZooKeeper, KRaft controllers, etcd).
+    Quorum,
+}
+
+impl AntiAffinity {
+    /// True for the default, `none`.
+    pub fn is_none(&self) -> bool {
+        *self == AntiAffinity::None
+    }
 }
 
 /// The peer list: one entry per ordinal `0..replicas`, joined by `separator`.
@@ -165,7 +199,8 @@ pub struct Gpu {
     /// Translate HAMi names (`nvidia.com/gpu`, `gpumem`, `gpucores`).
     #[serde(default)]
     pub hami: bool,
-    /// Scheduler for pods that ask for shared GPUs (default `tessera-scheduler`).
+    /// Scheduler for pods that ask for shared GPUs, and for this profile's anti-affinity groups
+    /// (default `tessera-scheduler`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler_name: Option<String>,
 }

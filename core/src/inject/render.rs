@@ -11,7 +11,7 @@ use super::profile::Spiffe;
 use super::select::{injected_names, select};
 use super::view::PodView;
 use super::{
-    ENV_SPIFFE_ID, FILES_ANNOTATION_DOMAIN, RenderError, TOKEN_MOUNT_PATH, TOKEN_VOLUME, gpu,
+    ENV_SPIFFE_ID, FILES_ANNOTATION_DOMAIN, RenderError, TOKEN_MOUNT_PATH, TOKEN_VOLUME, gpu, group,
 };
 use crate::keys;
 
@@ -76,6 +76,7 @@ pub fn mutate(
             b.identity(p, facts, ctx)?;
         }
         b.gpu(p, pod, &mut out.warnings)?;
+        group::apply(p, pod, ctx.replicas, &mut b.changes, &mut out.warnings)?;
     }
     if let Some(s) = sel
         .apply
@@ -294,7 +295,7 @@ impl Builder {
         {
             return Ok(());
         }
-        match pod.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()) {
+        match pod.scheduler_name() {
             None | Some("default-scheduler") => {
                 self.changes.scheduler_name = Some(scheduler.to_string());
             }

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use super::*;
 
+mod group;
+
 fn profiles(yaml: &str) -> Vec<Profile> {
     let specs: BTreeMap<String, InjectionProfileSpec> = serde_yaml_ng::from_str(yaml).unwrap();
     let (ok, bad) = compile_all(specs);

@@ -190,6 +190,25 @@ impl<'a> PodView<'a> {
         get(self.metadata.annotations.as_ref(), key)
     }
 
+    /// The StatefulSet that controls the pod (an owner of that kind whose `controller` is not
+    /// false).
+    pub fn statefulset(&self) -> Option<&str> {
+        self.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.kind.as_str() == "StatefulSet" && o.controller.unwrap_or(true))
+            .map(|o| o.name.as_str())
+    }
+
+    /// The scheduler the pod names (`None` when unset or empty).
+    pub fn scheduler_name(&self) -> Option<&str> {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.scheduler_name.as_deref())
+            .filter(|s| !s.is_empty())
+    }
+
     /// App containers (empty when the spec has none).
     pub fn containers(&self) -> &[ContainerView<'a>] {
         self.spec
