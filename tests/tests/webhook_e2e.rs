@@ -1,7 +1,7 @@
 //! The webhook against a real apiserver: the InjectionProfile CRD installs, profiles created in
-//! the cluster are served, an invalid one is refused without taking the others down, and a
-//! deleted one stops being served. Runs against the cluster in `TESSERA_E2E_KUBECONFIG` and
-//! prints a skip line when it is unset.
+//! the cluster are served, an invalid one is refused without taking the others down and gets a
+//! Warning Event naming the field, and a deleted one stops being served. Runs against the
+//! cluster in `TESSERA_E2E_KUBECONFIG` and prints a skip line when it is unset.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -53,9 +53,8 @@ async fn served(state: &WebhookState, want: impl Fn(&[String]) -> bool) {
     .expect("the served profiles never reached the expected set");
 }
 
-#[tokio::test]
-async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed() {
-    let Some(client) = client().await else { return };
+/// Applies the InjectionProfile CRD and waits until it is established.
+async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = InjectionProfile::crd();
     let params = PatchParams::apply("tessera-e2e").force();
@@ -73,7 +72,10 @@ async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed
     .await
     .unwrap()
     .unwrap();
+}
 
+/// Webhook state fed by the InjectionProfile watch.
+fn watched(client: &Client) -> Arc<WebhookState> {
     let mut registry = Registry::default();
     let state = Arc::new(WebhookState::new(
         AdmissionConfig::default(),
@@ -81,6 +83,14 @@ async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed
         Duration::from_secs(5),
     ));
     tokio::spawn(tessera_webhook::watch::run(client.clone(), state.clone()));
+    state
+}
+
+#[tokio::test]
+async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed() {
+    let Some(client) = client().await else { return };
+    install_crd(&client).await;
+    let state = watched(&client);
 
     let api: Api<InjectionProfile> = Api::all(client);
     let good = format!("e2e-good-{}", std::process::id());
@@ -115,6 +125,56 @@ async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed
     api.delete(&good, &dp).await.unwrap();
     served(&state, |n| !n.contains(&good)).await;
     api.delete(&bad, &dp).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_invalid_cluster_profile_gets_a_warning_event_naming_the_field() {
+    use futures::TryStreamExt;
+    use k8s_openapi::api::events::v1::Event;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let Some(client) = client().await else { return };
+    install_crd(&client).await;
+    let state = watched(&client);
+    let api: Api<InjectionProfile> = Api::all(client.clone());
+    let name = format!("e2e-event-{}", std::process::id());
+    let spec = serde_json::json!({"selector": {}, "spiffe": {"trustDomain": "example.org", "audience": "mesh", "expirationSeconds": 60}});
+    let created = api
+        .create(&PostParams::default(), &profile(&name, spec))
+        .await
+        .unwrap();
+    let uid = created.metadata.uid.clone().unwrap();
+    // Cluster-scoped objects have their Events in the default namespace.
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let about_it = watcher(events, watcher::Config::default())
+        .applied_objects()
+        .try_filter(|e| {
+            let regarding = e.regarding.as_ref();
+            std::future::ready(regarding.and_then(|r| r.uid.as_deref()) == Some(uid.as_str()))
+        });
+    futures::pin_mut!(about_it);
+    let event = tokio::time::timeout(LIMIT, about_it.try_next())
+        .await
+        .expect("no Event about the invalid profile")
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_eq!(event.reason.as_deref(), Some("InvalidProfile"));
+    assert_eq!(
+        event.reporting_controller.as_deref(),
+        Some("tessera.dev/webhook")
+    );
+    let note = event.note.unwrap_or_default();
+    assert!(
+        note.contains("spec.spiffe.expirationSeconds") && note.contains("60"),
+        "{note}"
+    );
+    let regarding = event.regarding.unwrap();
+    assert_eq!(
+        (regarding.kind.as_deref(), regarding.name.as_deref()),
+        (Some("InjectionProfile"), Some(name.as_str()))
+    );
+    assert!(!state.profiles().iter().any(|p| p.name == name));
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
 }
 
 #[tokio::test]

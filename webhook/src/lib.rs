@@ -11,6 +11,7 @@ pub mod certs;
 pub mod config;
 pub mod crd;
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod peers;
 pub mod profiles;

@@ -1,20 +1,23 @@
 //! Profiles from the cluster: a watch on `InjectionProfile` objects feeding [`ProfileSource`],
 //! whose valid profiles are served. While the apiserver is unreachable the last set keeps being
-//! served (the watcher retries with backoff); a profile that fails validation is logged and
-//! counted (`tessera_webhook_profiles_invalid`) and never takes the others down.
+//! served (the watcher retries with backoff); a profile that fails validation is logged, counted
+//! (`tessera_webhook_profiles_invalid`), reported as a Warning Event on the object naming the
+//! field ([`crate::events`]) and never takes the others down.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use kube::Api;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use kube::{Api, Resource};
 use tessera_core::inject::{
     InjectionProfile, InjectionProfileSpec, Profile, ProfileError, compile_all,
 };
 use tracing::{info, warn};
 
+use crate::events::{ProfileEvents, Reported};
 use crate::state::WebhookState;
 
 /// The profiles the watch has seen, as plain data changed by named methods.
@@ -23,6 +26,8 @@ pub struct ProfileSource {
     specs: BTreeMap<String, InjectionProfileSpec>,
     /// Objects of a relist in progress; they replace `specs` when it completes.
     relist: Option<BTreeMap<String, InjectionProfileSpec>>,
+    /// The object behind each name (uid, resourceVersion), for Events about it.
+    refs: BTreeMap<String, ObjectReference>,
     synced: bool,
 }
 
@@ -54,7 +59,14 @@ impl ProfileSource {
         if let Some(all) = self.relist.take() {
             self.specs = all;
         }
+        let specs = &self.specs;
+        self.refs.retain(|name, _| specs.contains_key(name));
         self.synced = true;
+    }
+
+    /// The object each profile name was last seen as.
+    pub fn references(&self) -> &BTreeMap<String, ObjectReference> {
+        &self.refs
     }
 
     /// True once a full list has been seen.
@@ -71,13 +83,20 @@ impl ProfileSource {
     pub fn handle(&mut self, event: Event<InjectionProfile>) -> bool {
         let name = |p: &InjectionProfile| p.metadata.name.clone().unwrap_or_default();
         match event {
-            Event::Apply(p) => self.apply(&name(&p), p.spec),
-            Event::Delete(p) => self.remove(&name(&p)),
+            Event::Apply(p) => {
+                self.seen(&p);
+                self.apply(&name(&p), p.spec);
+            }
+            Event::Delete(p) => {
+                self.refs.remove(&name(&p));
+                self.remove(&name(&p));
+            }
             Event::Init => {
                 self.relist_started();
                 return false;
             }
             Event::InitApply(p) => {
+                self.seen(&p);
                 self.relisted(&name(&p), p.spec);
                 return false;
             }
@@ -85,21 +104,33 @@ impl ProfileSource {
         }
         self.synced
     }
+
+    fn seen(&mut self, p: &InjectionProfile) {
+        let mut reference = p.object_ref(&());
+        reference.resource_version = p.metadata.resource_version.clone();
+        self.refs
+            .insert(p.metadata.name.clone().unwrap_or_default(), reference);
+    }
 }
 
 /// Watches every `InjectionProfile` and serves the valid ones through `state` until the
 /// stream ends (it does not: errors are retried with backoff).
 pub async fn run(client: kube::Client, state: Arc<WebhookState>) {
+    let recorder = ProfileEvents::new(client.clone());
     let api: Api<InjectionProfile> = Api::all(client);
     let mut events = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
     let mut source = ProfileSource::default();
+    let mut reported = Reported::default();
     while let Some(event) = events.next().await {
         match event {
             Ok(e) => {
                 if source.handle(e) {
-                    publish(&source, &state);
+                    let bad = publish(&source, &state);
+                    for (reference, message) in reported.fresh(&bad, source.references()) {
+                        recorder.invalid(&reference, &message).await;
+                    }
                 }
             }
             Err(e) => warn!(error = %e, "profile watch failed; serving the last profiles seen"),
@@ -107,7 +138,8 @@ pub async fn run(client: kube::Client, state: Arc<WebhookState>) {
     }
 }
 
-fn publish(source: &ProfileSource, state: &WebhookState) {
+/// Serves the valid profiles and returns the errors of the others.
+fn publish(source: &ProfileSource, state: &WebhookState) -> Vec<ProfileError> {
     let (ok, bad) = source.compile();
     for e in &bad {
         warn!(error = %e, "InjectionProfile rejected");
@@ -118,6 +150,7 @@ fn publish(source: &ProfileSource, state: &WebhookState) {
         "profiles from the cluster"
     );
     state.set_profiles(ok, bad.len());
+    bad
 }
 
 #[cfg(test)]
@@ -156,6 +189,34 @@ mod tests {
         assert_eq!(names(&s), ["new"]);
         s.remove("new");
         assert!(names(&s).is_empty());
+    }
+
+    #[test]
+    fn references_for_events_follow_the_objects() {
+        let mut s = ProfileSource::default();
+        let mut p = InjectionProfile::new("bad", spec(""));
+        p.metadata.uid = Some("u-1".into());
+        p.metadata.resource_version = Some("7".into());
+        s.handle(Event::Apply(p.clone()));
+        let r = &s.references()["bad"];
+        assert_eq!(
+            (
+                r.kind.as_deref(),
+                r.api_version.as_deref(),
+                r.uid.as_deref(),
+                r.resource_version.as_deref(),
+                r.namespace.as_deref()
+            ),
+            (
+                Some("InjectionProfile"),
+                Some("tessera.dev/v1alpha1"),
+                Some("u-1"),
+                Some("7"),
+                None
+            )
+        );
+        s.handle(Event::Delete(p));
+        assert!(s.references().is_empty());
     }
 
     #[test]
