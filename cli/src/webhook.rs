@@ -1,13 +1,13 @@
 //! `tessera webhook`: loads the profiles file (or watches InjectionProfiles in the cluster) and
-//! the serving certificate, then serves
-//! `/mutate` over HTTPS until SIGTERM, reloading the certificate when its files change.
+//! the serving certificate, then serves `/mutate` over HTTPS until SIGTERM, reloading the
+//! certificate and the profiles file when they change.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tessera_webhook::{Config, Webhook, WebhookArgs};
-use tessera_webhook::{certs, peers, profiles, watch};
+use tessera_webhook::{certs, peers, watch};
 
 use crate::serve;
 
@@ -37,7 +37,7 @@ async fn serve_webhook(config: Config) -> anyhow::Result<()> {
         tokio::spawn(certs::run(client.clone(), managed.clone(), c, k));
     }
     let mut registry = Registry::default();
-    let webhook = Webhook::new(config.clone(), provider, &mut registry).with_context(|| {
+    let mut webhook = Webhook::new(config.clone(), provider, &mut registry).with_context(|| {
         format!(
             "--tls-cert {} --tls-key {}",
             config.tls_cert.display(),
@@ -45,20 +45,10 @@ async fn serve_webhook(config: Config) -> anyhow::Result<()> {
         )
     })?;
     match &config.profiles {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("--profiles {}", path.display()))?;
-            let loaded = profiles::parse(&text);
-            for e in &loaded.errors {
-                tracing::warn!(file = %path.display(), error = %e, "profile skipped");
-            }
-            tracing::info!(
-                profiles = loaded.profiles.len(),
-                invalid = loaded.errors.len(),
-                "profiles loaded"
-            );
-            webhook.set_profiles(loaded);
-        }
+        // Reloaded by the server when the file changes.
+        Some(path) => webhook
+            .load_profiles_file()
+            .with_context(|| format!("--profiles {}", path.display()))?,
         None => {
             // Ready once the first list of InjectionProfiles has arrived.
             let client = client.context("a kube client for the InjectionProfile watch")?;

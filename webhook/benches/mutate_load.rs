@@ -102,6 +102,7 @@ async fn serve_webhook(
         tls_cert: cert,
         tls_key: key,
         profiles: None,
+        profiles_reload: Duration::from_secs(2),
         kubeconfig: None,
         admission: AdmissionConfig {
             cluster_domain: "cluster.local".into(),

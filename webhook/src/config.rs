@@ -31,9 +31,17 @@ pub struct WebhookArgs {
         default_value = "/etc/tessera/tls/tls.key"
     )]
     pub tls_key: PathBuf,
-    /// YAML file of InjectionProfile documents (same schema as the CRD).
+    /// YAML file of InjectionProfile documents (same schema as the CRD), reloaded when it
+    /// changes.
     #[arg(long, env = "TESSERA_WEBHOOK_PROFILES")]
     pub profiles: Option<PathBuf>,
+    /// How often the --profiles file is checked for changes, in milliseconds.
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_PROFILES_RELOAD_MS",
+        default_value = "2000"
+    )]
+    pub profiles_reload_ms: u64,
     /// Kubeconfig for watching InjectionProfiles when no --profiles file is given (default: in
     /// cluster, then $KUBECONFIG, then ~/.kube/config).
     #[arg(long, env = "TESSERA_KUBECONFIG")]
@@ -121,6 +129,8 @@ pub struct Config {
     pub tls_key: PathBuf,
     /// Profiles file; `None`: profiles are watched in the cluster.
     pub profiles: Option<PathBuf>,
+    /// Profiles file poll interval.
+    pub profiles_reload: Duration,
     /// Kubeconfig for the watch.
     pub kubeconfig: Option<PathBuf>,
     /// What the decisions need.
@@ -171,6 +181,7 @@ impl TryFrom<WebhookArgs> for Config {
             ("max-body-bytes", a.max_body_bytes as u64),
             ("request-timeout-ms", a.request_timeout_ms),
             ("tls-reload-ms", a.tls_reload_ms),
+            ("profiles-reload-ms", a.profiles_reload_ms),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero { flag });
@@ -207,6 +218,7 @@ impl TryFrom<WebhookArgs> for Config {
             tls_cert: a.tls_cert,
             tls_key: a.tls_key,
             profiles: a.profiles,
+            profiles_reload: Duration::from_millis(a.profiles_reload_ms),
             kubeconfig: a.kubeconfig,
             admission: AdmissionConfig {
                 cluster_domain: a.cluster_domain,
@@ -263,6 +275,19 @@ mod tests {
         assert_eq!(
             (s.namespace.as_str(), s.secret.as_str()),
             ("ops", "tessera-webhook-tls")
+        );
+    }
+
+    #[test]
+    fn the_profiles_file_is_polled_every_two_seconds_unless_told() {
+        assert_eq!(config(&[]).unwrap().profiles_reload, Duration::from_secs(2));
+        let c = config(&["--profiles", "p.yaml", "--profiles-reload-ms", "250"]).unwrap();
+        assert_eq!(c.profiles_reload, Duration::from_millis(250));
+        assert_eq!(
+            config(&["--profiles-reload-ms", "0"]).unwrap_err(),
+            ConfigError::Zero {
+                flag: "profiles-reload-ms"
+            }
         );
     }
 

@@ -63,6 +63,7 @@ pub struct Metrics {
     cert_expiry: Gauge<i64, AtomicI64>,
     cert_not_after: std::sync::Arc<AtomicU64>,
     cert_reloads: Family<ReloadLabels, Counter>,
+    profile_reloads: Family<ReloadLabels, Counter>,
 }
 
 impl Metrics {
@@ -77,6 +78,7 @@ impl Metrics {
             cert_expiry: Gauge::default(),
             cert_not_after: Default::default(),
             cert_reloads: Family::default(),
+            profile_reloads: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("tessera_webhook");
         r.register(
@@ -108,6 +110,11 @@ impl Metrics {
             "tls_reloads",
             "Serving certificate reloads by result",
             m.cert_reloads.clone(),
+        );
+        r.register(
+            "profile_reloads",
+            "Reloads of the --profiles file by result (error: unreadable or not YAML, the served profiles kept)",
+            m.profile_reloads.clone(),
         );
         m
     }
@@ -149,6 +156,14 @@ impl Metrics {
         if let Some(t) = not_after {
             self.cert_not_after.store(t, Ordering::Relaxed);
         }
+    }
+
+    /// Records a reload of the profiles file: served (`true`) or refused (`false`).
+    pub fn profile_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.profile_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
     }
 
     /// Refreshes values computed at scrape time.

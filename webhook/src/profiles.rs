@@ -1,5 +1,7 @@
 //! Profiles from a YAML file (`--profiles FILE`): a stream of `InjectionProfile` documents in the
 //! CRD's schema. A document that is not a valid profile is reported and skipped; the others load.
+//! The file is reloaded when its content changes ([`reload`]); a file that no longer parses as
+//! YAML keeps the profiles being served.
 
 use serde::Deserialize;
 use tessera_core::inject::{InjectionProfileSpec, Profile, ProfileError, compile_all};
@@ -10,9 +12,23 @@ pub const API_VERSION: &str = "tessera.dev/v1alpha1";
 /// The kind of a profile document.
 pub const KIND: &str = "InjectionProfile";
 
+mod reload;
+
+pub(crate) use reload::log_loaded;
+pub use reload::{FileError, FilePoll, Step, read_file, reload};
+
 /// Why one document of a profiles file was skipped.
 #[derive(Debug, Error)]
 pub enum DocumentError {
+    /// Not YAML: this document and every later one are unreadable.
+    #[error("document {index}: {source}")]
+    Syntax {
+        /// 0-based document index.
+        index: usize,
+        /// Decoder failure (names the line).
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
     /// Not YAML of the profile's shape.
     #[error("document {index}: {source}")]
     Parse {
@@ -65,6 +81,15 @@ pub struct Loaded {
     pub errors: Vec<DocumentError>,
 }
 
+impl Loaded {
+    /// The syntax error that cut the file short, if any: the file as a whole did not parse.
+    pub fn syntax_error(&self) -> Option<&DocumentError> {
+        self.errors
+            .iter()
+            .find(|e| matches!(e, DocumentError::Syntax { .. }))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Document {
@@ -90,7 +115,7 @@ pub fn parse(text: &str) -> Loaded {
             Ok(serde_yaml_ng::Value::Null) => continue,
             Ok(v) => v,
             Err(source) => {
-                loaded.errors.push(DocumentError::Parse { index, source });
+                loaded.errors.push(DocumentError::Syntax { index, source });
                 // A syntax error ends the stream: later documents cannot be located reliably.
                 break;
             }
@@ -185,5 +210,23 @@ spec: {identity: {env: {X: '{{nope}}'}}}
             "{}",
             errors[2]
         );
+        assert!(loaded.syntax_error().is_none());
+    }
+
+    #[test]
+    fn a_syntax_error_ends_the_stream_and_is_told_apart() {
+        let text = "\
+apiVersion: tessera.dev/v1alpha1
+kind: InjectionProfile
+metadata: {name: first}
+---
+apiVersion: tessera.dev/v1alpha1
+kind: InjectionProfile
+metadata: {name: [broken
+";
+        let loaded = parse(text);
+        assert_eq!(loaded.profiles.len(), 1);
+        let e = loaded.syntax_error().unwrap();
+        assert!(e.to_string().starts_with("document 1: "), "{e}");
     }
 }

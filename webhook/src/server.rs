@@ -1,6 +1,7 @@
 //! Wiring of one webhook server: metrics into the caller's registry, the first certificate,
-//! the state, the TLS config, and — in [`Webhook::serve`] — the certificate reloader beside the
-//! HTTPS server, both stopped by one shutdown future. `tessera webhook` and the tests use this.
+//! the state, the TLS config, the `--profiles` file, and — in [`Webhook::serve`] — the
+//! certificate and profiles reloaders beside the HTTPS server, all stopped by one shutdown
+//! future. `tessera webhook` and the tests use this.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::profiles::Loaded;
+use crate::profiles::{self, FileError, Loaded};
 use crate::routes::router;
 use crate::state::WebhookState;
 use crate::tls::{self, CertStore, TlsError};
@@ -40,6 +41,8 @@ pub struct Webhook {
     provider: Arc<CryptoProvider>,
     tls: Arc<ServerConfig>,
     seen: (Vec<u8>, Vec<u8>),
+    /// Content of the `--profiles` file being served, once loaded.
+    profiles_seen: Option<Vec<u8>>,
 }
 
 impl Webhook {
@@ -67,7 +70,26 @@ impl Webhook {
             provider,
             tls,
             seen,
+            profiles_seen: None,
         })
+    }
+
+    /// Loads the `--profiles` file, when the config names one, and serves its profiles;
+    /// [`Webhook::serve`] then reloads it when it changes. A file that cannot be read or is not
+    /// YAML is an error: nothing would be served.
+    pub fn load_profiles_file(&mut self) -> Result<(), FileError> {
+        let Some(path) = self.config.profiles.clone() else {
+            return Ok(());
+        };
+        let content = std::fs::read(&path).map_err(|source| FileError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let loaded = profiles::read_file(&path, &content)?;
+        profiles::log_loaded(&path, &loaded);
+        self.set_profiles(loaded);
+        self.profiles_seen = Some(content);
+        Ok(())
     }
 
     /// Serves the profiles in `loaded` (the invalid ones are counted) and becomes ready.
@@ -97,6 +119,20 @@ impl Webhook {
             stopped(stop_rx.clone()),
         );
         let reloader = tokio::spawn(reloader);
+        let profiles = match (self.config.profiles.clone(), self.profiles_seen) {
+            (Some(path), Some(taken)) => Some(tokio::spawn(profiles::reload(
+                path,
+                self.config.profiles_reload,
+                self.state.clone(),
+                taken,
+                {
+                    let metrics = self.state.metrics().clone();
+                    move |ok| metrics.profile_reload(ok)
+                },
+                stopped(stop_rx.clone()),
+            ))),
+            _ => None,
+        };
         let app = router(self.state.clone(), registry, self.config.max_body_bytes);
         let signal = async move {
             shutdown.await;
@@ -104,6 +140,9 @@ impl Webhook {
         };
         tessera_serve::serve_tls(listener, self.tls, app, signal, self.config.drain).await;
         let _ = reloader.await;
+        if let Some(task) = profiles {
+            let _ = task.await;
+        }
     }
 }
 

@@ -135,6 +135,8 @@ pub struct Server {
 
 pub struct Options {
     pub profiles: Option<profiles::Loaded>,
+    /// A `--profiles` file, loaded at start and polled every `tls_reload`.
+    pub profiles_file: Option<PathBuf>,
     pub max_body_bytes: usize,
     pub tls_reload: Duration,
     pub spiffe: Option<tessera_core::inject::profile::Spiffe>,
@@ -144,6 +146,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             profiles: Some(shipped_profiles()),
+            profiles_file: None,
             max_body_bytes: 4 << 20,
             tls_reload: Duration::from_millis(20),
             spiffe: None,
@@ -172,7 +175,8 @@ impl Server {
             listen: "127.0.0.1:0".parse().unwrap(),
             tls_cert,
             tls_key,
-            profiles: None,
+            profiles: opts.profiles_file,
+            profiles_reload: opts.tls_reload,
             kubeconfig: None,
             admission: AdmissionConfig {
                 cluster_domain: "cluster.local".into(),
@@ -185,10 +189,11 @@ impl Server {
             self_managed: None,
         };
         let mut registry = Registry::default();
-        let webhook = Webhook::new(config, provider(), &mut registry).unwrap();
+        let mut webhook = Webhook::new(config, provider(), &mut registry).unwrap();
         if let Some(p) = opts.profiles {
             webhook.set_profiles(p);
         }
+        webhook.load_profiles_file().unwrap();
         let state = webhook.state.clone();
         let certs = webhook.certs.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
