@@ -34,12 +34,28 @@ pub fn router(state: Arc<ExtenderState>) -> Router {
         .route("/prioritize", post(prioritize))
         .route("/bind", post(bind))
         .route("/preempt", post(preempt))
+        .route_layer(middleware::from_fn_with_state(state.clone(), until_synced))
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Refuses every verb until the node and pod caches have been listed. A restarted extender
+/// that answered from half-listed caches would see held GPUs as free and hand them out again;
+/// kube-scheduler retries a pod whose extender call failed, so refusing costs only a retry.
+async fn until_synced(
+    State(state): State<Arc<ExtenderState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.is_ready() {
+        return next.run(request).await;
+    }
+    let body = "the extender's node and pod caches are not synced yet; retry";
+    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }
 
 /// Counts and times every verb.

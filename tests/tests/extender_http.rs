@@ -71,6 +71,8 @@ fn state_with(binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
         heartbeat_max_age: None,
     };
     let state = Arc::new(ExtenderState::new(config, binder));
+    // Filled by hand, as the watches would have listed it.
+    state.set_ready(true);
     state.update(|c| {
         for (name, gpus, zone) in [
             ("node-1", 4, "zone-a"),
@@ -220,9 +222,36 @@ async fn bad_bodies_get_400_and_invalid_pods_an_error_field() {
 }
 
 #[tokio::test]
-async fn readyz_waits_for_synced_caches() {
-    let state = state();
+async fn readyz_and_every_verb_wait_for_synced_caches() {
+    let binder = Arc::new(RecordingBinder::default());
+    let state = state_with(binder.clone());
+    // As a restarted extender is before its watches have listed the cluster.
+    state.set_ready(false);
     let addr = serve(state.clone()).await;
+    let verb = |name: &'static str, body: Value| async move {
+        let resp = reqwest::Client::new()
+            .post(format!("http://{addr}/{name}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+    let filter = as_tessera_request(fixture("filter.nodes.request.json"), "4096");
+    for (name, body) in [
+        ("filter", filter.clone()),
+        ("prioritize", filter.clone()),
+        ("bind", fixture("bind.request.json")),
+    ] {
+        let (status, text) = verb(name, body).await;
+        assert_eq!(status, 503, "{name}: {text}");
+        assert!(text.contains("not synced"), "{name}: {text}");
+    }
+    assert!(
+        binder.binds.lock().unwrap().is_empty(),
+        "bound while not synced"
+    );
+    assert!(state.read().ledger.node_of("default/gpu-a").is_none());
     let get = |path: &'static str| async move {
         reqwest::get(format!("http://{addr}{path}"))
             .await
@@ -234,6 +263,7 @@ async fn readyz_waits_for_synced_caches() {
     assert_eq!(get("/readyz").await, 503);
     state.set_ready(true);
     assert_eq!(get("/readyz").await, 200);
+    assert_eq!(verb("filter", filter).await.0, 200);
 }
 
 fn holder_node(state: &ExtenderState, pod: &str) -> Option<String> {
@@ -411,6 +441,8 @@ mod concurrent {
             heartbeat_max_age: None,
         };
         let state = Arc::new(ExtenderState::new(config, binder));
+        // Filled by hand, as the watches would have listed it.
+        state.set_ready(true);
         state.update(|c| {
             for name in ["n0", "n1", "n2"] {
                 c.ledger.upsert_node(

@@ -70,6 +70,8 @@ fn state() -> Arc<ExtenderState> {
         heartbeat_max_age: Some(Duration::from_secs(120)),
     };
     let state = Arc::new(ExtenderState::new(config, Arc::new(NoBinds)));
+    // Filled by hand, as the watches would have listed it.
+    state.set_ready(true);
     state.update(|c| {
         c.apply_node(node("n1", Some(now())));
         c.apply_node(node("n2", Some(now())));
