@@ -70,7 +70,10 @@ pub async fn run(client: kube::Client, state: Arc<WebhookState>, cluster_domain:
         state,
         cluster_domain,
     });
-    Controller::new(statefulsets, watcher::Config::default())
+    let controller = Controller::new(statefulsets, watcher::Config::default());
+    // Admission reads replicas from the same cache (identity templates, group size).
+    ctx.state.set_statefulsets(controller.store());
+    controller
         .owns(configmaps, watcher::Config::default())
         .reconcile_all_on(profile_changes)
         .run(reconcile, error_policy, ctx)

@@ -2,9 +2,11 @@
 //! readiness, the admission settings and the metric handles.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::runtime::reflector::{ObjectRef, Store};
 use tessera_core::inject::Profile;
 
 use crate::config::AdmissionConfig;
@@ -19,6 +21,7 @@ pub struct WebhookState {
     metrics: Metrics,
     request_timeout: Duration,
     generation: tokio::sync::watch::Sender<u64>,
+    statefulsets: OnceLock<Store<StatefulSet>>,
 }
 
 impl WebhookState {
@@ -31,6 +34,7 @@ impl WebhookState {
             metrics,
             request_timeout,
             generation: tokio::sync::watch::Sender::new(0),
+            statefulsets: OnceLock::new(),
         }
     }
 
@@ -45,6 +49,21 @@ impl WebhookState {
         }
         self.ready.store(true, Ordering::Release);
         self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Reads StatefulSets' replicas from `store` from now on (the peers controller's cache).
+    pub fn set_statefulsets(&self, store: Store<StatefulSet>) {
+        let _ = self.statefulsets.set(store);
+    }
+
+    /// The replicas of StatefulSet `namespace/name` as last seen, if it is known.
+    pub fn replicas(&self, namespace: &str, name: &str) -> Option<u32> {
+        let sts = self
+            .statefulsets
+            .get()?
+            .get(&ObjectRef::new(name).within(namespace))?;
+        let replicas = sts.spec.as_ref()?.replicas.unwrap_or(1);
+        u32::try_from(replicas).ok()
     }
 
     /// Counts profile-set changes; callers await a change on it.

@@ -65,9 +65,11 @@ pub(super) fn apply(
     let size = match pod.label(LABEL_GROUP_SIZE) {
         Some(_) => None,
         None => {
+            let own = sts.and_then(|s| super::identity::ordinal(pod, s).ok());
             let known = sts
                 .and_then(|s| replicas.and_then(|f| f(s)))
-                .or(identity.and_then(|i| i.replicas));
+                .or(identity.and_then(|i| i.replicas))
+                .map(|n| super::identity::at_least_member(n, own));
             if known.is_none() && mode == AntiAffinity::Quorum {
                 return Err(RenderError {
                     profile: p.name.clone(),

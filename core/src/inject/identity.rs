@@ -52,7 +52,7 @@ impl<'a> Facts<'a> {
     }
 }
 
-fn ordinal(pod: &PodView<'_>, statefulset: &str) -> Result<u32, RenderProblem> {
+pub(super) fn ordinal(pod: &PodView<'_>, statefulset: &str) -> Result<u32, RenderProblem> {
     if let Some(v) = pod.label(keys::LABEL_POD_INDEX) {
         return v.parse().map_err(|_| {
             RenderProblem::BadOrdinal(format!("label {}={v:?}", keys::LABEL_POD_INDEX))
@@ -131,9 +131,13 @@ impl Renderer<'_> {
     }
 
     fn replicas(&self) -> Result<u32, RenderProblem> {
-        self.replicas
+        let known = self
+            .replicas
             .or(self.profile.spec.identity.as_ref().and_then(|i| i.replicas))
-            .ok_or(RenderProblem::NoReplicas)
+            .ok_or(RenderProblem::NoReplicas)?;
+        // Only a real pod's ordinal counts (the peers ConfigMap renders with a stand-in member 0).
+        let own = self.facts.pod.and(self.facts.member).map(|(_, own)| own);
+        Ok(at_least_member(known, own))
     }
 
     fn peers(&self, field: &str) -> Result<String, RenderProblem> {
@@ -151,4 +155,11 @@ impl Renderer<'_> {
         }
         Ok(out.join(sep))
     }
+}
+
+/// `replicas`, raised to cover member `ordinal`: a pod `NAME-4` proves the ensemble has at least
+/// five members even while the StatefulSet cache (or the profile's default) still says fewer, as
+/// it does for a moment when a scale-out's pods are admitted.
+pub(super) fn at_least_member(replicas: u32, ordinal: Option<u32>) -> u32 {
+    ordinal.map_or(replicas, |o| replicas.max(o.saturating_add(1)))
 }

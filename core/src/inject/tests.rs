@@ -219,6 +219,23 @@ fn ordinal_comes_from_the_pod_name_without_the_index_label_and_replicas_from_the
 }
 
 #[test]
+fn a_scale_out_member_lists_itself_among_the_peers_while_the_cache_lags() {
+    let ps = profiles(ZK);
+    let lookup = |sts: &str| (sts == "zk").then_some(3);
+    let c = Context {
+        replicas: Some(&lookup),
+        ..ctx()
+    };
+    let (_, pod, _) = run(&ps, &zk_pod(4), &c);
+    let ann = pod.metadata.annotations.unwrap();
+    assert_eq!(ann["zookeeper.files.tessera.dev/myid"], "5");
+    assert_eq!(
+        ann["zookeeper.files.tessera.dev/servers"].lines().count(),
+        5
+    );
+}
+
+#[test]
 fn render_failure_names_profile_and_field_and_gives_no_patch() {
     let ps = profiles(ZK);
     let mut pod = zk_pod(0);

@@ -256,3 +256,19 @@ fn an_unknown_anti_affinity_mode_does_not_read_as_a_profile() {
         .to_string();
     assert!(err.contains("sideways") && err.contains("quorum"), "{err}");
 }
+
+#[test]
+fn a_scale_out_member_counts_itself_while_the_cache_still_has_the_old_size() {
+    // zk scaled 3 -> 5: zk-4 is admitted before the webhook's StatefulSet cache sees 5. A size
+    // of 3 would make the extender refuse it on every zone of a 3-zone cluster.
+    let ps = profiles(ZK_QUORUM);
+    let lookup = |sts: &str| (sts == "zk").then_some(3);
+    let c = Context {
+        replicas: Some(&lookup),
+        ..ctx()
+    };
+    let (_, _, doc) = run(&ps, &zk_pod(4), &c);
+    assert_eq!(labels_of(&doc)["tessera.dev/group-size"], "5");
+    let (_, _, doc) = run(&ps, &zk_pod(1), &c);
+    assert_eq!(labels_of(&doc)["tessera.dev/group-size"], "3");
+}
