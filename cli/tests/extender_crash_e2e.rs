@@ -4,68 +4,30 @@
 //! saying so, when either is unset.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tessera_core::keys;
 use tessera_tests::cluster::{Harness, assigned};
 use tessera_tests::e2e::{self, KillOnDrop};
+use tessera_tests::process::{free_addr, metric, spawn_logged, wait_ready};
 use tessera_tests::scheduler::{scheduler_config, start_scheduler};
 
 fn start_extender(addr: SocketAddr, h: &Harness, log: &std::path::Path) -> KillOnDrop {
-    let log = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args([
-            "--log-level",
-            "info",
-            "extender",
-            "--listen",
-            &addr.to_string(),
-        ])
-        .arg("--kubeconfig")
-        .arg(&h.kubeconfig)
-        .args(["--scheduler-name", &h.scheduler])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    KillOnDrop(child)
-}
-
-fn get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut tcp = TcpStream::connect(addr).ok()?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-fn wait_ready(addr: SocketAddr) {
-    let start = Instant::now();
-    while !get(addr, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "extender never became ready"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
-    let text = get(addr, "/metrics")?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    let listen = addr.to_string();
+    let args = [
+        "--log-level",
+        "info",
+        "extender",
+        "--listen",
+        &listen,
+        "--scheduler-name",
+        &h.scheduler,
+        "--kubeconfig",
+    ];
+    let args = args.iter().map(std::ffi::OsStr::new);
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_tessera"));
+    spawn_logged(binary, args.chain([h.kubeconfig.as_os_str()]), log)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,10 +39,7 @@ async fn sigkill_mid_run_loses_and_duplicates_nothing() {
     };
     let h = Harness::start(&kubeconfig).await;
     let dir = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = free_addr();
     let ext_log = dir.path().join("extender.log");
     let mut extender = start_extender(addr, &h, &ext_log);
     wait_ready(addr);

@@ -3,4 +3,6 @@
 pub mod cluster;
 pub mod e2e;
 pub mod http;
+pub mod process;
 pub mod scheduler;
+pub mod standin;

@@ -8,8 +8,8 @@
 
 pub mod kubelet;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -34,39 +34,7 @@ pub use kubelet::{FakeKubelet, FakePodResources};
 pub const WAIT: Duration = Duration::from_secs(10);
 pub const NODE: &str = "gpu-node-1";
 
-/// Builds the stand-in with cargo (once per test binary) and returns the library's path. Asking
-/// cargo for the artifact works from a fresh clone and with any `CARGO_TARGET_DIR`.
-pub fn standin_library() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "tessera-nvml-standin",
-                "--message-format=json",
-            ])
-            .current_dir(&workspace)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect("cargo runs");
-        assert!(out.status.success(), "building the NVML stand-in failed");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "nvidia_ml")
-            .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
-            .filter_map(|f| f.as_str().map(PathBuf::from))
-            .find(|f| f.extension().is_some_and(|e| e == "so"))
-            .expect("cargo reports the stand-in's .so")
-    })
-}
-
-/// One simulated GPU: `gpu UUID|NAME|MIB|MIG|CC|USED|UTIL`.
-pub fn gpu_line(uuid: &str, name: &str, mib: u64) -> String {
-    format!("gpu {uuid}|{name}|{mib}|0|8.0|1024|30\n")
-}
+pub use tessera_tests::standin::{gpu_line, library as standin_library};
 
 /// A temp dir holding a private copy of the stand-in and its config.
 pub struct Node {

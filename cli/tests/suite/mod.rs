@@ -1,0 +1,452 @@
+//! The e2e suite's setup: a namespace and fake GPU nodes (the harness), the shipped CRD and
+//! profiles, and Tessera's real binaries as local processes — the webhook registered with the
+//! apiserver by URL, the extender, kube-scheduler with the shipped `tessera-scheduler` profile,
+//! and, when the node is named, the device plugin on the real kubelet with the NVML stand-in.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+pub mod audit;
+pub mod pods;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use kube::{Api, Client};
+use serde_json::json;
+use tessera_core::keys;
+use tessera_tests::cluster::Harness;
+use tessera_tests::e2e::{self, KillOnDrop};
+use tessera_tests::process::{free_addr, spawn_logged, wait_ready};
+use tessera_tests::scheduler::{scheduler_config, start_scheduler};
+use tessera_tests::standin;
+
+use pods::{Place, SUITE_LABEL};
+
+/// GPU nodes of 8 GPUs each (15 GiB T4s), over three zones.
+pub const NODES: usize = 39;
+/// Host capacity of each fake node, the size of the trace's 8-GPU nodes.
+const NODE_CPU: &str = "96";
+const NODE_MEMORY: &str = "512Gi";
+
+/// A file of the repository.
+pub fn repo_file(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+fn yaml(path: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo_file(path)).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap()
+}
+
+fn tessera() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tessera"))
+}
+
+fn profiles_resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk("tessera.dev", "v1alpha1", "InjectionProfile");
+    ApiResource::from_gvk_with_plural(&gvk, "injectionprofiles")
+}
+
+/// The device plugin's side of the suite, when the e2e environment names a real node.
+pub struct RealNode {
+    /// The node's name (`TESSERA_E2E_NODE`).
+    pub name: String,
+    /// The stand-in GPUs' UUIDs.
+    pub gpus: Vec<String>,
+    _plugin: KillOnDrop,
+}
+
+/// Cluster-scoped objects the suite made, removed on drop.
+struct Registrations {
+    kubeconfig: PathBuf,
+    webhook_config: Option<String>,
+    profiles: Vec<String>,
+}
+
+impl Drop for Registrations {
+    fn drop(&mut self) {
+        let config = self.webhook_config.take();
+        let profiles = std::mem::take(&mut self.profiles);
+        e2e::cleanup_blocking(self.kubeconfig.clone(), move |client| async move {
+            let gone = DeleteParams::default();
+            if let Some(name) = config {
+                let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+                let _ = api.delete(&name, &gone).await;
+            }
+            let api: Api<DynamicObject> = Api::all_with(client, &profiles_resource());
+            for name in profiles {
+                let _ = api.delete(&name, &gone).await;
+            }
+        });
+    }
+}
+
+/// Everything the suite runs against. Fields drop in order: processes, then registrations, then
+/// the namespace and nodes.
+pub struct Suite {
+    pub scheduler: KillOnDrop,
+    pub extender: Option<KillOnDrop>,
+    pub webhook: KillOnDrop,
+    pub real_node: Option<RealNode>,
+    registrations: Registrations,
+    pub extender_addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub h: Harness,
+}
+
+impl Suite {
+    /// Sets everything up and waits until a pod submitted to the namespace comes back injected.
+    pub async fn start(kubeconfig: &Path, kube_scheduler: &Path) -> Suite {
+        let t0 = Instant::now();
+        let h = Harness::start_with(kubeconfig, NODES, 8).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut registrations = Registrations {
+            kubeconfig: kubeconfig.to_path_buf(),
+            webhook_config: None,
+            profiles: Vec::new(),
+        };
+        label_namespace(&h).await;
+        size_nodes(&h).await;
+        apply_crd(&h.client).await;
+        for file in ["zookeeper", "gpu-sharing"] {
+            let name = create_profile(&h, file).await;
+            registrations.profiles.push(name);
+        }
+
+        let webhook_addr = free_addr();
+        let ca = serving_files(dir.path());
+        let webhook = spawn_logged(
+            tessera(),
+            [
+                "--log-level".as_ref(),
+                "info".as_ref(),
+                "webhook".as_ref(),
+                "--listen".as_ref(),
+                webhook_addr.to_string().as_ref(),
+                "--tls-cert".as_ref(),
+                dir.path().join("tls.crt").as_os_str(),
+                "--tls-key".as_ref(),
+                dir.path().join("tls.key").as_os_str(),
+                "--kubeconfig".as_ref(),
+                kubeconfig.as_os_str(),
+            ] as [&std::ffi::OsStr; 11],
+            &dir.path().join("webhook.log"),
+        );
+        registrations.webhook_config = Some(h.ns.clone());
+        register_webhook(&h, webhook_addr, &ca).await;
+
+        let extender_addr = free_addr();
+        let extender = start_extender(extender_addr, kubeconfig, &dir.path().join("extender.log"));
+        tokio::task::spawn_blocking(move || wait_ready(extender_addr))
+            .await
+            .unwrap();
+        let config = dir.path().join("scheduler-config.yaml");
+        let text = scheduler_config(kubeconfig, extender_addr, keys::SCHEDULER_NAME);
+        std::fs::write(&config, text).unwrap();
+        let scheduler = start_scheduler(
+            kube_scheduler,
+            &config,
+            &dir.path().join("kube-scheduler.log"),
+        );
+        let real_node = start_device_plugin(&h, dir.path()).await;
+        let suite = Suite {
+            scheduler,
+            extender: Some(extender),
+            webhook,
+            real_node,
+            registrations,
+            extender_addr,
+            dir,
+            h,
+        };
+        suite.wait_injecting().await;
+        println!(
+            "setup: {NODES} fake GPU nodes of 8 GPUs, webhook at https://{webhook_addr}/mutate, \
+             extender at {extender_addr}, kube-scheduler profile {}, ready in {:.1?}",
+            keys::SCHEDULER_NAME,
+            t0.elapsed()
+        );
+        suite
+    }
+
+    /// The namespace's pods.
+    pub fn pods(&self) -> Api<Pod> {
+        self.h.pods()
+    }
+
+    /// Where the suite's pods go by default.
+    pub fn place(&self) -> Place<'_> {
+        Place::SuiteNodes(&self.h.ns)
+    }
+
+    /// Kills the extender with SIGKILL and starts a new one on the same address.
+    pub async fn kill_and_restart_extender(&mut self) {
+        let mut old = self.extender.take().unwrap();
+        old.0.kill().unwrap();
+        old.0.wait().unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let log = self.dir.path().join("extender.log");
+        self.extender = Some(start_extender(self.extender_addr, &self.h.kubeconfig, &log));
+        let addr = self.extender_addr;
+        tokio::task::spawn_blocking(move || wait_ready(addr))
+            .await
+            .unwrap();
+    }
+
+    /// The logs of the processes, for a failure message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for name in ["webhook", "extender", "kube-scheduler", "device-plugin"] {
+            let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            out += &format!("--- {name} (last 40 lines) ---\n");
+            for line in tail.iter().rev() {
+                out += line;
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Waits until the apiserver calls the webhook for this namespace and the webhook has its
+    /// profiles: a server-side dry run of a gpushare pod comes back translated.
+    async fn wait_injecting(&self) {
+        let probe = pods::pod(
+            "probe",
+            &[("tessera.dev/gpu-sharing", "enabled")],
+            &[(keys::GPUSHARE_MEM, "1")],
+            &[],
+            &self.place(),
+        );
+        let pods = self.pods();
+        let dry = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        let injected = e2e::wait_for("the webhook to inject", Duration::from_secs(30), || {
+            let (pods, probe, dry) = (pods.clone(), probe.clone(), dry.clone());
+            async move {
+                let made = pods.create(&dry, &probe).await.ok()?;
+                let spec = made.spec?;
+                (spec.scheduler_name.as_deref() == Some(keys::SCHEDULER_NAME)).then_some(())
+            }
+        })
+        .await;
+        if let Err(e) = injected {
+            panic!("{e}\n{}", self.logs());
+        }
+    }
+}
+
+fn start_extender(addr: SocketAddr, kubeconfig: &Path, log: &Path) -> KillOnDrop {
+    let listen = addr.to_string();
+    let args: [&std::ffi::OsStr; 9] = [
+        "--log-level".as_ref(),
+        "info".as_ref(),
+        "extender".as_ref(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--scheduler-name".as_ref(),
+        keys::SCHEDULER_NAME.as_ref(),
+        "--kubeconfig".as_ref(),
+        kubeconfig.as_os_str(),
+    ];
+    spawn_logged(tessera(), args, log)
+}
+
+async fn label_namespace(h: &Harness) {
+    let api: Api<Namespace> = Api::all(h.client.clone());
+    let patch = json!({"metadata": {"labels": {SUITE_LABEL: h.ns}}});
+    api.patch(&h.ns, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+/// Gives the fake nodes the suite's label and the host capacity of the trace's 8-GPU nodes.
+async fn size_nodes(h: &Harness) {
+    let api: Api<Node> = Api::all(h.client.clone());
+    let patches = h.nodes.iter().map(|name| {
+        let api = api.clone();
+        let ns = h.ns.clone();
+        async move {
+            let labels = json!({"metadata": {"labels": {SUITE_LABEL: ns}}});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&labels))
+                .await
+                .unwrap();
+            let capacity = json!({"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": "110",
+                                  keys::RESOURCE_GPU: "80"});
+            let status = json!({"status": {"capacity": capacity, "allocatable": capacity}});
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+                .unwrap();
+        }
+    });
+    futures::stream::iter(patches)
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// Applies the checked-in CRD (as `kubectl apply` would) and waits until it is served.
+async fn apply_crd(client: &Client) {
+    let crd: CustomResourceDefinition =
+        serde_json::from_value(yaml("manifests/crd/injectionprofile.yaml")).unwrap();
+    let name = crd.metadata.name.clone().unwrap();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let apply = PatchParams::apply("tessera-e2e-suite").force();
+    api.patch(&name, &apply, &Patch::Apply(&crd)).await.unwrap();
+    e2e::wait_for("the CRD to be established", e2e::SYNC_LIMIT, || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let crd = api.get(&name).await.ok()?;
+            let conditions = crd.status?.conditions?;
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// Creates the shipped profile `manifests/profiles/<file>.yaml` under a name of this run's.
+async fn create_profile(h: &Harness, file: &str) -> String {
+    let mut doc = yaml(&format!("manifests/profiles/{file}.yaml"));
+    let name = format!("{}-{file}", h.ns);
+    doc["metadata"] = json!({"name": name});
+    let object: DynamicObject = serde_json::from_value(doc).unwrap();
+    let api: Api<DynamicObject> = Api::all_with(h.client.clone(), &profiles_resource());
+    api.create(&PostParams::default(), &object).await.unwrap();
+    name
+}
+
+/// Writes a serving pair for 127.0.0.1 under `dir` (the webhook's own generator) and returns the
+/// CA certificate, PEM.
+fn serving_files(dir: &Path) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let (ca_cert, ca_key) = tessera_webhook::certs::new_ca(now).unwrap();
+    let (cert, key) =
+        tessera_webhook::certs::issue(&ca_key, vec!["127.0.0.1".into()], now).unwrap();
+    std::fs::write(dir.join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.join("tls.key"), key).unwrap();
+    ca_cert
+}
+
+/// Registers the shipped MutatingWebhookConfiguration by URL, scoped to the suite's namespace.
+async fn register_webhook(h: &Harness, addr: SocketAddr, ca: &str) {
+    let mut config: MutatingWebhookConfiguration =
+        serde_json::from_value(yaml("manifests/webhook/mutatingwebhookconfiguration.yaml"))
+            .unwrap();
+    config.metadata.name = Some(h.ns.clone());
+    for hook in config.webhooks.iter_mut().flatten() {
+        hook.client_config.service = None;
+        hook.client_config.url = Some(format!("https://{addr}/mutate"));
+        hook.client_config.ca_bundle = Some(ByteString(ca.as_bytes().to_vec()));
+        hook.namespace_selector =
+            Some(serde_json::from_value(json!({"matchLabels": {SUITE_LABEL: h.ns}})).unwrap());
+    }
+    let api: Api<MutatingWebhookConfiguration> = Api::all(h.client.clone());
+    api.create(&PostParams::default(), &config).await.unwrap();
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Starts `tessera device-plugin` for the real node named by `TESSERA_E2E_NODE`, with two
+/// stand-in A100s, and waits until the kubelet advertises them; `None` (saying so) when the
+/// node or its kubelet directories are not named.
+async fn start_device_plugin(h: &Harness, dir: &Path) -> Option<RealNode> {
+    let (Some(node), Some(plugin_dir), Some(pod_resources)) = (
+        env("TESSERA_E2E_NODE"),
+        env("TESSERA_E2E_PLUGIN_DIR"),
+        env("TESSERA_E2E_POD_RESOURCES_SOCKET"),
+    ) else {
+        println!(
+            "skipping the device plugin part: set TESSERA_E2E_NODE, TESSERA_E2E_PLUGIN_DIR and \
+             TESSERA_E2E_POD_RESOURCES_SOCKET to run it on a real kubelet"
+        );
+        return None;
+    };
+    let gpus: Vec<String> = (0..2)
+        .map(|i| format!("GPU-5e17e000-0000-4000-8000-00000000000{i}"))
+        .collect();
+    let config: String = gpus
+        .iter()
+        .map(|u| standin::gpu_line(u, "NVIDIA A100-SXM4-40GB", 40960))
+        .collect();
+    let lib_dir = dir.join("nvml");
+    std::fs::create_dir(&lib_dir).unwrap();
+    let lib = standin::install(&lib_dir, &config);
+    let socket = format!("{}.sock", h.ns);
+    let metrics = free_addr().to_string();
+    let args: [&std::ffi::OsStr; 19] = [
+        "--log-level".as_ref(),
+        "info".as_ref(),
+        "device-plugin".as_ref(),
+        "--nvml-lib".as_ref(),
+        lib.as_os_str(),
+        "--plugin-dir".as_ref(),
+        plugin_dir.as_ref(),
+        "--socket-name".as_ref(),
+        socket.as_ref(),
+        "--pod-resources-socket".as_ref(),
+        pod_resources.as_ref(),
+        "--node-name".as_ref(),
+        node.as_ref(),
+        "--metrics-listen".as_ref(),
+        metrics.as_ref(),
+        "--inventory-min-interval-seconds".as_ref(),
+        "1".as_ref(),
+        "--kubeconfig".as_ref(),
+        h.kubeconfig.as_os_str(),
+    ];
+    let plugin = spawn_logged(tessera(), args, &dir.join("device-plugin.log"));
+    let nodes: Api<Node> = Api::all(h.client.clone());
+    let advertised = e2e::wait_for(
+        "the kubelet to advertise 20 slots",
+        Duration::from_secs(60),
+        || {
+            let nodes = nodes.clone();
+            let node = node.clone();
+            async move {
+                let n = nodes.get(&node).await.ok()?;
+                let slots = n.status?.allocatable?.get(keys::RESOURCE_GPU)?.0.clone();
+                let fresh = n
+                    .metadata
+                    .annotations?
+                    .get(keys::ANNOTATION_GPU_INVENTORY)?
+                    .contains(&gpus_marker());
+                (slots == "20" && fresh).then_some(())
+            }
+        },
+    )
+    .await;
+    if let Err(e) = advertised {
+        let log = std::fs::read_to_string(dir.join("device-plugin.log")).unwrap_or_default();
+        panic!("{e}\n--- device-plugin ---\n{log}");
+    }
+    Some(RealNode {
+        name: node,
+        gpus,
+        _plugin: plugin,
+    })
+}
+
+/// A piece of the stand-in GPUs' UUIDs, to tell their inventory from an earlier one.
+fn gpus_marker() -> String {
+    "GPU-5e17e000".into()
+}

@@ -1,0 +1,74 @@
+//! Tessera's own binaries run as processes by the e2e tests: start one with its log in a file,
+//! and read its plain-HTTP `/readyz` and `/metrics`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::e2e::KillOnDrop;
+
+/// Runs `binary args…`, appending its stderr to `log`; killed when dropped.
+pub fn spawn_logged<I, S>(binary: &Path, args: I, log: &Path) -> KillOnDrop
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(binary)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+    KillOnDrop(child)
+}
+
+/// The whole answer (status line, headers, body) to a plain `GET path`, or `None` when nothing
+/// listens or the answer breaks off.
+pub fn get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut tcp = TcpStream::connect(addr).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Waits (blocking, up to 30 s) until `addr` answers `/readyz` with 200.
+pub fn wait_ready(addr: SocketAddr) {
+    let start = Instant::now();
+    while !get(addr, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{addr} never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The value of the unlabelled sample `name` on `addr`'s `/metrics`.
+pub fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    let text = get(addr, "/metrics")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the process under test to take).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
