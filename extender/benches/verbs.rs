@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group};
 use tessera_core::decide::Memo;
-use tessera_core::frag::{TypicalPod, TypicalPods};
+use tessera_core::frag::{FragCache, TypicalPod, TypicalPods};
 use tessera_core::request::{GpuDemand, Translation};
 use tessera_core::score::Policy;
 use tessera_core::testing;
@@ -237,6 +237,28 @@ fn bench(c: &mut Criterion) {
     });
     percentiles_after("  of which: prioritize decision", decode, |args| {
         std::hint::black_box(prioritize::prioritize(&state, args));
+    });
+    // A watch event: one pod's share applied and released on one node, and the state brought
+    // up to date for the next decision (what every pod event and bind costs under the lock).
+    let mut event = 1_000_000;
+    percentiles("watch event (one node changed, caches refreshed)", || {
+        event += 1;
+        touch(&state, event);
+    });
+    // For comparison: bringing the fragmentation cache up to date by walking every node, as
+    // every event did before the ledger reported which nodes changed.
+    let mut walked = FragCache::default();
+    {
+        let c = state.read();
+        walked.refresh(&c.ledger, &c.mix);
+    }
+    let mut next_event = || {
+        event += 1;
+        touch(&state, event);
+    };
+    percentiles_after("  full-walk refresh instead", &mut next_event, |()| {
+        let c = state.read();
+        walked.refresh(&c.ledger, &c.mix);
     });
     // A pod with no GPU share and no group, as the tessera-scheduler profile may still send.
     let plain = serde_json::json!({

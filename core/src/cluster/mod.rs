@@ -99,7 +99,7 @@ impl Cluster {
         let Cluster {
             ledger, mix, frag, ..
         } = self;
-        frag.refresh(ledger, mix);
+        frag.refresh_touched(ledger, mix);
     }
 
     /// Whether node `name`'s GPUs may be offered at `now_secs` (Unix seconds): its inventory

@@ -123,6 +123,9 @@ pub struct ClusterLedger {
     pods: FnvMap<String, usize>,
     slots_per_gpu: u32,
     layout: u64,
+    /// Nodes changed since the last [`ClusterLedger::take_touched`], each once.
+    touched: Vec<usize>,
+    is_touched: Vec<bool>,
 }
 
 impl ClusterLedger {
@@ -160,6 +163,38 @@ impl ClusterLedger {
         self.layout
     }
 
+    /// The indices of the nodes changed (or handed out mutably) since the last call, each once,
+    /// so that per-node caches refresh only those. After a layout change the list is empty:
+    /// indices moved, and caches must start over anyway.
+    pub fn take_touched(&mut self) -> Vec<usize> {
+        for &i in &self.touched {
+            if let Some(flag) = self.is_touched.get_mut(i) {
+                *flag = false;
+            }
+        }
+        std::mem::take(&mut self.touched)
+    }
+
+    fn touch(&mut self, i: usize) {
+        if self.is_touched.len() < self.nodes.len() {
+            self.is_touched.resize(self.nodes.len(), false);
+        }
+        if !self.is_touched[i] {
+            self.is_touched[i] = true;
+            self.touched.push(i);
+        }
+    }
+
+    fn layout_changed(&mut self) {
+        // Unique across ledgers, so a cache handed a different ledger never takes it for the
+        // one it last saw.
+        static NEXT_LAYOUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        self.layout = NEXT_LAYOUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.touched.clear();
+        self.is_touched.clear();
+        self.is_touched.resize(self.nodes.len(), false);
+    }
+
     /// Number of pods holding shares.
     pub fn pod_count(&self) -> usize {
         self.pods.len()
@@ -178,7 +213,7 @@ impl ClusterLedger {
         let Some(&i) = self.by_name.get(name) else {
             self.by_name.insert(name.to_string(), self.nodes.len());
             self.nodes.push(fresh);
-            self.layout += 1;
+            self.layout_changed();
             return Vec::new();
         };
         let old = std::mem::replace(
@@ -203,6 +238,7 @@ impl ClusterLedger {
         }
         fresh.version = old.version + 1;
         self.nodes[i] = fresh;
+        self.touch(i);
         for pod in &dropped {
             self.pods.remove(pod);
         }
@@ -215,7 +251,7 @@ impl ClusterLedger {
             return Vec::new();
         };
         let removed = self.nodes.swap_remove(i);
-        self.layout += 1;
+        self.layout_changed();
         if i < self.nodes.len() {
             let moved = self.nodes[i].name.clone();
             self.by_name.insert(moved, i);
@@ -251,6 +287,7 @@ impl ClusterLedger {
             })?;
         ledger.apply(pod, holding)?;
         self.pods.insert(pod.to_string(), node);
+        self.touch(node);
         Ok(())
     }
 
@@ -280,12 +317,15 @@ impl ClusterLedger {
     /// Releases whatever `pod` holds.
     pub fn release(&mut self, pod: &str) -> Option<Holding> {
         let i = self.pods.remove(pod)?;
+        self.touch(i);
         self.nodes[i].release(pod)
     }
 
-    /// Mutable access to one node, for health changes.
+    /// Mutable access to one node, for health changes (counted as a change).
     pub fn node_mut(&mut self, name: &str) -> Option<&mut NodeLedger> {
-        self.node_index(name).map(|i| &mut self.nodes[i])
+        let i = self.node_index(name)?;
+        self.touch(i);
+        Some(&mut self.nodes[i])
     }
 
     /// True when both ledgers hold the same accounting (ignoring change counters and order).
