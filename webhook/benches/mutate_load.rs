@@ -1,15 +1,21 @@
 //! Load benchmark of `POST /mutate` over TLS keep-alive, against a do-nothing rustls + hyper
 //! server on the same TLS stack that answers a fixed AdmissionReview, in the same run.
 //!
-//! Each server runs in its own child process (this binary, `serve <kind> …`) with a 2-thread
-//! runtime, so its resident memory is its own and client and server do not share a scheduler.
+//! Each server runs in its own child process (this binary, `serve <kind> …`), so its resident
+//! memory is its own and client and server do not share a scheduler. By default the server's
+//! runtime has one worker thread and the client runs on a current-thread runtime: on a small
+//! machine (2 cores) client and server then get a core each instead of four busy threads
+//! fighting over two, which measured the contention as much as the server.
+//! `--server-threads N` and `--client-threads N` (N > 1: a multi-thread runtime) change that;
+//! `--pin` runs the server on the last CPU and the client on the others (`taskset`, Linux).
 //! The client replays the captured apiserver reviews in tests/fixtures/admission over
 //! `--connections` keep-alive HTTP/1.1 connections: at full speed (each connection sends its
 //! next request when the last answer arrived) and at fixed rates (requests start on a schedule;
 //! when a connection is still waiting for an answer at its next scheduled time, latency is
 //! measured from the schedule, so a server stall is not hidden).
 //!
-//! `cargo bench -p tessera-webhook --bench mutate_load -- [--seconds N] [--connections N]`
+//! `cargo bench -p tessera-webhook --bench mutate_load -- [--seconds N] [--connections N]
+//! [--server-threads N] [--client-threads N] [--pin]`
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -33,9 +39,24 @@ fn main() -> Result<(), BoxError> {
     if args.get(1).map(String::as_str) == Some("serve") {
         return serve_child(&args[2..]);
     }
-    let seconds = flag(&args, "--seconds").unwrap_or(5);
-    let connections = flag(&args, "--connections").unwrap_or(8) as usize;
-    run(Duration::from_secs(seconds), connections)
+    let setup = Setup {
+        secs: Duration::from_secs(flag(&args, "--seconds").unwrap_or(5)),
+        connections: flag(&args, "--connections").unwrap_or(8) as usize,
+        server_threads: flag(&args, "--server-threads").unwrap_or(1).max(1) as usize,
+        client_threads: flag(&args, "--client-threads").unwrap_or(1).max(1) as usize,
+        pin: args.iter().any(|a| a == "--pin"),
+    };
+    run(&setup)
+}
+
+/// How the load run is laid out on the machine.
+struct Setup {
+    secs: Duration,
+    connections: usize,
+    server_threads: usize,
+    client_threads: usize,
+    /// Server on the last CPU, client on the others.
+    pin: bool,
 }
 
 fn flag(args: &[String], name: &str) -> Option<u64> {
@@ -68,11 +89,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 // ---------------------------------------------------------------- servers (child processes)
 
 fn serve_child(args: &[String]) -> Result<(), BoxError> {
-    let [kind, cert, key] = args else {
-        return Err("usage: serve webhook|nothing CERT KEY".into());
+    let [kind, cert, key, threads] = args else {
+        return Err("usage: serve webhook|nothing CERT KEY THREADS".into());
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads.parse()?)
         .enable_all()
         .build()?;
     rt.block_on(async move {
@@ -169,11 +190,21 @@ struct Server {
 }
 
 impl Server {
-    fn spawn(kind: &str, cert: &Path, key: &Path) -> Result<Server, BoxError> {
-        let mut child = Command::new(std::env::current_exe()?)
+    fn spawn(kind: &str, cert: &Path, key: &Path, setup: &Setup) -> Result<Server, BoxError> {
+        let exe = std::env::current_exe()?;
+        let mut cmd = match pinning(setup) {
+            Some((server_cpu, _)) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &server_cpu]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = cmd
             .args(["serve", kind])
             .arg(cert)
             .arg(key)
+            .arg(setup.server_threads.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -186,6 +217,21 @@ impl Server {
         })
     }
 
+    /// CPU time the server process has used so far, in nanoseconds: the sum over its threads
+    /// of the scheduler's run time (`/proc/PID/task/*/schedstat`, Linux). Unlike latency it
+    /// does not grow when other work on the machine delays the server, so it compares the
+    /// servers' cost even on a busy machine.
+    fn cpu_ns(&self) -> u64 {
+        let dir = format!("/proc/{}/task", self.child.id());
+        let Ok(tasks) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Resident memory of the server process, MiB.
     fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -196,6 +242,28 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map_or(f64::NAN, |kb| kb / 1024.0)
     }
+}
+
+/// With `--pin`: the server's CPU and the client's CPU list, for `taskset -c`.
+fn pinning(setup: &Setup) -> Option<(String, String)> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if !setup.pin || cpus < 2 {
+        return None;
+    }
+    Some(((cpus - 1).to_string(), format!("0-{}", cpus - 2)))
+}
+
+/// Pins this process (the client) to `cpus` with `taskset -p`.
+fn pin_self(cpus: &str) -> Result<(), BoxError> {
+    let pid = std::process::id().to_string();
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid])
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err(format!("taskset -p -c {cpus} {pid} failed").into());
+    }
+    Ok(())
 }
 
 impl Drop for Server {
@@ -366,7 +434,8 @@ fn shipped_profiles() -> Result<profiles::Loaded, BoxError> {
     Ok(profiles::parse(&text))
 }
 
-fn run(secs: Duration, connections: usize) -> Result<(), BoxError> {
+fn run(setup: &Setup) -> Result<(), BoxError> {
+    let (secs, connections) = (setup.secs, setup.connections);
     let dir = std::env::temp_dir().join(format!("tessera-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let key = rcgen::KeyPair::generate()?;
@@ -384,40 +453,66 @@ fn run(secs: Duration, connections: usize) -> Result<(), BoxError> {
     );
     let bodies = Arc::new(bodies()?);
     decision_cost(&bodies)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = match setup.client_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    let pinned = pinning(setup);
+    if let Some((_, client_cpus)) = &pinned {
+        pin_self(client_cpus)?;
+    }
     println!(
-        "{} fixture reviews, {connections} keep-alive connections, {} s per run; each server in its own process with 2 runtime threads",
+        "{} fixture reviews, {connections} keep-alive connections, {} s per run; each server in its own process with {} runtime thread(s), client on {} thread(s){}",
         bodies.len(),
-        secs.as_secs()
+        secs.as_secs(),
+        setup.server_threads,
+        setup.client_threads,
+        pinned.map_or(String::new(), |(s, c)| format!(
+            ", server pinned to CPU {s}, client to CPU {c}"
+        )),
     );
     println!(
-        "{:<8} {:>10} {:>9} {:>7} {:>12} {:>9} {:>9} {:>8}",
-        "server", "load", "requests", "errors", "throughput/s", "p50 µs", "p99 µs", "RSS MiB"
+        "{:<8} {:>10} {:>9} {:>7} {:>12} {:>9} {:>9} {:>12} {:>8}",
+        "server",
+        "load",
+        "requests",
+        "errors",
+        "throughput/s",
+        "p50 µs",
+        "p99 µs",
+        "CPU µs/req",
+        "RSS MiB"
     );
     let mut full = [0.0f64; 2];
     for (k, kind) in ["webhook", "nothing"].into_iter().enumerate() {
-        let server = Server::spawn(kind, &cert_path, &key_path)?;
+        let server = Server::spawn(kind, &cert_path, &key_path, setup)?;
         for rate in [None, Some(500), Some(2000), Some(5000)] {
             let load = Load {
                 rate,
                 secs,
                 connections,
             };
+            let cpu = server.cpu_ns();
             let r = rt.block_on(drive(server.addr, tls.clone(), &load, bodies.clone()))?;
+            let cpu_us =
+                server.cpu_ns().saturating_sub(cpu) as f64 / 1000.0 / r.requests.max(1) as f64;
             if rate.is_none() {
                 full[k] = r.throughput;
             }
             let label = rate.map_or("full".to_string(), |r| format!("{r}/s"));
             println!(
-                "{kind:<8} {label:>10} {:>9} {:>7} {:>12.0} {:>9.0} {:>9.0} {:>8.1}",
+                "{kind:<8} {label:>10} {:>9} {:>7} {:>12.0} {:>9.0} {:>9.0} {:>12.1} {:>8.1}",
                 r.requests,
                 r.errors,
                 r.throughput,
                 r.p50_us,
                 r.p99_us,
+                cpu_us,
                 server.rss_mib()
             );
         }
