@@ -160,6 +160,23 @@ async fn pods_the_webhook_missed_are_refused_with_a_clear_message() {
         status.message
     );
 
+    // A quorum member on another scheduler: nothing would keep its ensemble quorum-safe.
+    let member: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "zk-0", "labels": {"tessera.dev/quorum": "true"}},
+        "spec": {"containers": [{"name": "zookeeper", "image": "local/app:1"}]}
+    }))
+    .unwrap();
+    let Err(kube::Error::Api(status)) = pods.create(&PostParams::default(), &member).await else {
+        panic!("a quorum member on the default scheduler was admitted")
+    };
+    assert!(
+        status.message.contains(
+            "labelled tessera.dev/quorum=true but its schedulerName is default-scheduler"
+        ),
+        "{}",
+        status.message
+    );
+
     pods.create(
         &PostParams::default(),
         &pod("processed", "tessera-scheduler", true),
