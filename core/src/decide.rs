@@ -29,15 +29,26 @@ pub struct View<'a> {
     pub ctx: ScoreContext<'a>,
 }
 
-/// The filter verdict.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filtered {
+/// The filter verdict. `N` is how the caller holds node names: owned, or borrowed from the
+/// request body so that thousands of names are not copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filtered<N = String> {
     /// Nodes that can take the pod, in the order given.
-    pub passed: Vec<String>,
+    pub passed: Vec<N>,
     /// Nodes that cannot now, with the reason (preemption might help).
-    pub failed: BTreeMap<String, String>,
+    pub failed: BTreeMap<N, String>,
     /// Nodes that never can, with the reason (no GPU inventory).
-    pub unresolvable: BTreeMap<String, String>,
+    pub unresolvable: BTreeMap<N, String>,
+}
+
+impl<N> Default for Filtered<N> {
+    fn default() -> Self {
+        Filtered {
+            passed: Vec::new(),
+            failed: BTreeMap::new(),
+            unresolvable: BTreeMap::new(),
+        }
+    }
 }
 
 /// Filters `nodes` for `pod`.
@@ -46,12 +57,12 @@ pub fn filter(view: View<'_>, pod: &PodRequest, nodes: &[String]) -> Filtered {
 }
 
 /// Filters `nodes` for `pod`, reusing and filling `memo`; the names move into the verdict.
-pub fn filter_with(
+pub fn filter_with<N: AsRef<str> + Ord>(
     view: View<'_>,
     pod: &PodRequest,
-    nodes: Vec<String>,
+    nodes: Vec<N>,
     memo: &mut Memo,
-) -> Filtered {
+) -> Filtered<N> {
     let mut out = Filtered::default();
     if pod.is_pass_through() {
         out.passed = nodes;
@@ -60,7 +71,7 @@ pub fn filter_with(
     let shape = memo.shape(view.policy, view.ctx.mix, view.ledger, pod);
     out.passed.reserve(nodes.len());
     for name in nodes {
-        match verdict(view, pod, &name, memo, shape) {
+        match verdict(view, pod, name.as_ref(), memo, shape) {
             Verdict::Pass => out.passed.push(name),
             Verdict::Fail(why) => {
                 out.failed.insert(name, why);
@@ -125,17 +136,17 @@ pub fn prioritize(view: View<'_>, pod: &PodRequest, nodes: &[String]) -> Vec<(St
 }
 
 /// Scores `nodes` for `pod`, reusing and filling `memo`; the names move into the answer.
-pub fn prioritize_with(
+pub fn prioritize_with<N: AsRef<str>>(
     view: View<'_>,
     pod: &PodRequest,
-    nodes: Vec<String>,
+    nodes: Vec<N>,
     memo: &mut Memo,
-) -> Vec<(String, i64)> {
+) -> Vec<(N, i64)> {
     let shape = memo.shape(view.policy, view.ctx.mix, view.ledger, pod);
     let keys: Vec<(f64, f64)> = nodes
         .iter()
         .map(|name| {
-            let Some(index) = view.ledger.node_index(name) else {
+            let Some(index) = view.ledger.node_index(name.as_ref()) else {
                 return (0.0, f64::NEG_INFINITY);
             };
             let node = &view.ledger.nodes()[index];

@@ -167,7 +167,12 @@ fn bench(c: &mut Criterion) {
     let all = nodenames_body(&names);
     let passed: Vec<String> = {
         let args: ExtenderArgs = serde_json::from_str(&all).unwrap_or_else(|e| panic!("{e}"));
-        filter::filter(&state, args).node_names.unwrap_or_default()
+        filter::filter(&state, args)
+            .node_names
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| n.into_owned())
+            .collect()
     };
     let feasible = nodenames_body(&passed);
     println!(

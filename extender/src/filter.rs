@@ -1,17 +1,17 @@
 //! The filter verb: which of the candidate nodes can take the pod, and exactly why the others
 //! cannot. Nodes whose device plugin has gone quiet offer no GPU (DESIGN.md, `gpu-inventory`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use tessera_core::cluster::Cluster;
 use tessera_core::decide;
 use tessera_core::request::{self, PodRequest, RequestContext};
 
 use crate::state::ExtenderState;
-use crate::wire::{ExtenderArgs, ExtenderFilterResult, NodeList};
+use crate::wire::{ExtenderArgs, ExtenderFilterResult, NodeList, NodeName};
 
 /// Serves one filter.
-pub fn filter(state: &ExtenderState, mut args: ExtenderArgs) -> ExtenderFilterResult {
+pub fn filter<'a>(state: &ExtenderState, mut args: ExtenderArgs<'a>) -> ExtenderFilterResult<'a> {
     state.remember(&args.pod);
     let pod = match pod_request(state, &args) {
         Ok(pod) => pod,
@@ -41,14 +41,15 @@ pub fn filter(state: &ExtenderState, mut args: ExtenderArgs) -> ExtenderFilterRe
     };
     let (nodes, node_names) = match args.nodes {
         Some(list) if full_nodes => {
+            let passed: HashSet<&str> = verdict.passed.iter().map(|p| p.as_ref()).collect();
             let items = list
                 .items
                 .into_iter()
                 .filter(|n| {
                     n.metadata
                         .name
-                        .as_ref()
-                        .is_some_and(|name| verdict.passed.contains(name))
+                        .as_deref()
+                        .is_some_and(|name| passed.contains(name))
                 })
                 .collect();
             (
@@ -72,7 +73,7 @@ pub fn filter(state: &ExtenderState, mut args: ExtenderArgs) -> ExtenderFilterRe
 
 pub(crate) fn pod_request(
     state: &ExtenderState,
-    args: &ExtenderArgs,
+    args: &ExtenderArgs<'_>,
 ) -> Result<PodRequest, String> {
     let ctx = RequestContext {
         translation: state.config().translation,
@@ -83,12 +84,12 @@ pub(crate) fn pod_request(
 
 /// Takes nodes with a stale inventory heartbeat out of the candidates of a GPU pod, with the
 /// reason.
-fn split_stale(
+fn split_stale<'a>(
     state: &ExtenderState,
     cluster: &Cluster,
     pod: &PodRequest,
-    names: Vec<String>,
-) -> (Vec<String>, BTreeMap<String, String>) {
+    names: Vec<NodeName<'a>>,
+) -> (Vec<NodeName<'a>>, BTreeMap<NodeName<'a>, String>) {
     let mut stale = BTreeMap::new();
     let Some(max_age) = state.config().heartbeat_max_age else {
         return (names, stale);
@@ -100,13 +101,15 @@ fn split_stale(
     let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
     let fresh = names
         .into_iter()
-        .filter(|name| match cluster.check_heartbeat(name, now, max_age) {
-            Ok(()) => true,
-            Err(why) => {
-                stale.insert(name.clone(), why.to_string());
-                false
-            }
-        })
+        .filter(
+            |name| match cluster.check_heartbeat(name.as_ref(), now, max_age) {
+                Ok(()) => true,
+                Err(why) => {
+                    stale.insert(name.clone(), why.to_string());
+                    false
+                }
+            },
+        )
         .collect();
     (fresh, stale)
 }

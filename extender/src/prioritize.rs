@@ -9,7 +9,7 @@ use crate::state::ExtenderState;
 use crate::wire::{ExtenderArgs, HostPriority};
 
 /// Serves one prioritize.
-pub fn prioritize(state: &ExtenderState, mut args: ExtenderArgs) -> Vec<HostPriority> {
+pub fn prioritize<'a>(state: &ExtenderState, mut args: ExtenderArgs<'a>) -> Vec<HostPriority<'a>> {
     let names = match args.node_names.take() {
         Some(names) => names,
         None => args.candidate_names(),

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::header;
 use axum::middleware::{self, Next};
@@ -20,8 +21,8 @@ use axum::{Json, Router};
 use crate::error::ExtenderError;
 use crate::state::ExtenderState;
 use crate::wire::{
-    ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult, ExtenderFilterResult,
-    ExtenderPreemptionArgs, ExtenderPreemptionResult, HostPriority,
+    ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult, ExtenderPreemptionArgs,
+    ExtenderPreemptionResult,
 };
 
 /// Largest request body accepted: a full `Nodes` list of 5,000 nodes is about 25 MiB.
@@ -93,11 +94,6 @@ async fn readyz(State(state): State<Arc<ExtenderState>>) -> (StatusCode, &'stati
     }
 }
 
-fn decode(body: Result<Json<ExtenderArgs>, JsonRejection>) -> Result<ExtenderArgs, ExtenderError> {
-    body.map(|Json(args)| args)
-        .map_err(|e| ExtenderError::Decode(e.body_text()))
-}
-
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ExtenderError> {
@@ -106,12 +102,30 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ExtenderError::Internal(e.to_string()))
 }
 
+/// Decodes `ExtenderArgs` borrowing from `body`, decides with `verb` and encodes the answer, all
+/// on a blocking thread: node names are never copied out of the request.
+async fn args_verb(
+    state: Arc<ExtenderState>,
+    body: Bytes,
+    verb: fn(&ExtenderState, ExtenderArgs<'_>) -> serde_json::Result<Vec<u8>>,
+) -> Result<Response, ExtenderError> {
+    let answer = blocking(move || {
+        let args: ExtenderArgs<'_> =
+            serde_json::from_slice(&body).map_err(|e| ExtenderError::Decode(e.to_string()))?;
+        verb(&state, args).map_err(|e| ExtenderError::Internal(e.to_string()))
+    })
+    .await??;
+    Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
+}
+
 async fn filter(
     State(state): State<Arc<ExtenderState>>,
-    body: Result<Json<ExtenderArgs>, JsonRejection>,
-) -> Result<Json<ExtenderFilterResult>, ExtenderError> {
-    let args = decode(body)?;
-    blocking(move || Json(crate::filter::filter(&state, args))).await
+    body: Bytes,
+) -> Result<Response, ExtenderError> {
+    args_verb(state, body, |s, a| {
+        serde_json::to_vec(&crate::filter::filter(s, a))
+    })
+    .await
 }
 
 async fn preempt(
@@ -132,8 +146,10 @@ async fn bind(
 
 async fn prioritize(
     State(state): State<Arc<ExtenderState>>,
-    body: Result<Json<ExtenderArgs>, JsonRejection>,
-) -> Result<Json<Vec<HostPriority>>, ExtenderError> {
-    let args = decode(body)?;
-    blocking(move || Json(crate::prioritize::prioritize(&state, args))).await
+    body: Bytes,
+) -> Result<Response, ExtenderError> {
+    args_verb(state, body, |s, a| {
+        serde_json::to_vec(&crate::prioritize::prioritize(s, a))
+    })
+    .await
 }

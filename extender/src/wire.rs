@@ -2,6 +2,7 @@
 //! field names as JSON keys. Captured requests carry both `Nodes` and `NodeNames`, the unused one
 //! `null`; objects inside have no `kind`/`apiVersion`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -18,9 +19,13 @@ pub struct NodeList {
     pub items: Vec<Node>,
 }
 
+/// A node name as read from a request: borrowed from the body when it needs no unescaping, so
+/// the thousands of names in a `NodeNames` request are not copied.
+pub type NodeName<'a> = Cow<'a, str>;
+
 /// `ExtenderArgs`: the body of `filter` and `prioritize`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ExtenderArgs {
+pub struct ExtenderArgs<'a> {
     /// The pod being scheduled.
     #[serde(rename = "Pod")]
     pub pod: Pod,
@@ -28,19 +33,19 @@ pub struct ExtenderArgs {
     #[serde(rename = "Nodes", default)]
     pub nodes: Option<NodeList>,
     /// Node names (`nodeCacheCapable: true`).
-    #[serde(rename = "NodeNames", default)]
-    pub node_names: Option<Vec<String>>,
+    #[serde(rename = "NodeNames", default, borrow)]
+    pub node_names: Option<Vec<NodeName<'a>>>,
 }
 
-impl ExtenderArgs {
+impl<'a> ExtenderArgs<'a> {
     /// The candidate node names, whichever shape was sent.
-    pub fn candidate_names(&self) -> Vec<String> {
+    pub fn candidate_names(&self) -> Vec<NodeName<'a>> {
         match (&self.node_names, &self.nodes) {
             (Some(names), _) => names.clone(),
             (None, Some(list)) => list
                 .items
                 .iter()
-                .filter_map(|n| n.metadata.name.clone())
+                .filter_map(|n| n.metadata.name.clone().map(Cow::Owned))
                 .collect(),
             (None, None) => Vec::new(),
         }
@@ -49,19 +54,19 @@ impl ExtenderArgs {
 
 /// `ExtenderFilterResult`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ExtenderFilterResult {
+pub struct ExtenderFilterResult<'a> {
     /// Passing nodes, when the request sent full nodes.
     #[serde(rename = "Nodes", skip_serializing_if = "Option::is_none")]
     pub nodes: Option<NodeList>,
     /// Passing node names, when the request sent names.
     #[serde(rename = "NodeNames", skip_serializing_if = "Option::is_none")]
-    pub node_names: Option<Vec<String>>,
+    pub node_names: Option<Vec<NodeName<'a>>>,
     /// Nodes that do not fit now, with the reason.
     #[serde(rename = "FailedNodes", default)]
-    pub failed_nodes: BTreeMap<String, String>,
+    pub failed_nodes: BTreeMap<NodeName<'a>, String>,
     /// Nodes that preemption cannot make fit, with the reason.
     #[serde(rename = "FailedAndUnresolvableNodes", default)]
-    pub failed_and_unresolvable_nodes: BTreeMap<String, String>,
+    pub failed_and_unresolvable_nodes: BTreeMap<NodeName<'a>, String>,
     /// A whole-request failure (fails the scheduling attempt).
     #[serde(rename = "Error", default)]
     pub error: String,
@@ -69,10 +74,10 @@ pub struct ExtenderFilterResult {
 
 /// `HostPriority`: one node's score, 0–10.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostPriority {
+pub struct HostPriority<'a> {
     /// Node name.
     #[serde(rename = "Host")]
-    pub host: String,
+    pub host: NodeName<'a>,
     /// Score.
     #[serde(rename = "Score")]
     pub score: i64,
