@@ -148,9 +148,21 @@ impl Harness {
     ) -> Pod {
         let limits: BTreeMap<&str, &str> = limits.iter().copied().collect();
         let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+        // Only this test's nodes: a real node of the cluster may carry a GPU inventory of its own
+        // (the device plugin e2e test writes one).
+        let affinity = match self.nodes.is_empty() {
+            true => json!(null),
+            // One term per node: a field selector takes a single value, and terms are ORed.
+            false => json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": self.nodes.iter().map(|n| json!({"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": [n]}
+                ]})).collect::<Vec<_>>()
+            }}}),
+        };
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": labels},
             "spec": {
+                "affinity": affinity,
                 "schedulerName": scheduler,
                 "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"},
                                 {"key": "node.kubernetes.io/unreachable", "operator": "Exists"}],

@@ -145,9 +145,27 @@ async fn kube_scheduler_with_the_shipped_profile_places_gpu_shares_and_quorum_me
         );
     }
     for (gpu, (mem, core)) in assigned(&h).await {
-        assert!(
-            mem <= 15360 && core <= 1000,
-            "{gpu} over-committed: {mem} MiB, {core}"
+        if mem <= 15360 && core <= 1000 {
+            continue;
+        }
+        let mut holders = Vec::new();
+        for p in pods.list(&Default::default()).await.unwrap() {
+            let ann = p.metadata.annotations.clone().unwrap_or_default();
+            if ann
+                .get(keys::ANNOTATION_GPU_ASSIGNMENT)
+                .is_some_and(|a| a.contains(&gpu))
+            {
+                holders.push(format!(
+                    "{} deleting={:?} bind-time={:?}",
+                    p.metadata.name.clone().unwrap_or_default(),
+                    p.metadata.deletion_timestamp,
+                    ann.get(keys::ANNOTATION_BIND_TIME)
+                ));
+            }
+        }
+        panic!(
+            "{gpu} over-committed: {mem} MiB, {core}; held by {holders:?}\n--- kube-scheduler log ---\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
     }
     drop(scheduler);
