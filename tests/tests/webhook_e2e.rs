@@ -14,6 +14,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt};
 use prometheus_client::registry::Registry;
 use tessera_core::inject::{InjectionProfile, InjectionProfileSpec};
+use tessera_tests::e2e;
 use tessera_webhook::WebhookState;
 use tessera_webhook::config::AdmissionConfig;
 use tessera_webhook::metrics::Metrics;
@@ -54,6 +55,25 @@ async fn served(state: &WebhookState, want: impl Fn(&[String]) -> bool) {
 }
 
 /// Applies the InjectionProfile CRD and waits until it is established.
+/// Deletes the named profiles when dropped, pass or fail: a leftover profile with an empty
+/// selector would inject into every pod that any later test's webhook sees.
+struct ProfilesGone(Vec<String>);
+
+impl Drop for ProfilesGone {
+    fn drop(&mut self) {
+        let Some(path) = std::env::var_os(e2e::KUBECONFIG_ENV) else {
+            return;
+        };
+        let names = std::mem::take(&mut self.0);
+        e2e::cleanup_blocking(path.into(), move |client| async move {
+            let api: Api<InjectionProfile> = Api::all(client);
+            for name in names {
+                let _ = api.delete(&name, &DeleteParams::default()).await;
+            }
+        });
+    }
+}
+
 async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = InjectionProfile::crd();
@@ -95,6 +115,7 @@ async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed
     let api: Api<InjectionProfile> = Api::all(client);
     let good = format!("e2e-good-{}", std::process::id());
     let bad = format!("e2e-bad-{}", std::process::id());
+    let _gone = ProfilesGone(vec![good.clone(), bad.clone()]);
     let pp = PostParams::default();
     api.create(&pp, &profile(&good, serde_json::json!({"selector": {}, "sidecars": {"containers": [{"name": "s", "image": "s:1"}]}})))
         .await
@@ -102,6 +123,9 @@ async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed
     served(&state, |n| n.contains(&good)).await;
     assert!(state.is_ready());
 
+    // The generation before the bad profile exists: read after, its change could be missed.
+    let mut rx = state.subscribe();
+    let before = *rx.borrow_and_update();
     api.create(
         &pp,
         &profile(
@@ -112,8 +136,6 @@ async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed
     .await
     .unwrap();
     // The bad one is seen (a new set is published) but not served; the good one stays.
-    let before = *state.subscribe().borrow();
-    let mut rx = state.subscribe();
     tokio::time::timeout(LIMIT, rx.wait_for(|g| *g > before))
         .await
         .unwrap()
@@ -137,6 +159,7 @@ async fn an_invalid_cluster_profile_gets_a_warning_event_naming_the_field() {
     let state = watched(&client);
     let api: Api<InjectionProfile> = Api::all(client.clone());
     let name = format!("e2e-event-{}", std::process::id());
+    let _gone = ProfilesGone(vec![name.clone()]);
     let spec = serde_json::json!({"selector": {}, "spiffe": {"trustDomain": "example.org", "audience": "mesh", "expirationSeconds": 60}});
     let created = api
         .create(&PostParams::default(), &profile(&name, spec))
