@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use tessera_core::keys;
 use tessera_core::sim::trace::{TracePod, parse_pods};
 use tessera_tests::e2e;
@@ -443,26 +443,6 @@ async fn deleting_pods_frees_their_shares(s: &Suite, _trace: &[TracePod]) {
     );
 }
 
-/// The value of `key` in the environment the test image prints at start.
-async fn container_env(pods: &Api<Pod>, name: &str, key: &str) -> Option<String> {
-    let prefix = format!("{key}=");
-    for _ in 0..100 {
-        let logs = pods
-            .logs(name, &LogParams::default())
-            .await
-            .unwrap_or_default();
-        if logs.contains("sleeping") || logs.contains(&prefix) {
-            return logs.lines().find_map(|l| {
-                l.trim_start_matches("ENV ")
-                    .strip_prefix(&prefix)
-                    .map(String::from)
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
-}
-
 /// On the real node: a gpushare pod goes through the webhook, kube-scheduler and the extender,
 /// the kubelet asks the device plugin, and the running container sees exactly its share.
 async fn admission_to_running_container(s: &Suite) {
@@ -490,8 +470,11 @@ async fn admission_to_running_container(s: &Suite) {
     let a = assignment(&running).expect("gpu-app has a gpu-assignment");
     let share = a.shares().next().unwrap().clone();
     assert!(real.gpus.contains(&share.uuid), "{a:?}");
-    let visible = container_env(&pods, "gpu-app", "NVIDIA_VISIBLE_DEVICES").await;
-    let limit = container_env(&pods, "gpu-app", "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT").await;
+    let visible =
+        tessera_tests::e2e::container_env(&pods, "gpu-app", "NVIDIA_VISIBLE_DEVICES").await;
+    let limit =
+        tessera_tests::e2e::container_env(&pods, "gpu-app", "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT")
+            .await;
     assert_eq!(visible.as_deref(), Some(share.uuid.as_str()));
     assert_eq!(limit.as_deref(), Some("0=4096M"));
     let phase = e2e::wait_for("bind-phase allocated", e2e::SYNC_LIMIT, || {

@@ -118,3 +118,29 @@ where
     });
     let _ = done.join();
 }
+
+/// The value of `key` in the environment the test image's program printed at start (`ENV
+/// KEY=VALUE` lines, or plain `KEY=VALUE`); a Running pod's log may lag a moment, so this waits
+/// up to 10 s for it.
+pub async fn container_env(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    key: &str,
+) -> Option<String> {
+    let prefix = format!("{key}=");
+    for _ in 0..100 {
+        let logs = pods
+            .logs(name, &kube::api::LogParams::default())
+            .await
+            .unwrap_or_default();
+        if logs.contains("sleeping") || logs.contains(&prefix) {
+            return logs.lines().find_map(|l| {
+                l.trim_start_matches("ENV ")
+                    .strip_prefix(&prefix)
+                    .map(String::from)
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}

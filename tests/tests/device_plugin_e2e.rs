@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use device_plugin_support::*;
 use k8s_openapi::api::core::v1::{Namespace, Node as KubeNode, Pod};
-use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use tessera_core::annotations::decode_assignment;
 use tessera_core::keys;
@@ -83,24 +83,6 @@ fn pod(node: &str, name: &str, bind_time: &str, gpu: &str) -> Pod {
     c.image = Some(env("TESSERA_E2E_IMAGE").unwrap_or_else(|| "local/app:1".into()));
     c.image_pull_policy = Some("Never".into());
     pod
-}
-
-/// The value of `key` in the environment the container printed (`ENV KEY=VALUE` lines, or plain
-/// `KEY=VALUE`). The program prints right after start, so a Running pod's log may lag a moment.
-async fn container_env(pods: &Api<Pod>, name: &str, key: &str) -> Option<String> {
-    let prefix = format!("{key}=");
-    for _ in 0..50 {
-        let logs = pods.logs(name, &LogParams::default()).await.unwrap();
-        if logs.contains("sleeping") || logs.contains(&prefix) {
-            return logs.lines().find_map(|l| {
-                l.trim_start_matches("ENV ")
-                    .strip_prefix(&prefix)
-                    .map(String::from)
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
 }
 
 async fn running(pods: &Api<Pod>, name: &str) {
@@ -202,9 +184,11 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
     one.metadata.namespace = Some(ns_name.clone());
     pods.create(&PostParams::default(), &one).await.unwrap();
     running(&pods, "one").await;
-    let env_gpu = container_env(&pods, "one", "NVIDIA_VISIBLE_DEVICES").await;
-    let mem = container_env(&pods, "one", "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT").await;
-    let pct = container_env(&pods, "one", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE").await;
+    let env_gpu = tessera_tests::e2e::container_env(&pods, "one", "NVIDIA_VISIBLE_DEVICES").await;
+    let mem =
+        tessera_tests::e2e::container_env(&pods, "one", "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT").await;
+    let pct =
+        tessera_tests::e2e::container_env(&pods, "one", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE").await;
     println!(
         "pod one: NVIDIA_VISIBLE_DEVICES={env_gpu:?} CUDA_MPS_PINNED_DEVICE_MEM_LIMIT={mem:?} CUDA_MPS_ACTIVE_THREAD_PERCENTAGE={pct:?}"
     );
@@ -232,7 +216,7 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
         running(&pods, "twin-a").await;
         running(&pods, "twin-b").await;
         for name in ["twin-a", "twin-b"] {
-            let real = container_env(&pods, name, "NVIDIA_VISIBLE_DEVICES")
+            let real = tessera_tests::e2e::container_env(&pods, name, "NVIDIA_VISIBLE_DEVICES")
                 .await
                 .unwrap();
             let pods2 = pods.clone();
