@@ -110,8 +110,17 @@ impl Cluster {
     /// A pod was added or changed.
     pub fn apply_pod(&mut self, facts: PodFacts) -> Vec<Notice> {
         let mut notices = Vec::new();
-        if facts.terminal || !facts.is_relevant() {
+        if facts.terminal {
             self.remove_pod(&facts.key);
+            return notices;
+        }
+        if !facts.is_relevant() {
+            // No assignment yet, but a bind may be in flight: an event written before its
+            // annotation patch (kube-scheduler's status update of an earlier attempt) arrives
+            // late. Releasing the reservation then would hand the same GPU to another bind.
+            if !self.reservations.is_pending(&facts.key) {
+                self.remove_pod(&facts.key);
+            }
             return notices;
         }
         if self.pods.get(&facts.key) == Some(&facts) {

@@ -131,6 +131,26 @@ fn a_reservation_survives_the_annotation_patch_and_is_confirmed_by_the_binding()
 }
 
 #[test]
+fn an_update_from_before_the_annotation_keeps_a_bind_in_flight() {
+    // kube-scheduler's status write from an earlier, failed attempt (no annotation, no node)
+    // can reach the watch after bind reserved the share; dropping the reservation then would
+    // let another bind take the same GPU.
+    let mut c = Cluster::new(10);
+    c.apply_node(node("n1", 1, "z1"));
+    reserve(&mut c, "ns/a", 0, 4000, 100);
+    c.apply_pod(pod("ns/a", None, None));
+    assert_eq!(mem_free(&c, "n1", 0), 16384 - 4000, "reservation kept");
+    assert!(c.reservations.is_pending("ns/a"));
+    c.apply_pod(pod(
+        "ns/a",
+        Some("n1"),
+        Some(assignment("n1", 0, 4000, 300)),
+    ));
+    assert_eq!(mem_free(&c, "n1", 0), 16384 - 4000, "counted once");
+    assert!(!c.reservations.is_pending("ns/a"));
+}
+
+#[test]
 fn deleting_a_pod_with_a_reservation_releases_it() {
     let mut c = Cluster::new(10);
     c.apply_node(node("n1", 1, "z1"));
