@@ -10,24 +10,12 @@ use std::time::{Duration, Instant};
 use tessera_core::keys;
 use tessera_tests::cluster::{Harness, assigned};
 use tessera_tests::e2e::{self, KillOnDrop};
-use tessera_tests::process::{free_addr, metric, spawn_logged, wait_ready};
+use tessera_tests::process::{self, free_addr, metric, wait_ready};
 use tessera_tests::scheduler::{scheduler_config, start_scheduler};
 
 fn start_extender(addr: SocketAddr, h: &Harness, log: &std::path::Path) -> KillOnDrop {
-    let listen = addr.to_string();
-    let args = [
-        "--log-level",
-        "info",
-        "extender",
-        "--listen",
-        &listen,
-        "--scheduler-name",
-        &h.scheduler,
-        "--kubeconfig",
-    ];
-    let args = args.iter().map(std::ffi::OsStr::new);
-    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_tessera"));
-    spawn_logged(binary, args.chain([h.kubeconfig.as_os_str()]), log)
+    let tessera = std::path::Path::new(env!("CARGO_BIN_EXE_tessera"));
+    process::start_extender(tessera, addr, &h.scheduler, &h.kubeconfig, log)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

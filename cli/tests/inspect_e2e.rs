@@ -3,8 +3,6 @@
 //! with what is left free.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Command;
-
 use serde_json::Value;
 use tessera_core::annotations::{Assignment, ContainerAssignment, GpuShare};
 use tessera_core::decide::bind_annotations;
@@ -13,6 +11,7 @@ use tessera_extender::api_binder::ApiBinder;
 use tessera_extender::{BindTarget, Binder};
 use tessera_tests::cluster::Harness;
 use tessera_tests::e2e;
+use tessera_tests::process::output_ok;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspect_shows_who_holds_which_share() {
@@ -59,24 +58,18 @@ async fn inspect_shows_who_holds_which_share() {
             .await
             .unwrap();
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args([
-            "inspect",
-            "--output",
-            "json",
-            "--node",
-            &node,
-            "--kubeconfig",
-        ])
-        .arg(&kubeconfig)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tessera = std::path::Path::new(env!("CARGO_BIN_EXE_tessera"));
+    let args = [
+        "inspect",
+        "--output",
+        "json",
+        "--node",
+        &node,
+        "--kubeconfig",
+    ];
+    let args = args.iter().map(std::ffi::OsStr::new);
+    let out = output_ok(tessera, args.chain([kubeconfig.as_os_str()]));
+    let report: Value = serde_json::from_slice(&out).unwrap();
     let gpus = &report["nodes"][0]["gpus"];
     assert_eq!(report["nodes"][0]["name"], node.as_str());
     let holders = |i: usize| -> Vec<String> {
@@ -93,12 +86,10 @@ async fn inspect_shows_who_holds_which_share() {
     assert_eq!(gpus[0]["coreFreeMilli"], 650);
     assert_eq!(gpus[1]["memFreeMib"], 0);
 
-    let table = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["inspect", "--node", &node, "--kubeconfig"])
-        .arg(&kubeconfig)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&table.stdout);
+    let args = ["inspect", "--node", &node, "--kubeconfig"];
+    let args = args.iter().map(std::ffi::OsStr::new);
+    let table = output_ok(tessera, args.chain([kubeconfig.as_os_str()]));
+    let text = String::from_utf8_lossy(&table);
     assert!(
         text.contains(&format!("{}/c [main]  15360 MiB, 100%", h.ns)),
         "{text}"

@@ -19,7 +19,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use tessera_core::keys;
 use tessera_core::sim::trace::{TracePod, parse_pods};
 use tessera_tests::e2e;
-use tessera_tests::process::metric;
+use tessera_tests::process::{metric, output_ok};
 
 use suite::audit::{assignment, audit};
 use suite::pods::{self, Place};
@@ -519,19 +519,20 @@ async fn print_inspect(s: &Suite) {
         nodes.insert(0, &real.name);
     }
     for node in nodes {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["inspect", "--node", node, "--kubeconfig"])
-            .arg(&s.h.kubeconfig)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let tessera = std::path::Path::new(env!("CARGO_BIN_EXE_tessera"));
+        let args = [
+            "inspect".as_ref(),
+            "--node".as_ref(),
+            node.as_ref(),
+            "--kubeconfig".as_ref(),
+        ];
+        let out = output_ok(
+            tessera,
+            args.into_iter().chain([s.h.kubeconfig.as_os_str()]),
         );
         println!(
             "$ tessera inspect --node {node}\n{}",
-            String::from_utf8_lossy(&out.stdout)
+            String::from_utf8_lossy(&out)
         );
     }
 }

@@ -31,6 +31,46 @@ where
     KillOnDrop(child)
 }
 
+/// `tessera extender` (the binary at `tessera`) serving plain HTTP on `addr` for the pods of
+/// `scheduler`, watching the cluster in `kubeconfig`; its log is appended to `log`.
+pub fn start_extender(
+    tessera: &Path,
+    addr: SocketAddr,
+    scheduler: &str,
+    kubeconfig: &Path,
+    log: &Path,
+) -> KillOnDrop {
+    let listen = addr.to_string();
+    let args: [&OsStr; 9] = [
+        "--log-level".as_ref(),
+        "info".as_ref(),
+        "extender".as_ref(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--scheduler-name".as_ref(),
+        scheduler.as_ref(),
+        "--kubeconfig".as_ref(),
+        kubeconfig.as_os_str(),
+    ];
+    spawn_logged(tessera, args, log)
+}
+
+/// Runs `binary args…` to completion and returns its stdout; panics with its stderr on failure.
+pub fn output_ok<I, S>(binary: &Path, args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = Command::new(binary).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        binary.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The whole answer (status line, headers, body) to a plain `GET path`, or `None` when nothing
 /// listens or the answer breaks off.
 pub fn get(addr: SocketAddr, path: &str) -> Option<String> {

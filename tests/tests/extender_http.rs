@@ -62,17 +62,23 @@ fn state() -> Arc<ExtenderState> {
     state_with(Arc::new(RecordingBinder::default()))
 }
 
-fn state_with(binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
+/// A state with the fragmentation policy, ready to serve: the tests fill it by hand, as the
+/// watches would have listed it.
+fn ready_state(slots_per_gpu: u32, binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
     let config = Config {
         policy: Policy::Fragmentation,
-        slots_per_gpu: 10,
+        slots_per_gpu,
         translation: Translation::default(),
         reservation_timeout: TIMEOUT,
         heartbeat_max_age: None,
     };
     let state = Arc::new(ExtenderState::new(config, binder));
-    // Filled by hand, as the watches would have listed it.
     state.set_ready(true);
+    state
+}
+
+fn state_with(binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
+    let state = ready_state(10, binder);
     state.update(|c| {
         for (name, gpus, zone) in [
             ("node-1", 4, "zone-a"),
@@ -433,16 +439,7 @@ mod concurrent {
 
     /// Three empty nodes of two 16 GiB GPUs.
     fn empty_state(binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
-        let config = Config {
-            policy: Policy::Fragmentation,
-            slots_per_gpu: 4,
-            translation: Translation::default(),
-            reservation_timeout: TIMEOUT,
-            heartbeat_max_age: None,
-        };
-        let state = Arc::new(ExtenderState::new(config, binder));
-        // Filled by hand, as the watches would have listed it.
-        state.set_ready(true);
+        let state = ready_state(4, binder);
         state.update(|c| {
             for name in ["n0", "n1", "n2"] {
                 c.ledger.upsert_node(

@@ -24,7 +24,7 @@ use serde_json::json;
 use tessera_core::keys;
 use tessera_tests::cluster::Harness;
 use tessera_tests::e2e::{self, KillOnDrop};
-use tessera_tests::process::{free_addr, spawn_logged, wait_ready};
+use tessera_tests::process::{free_addr, spawn_logged, start_extender, wait_ready};
 use tessera_tests::scheduler::{scheduler_config, start_scheduler};
 use tessera_tests::standin;
 
@@ -32,6 +32,8 @@ use pods::{Place, SUITE_LABEL};
 
 /// GPU nodes of 8 GPUs each (15 GiB T4s), over three zones.
 pub const NODES: usize = 39;
+/// The start of the stand-in GPUs' UUIDs, to tell their inventory from an earlier one.
+const STANDIN_UUID_PREFIX: &str = "GPU-5e17e000";
 /// Host capacity of each fake node, the size of the trace's 8-GPU nodes.
 const NODE_CPU: &str = "96";
 const NODE_MEMORY: &str = "512Gi";
@@ -144,7 +146,13 @@ impl Suite {
         register_webhook(&h, webhook_addr, &ca).await;
 
         let extender_addr = free_addr();
-        let extender = start_extender(extender_addr, kubeconfig, &dir.path().join("extender.log"));
+        let extender = start_extender(
+            tessera(),
+            extender_addr,
+            keys::SCHEDULER_NAME,
+            kubeconfig,
+            &dir.path().join("extender.log"),
+        );
         tokio::task::spawn_blocking(move || wait_ready(extender_addr))
             .await
             .unwrap();
@@ -194,7 +202,13 @@ impl Suite {
         old.0.wait().unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let log = self.dir.path().join("extender.log");
-        self.extender = Some(start_extender(self.extender_addr, &self.h.kubeconfig, &log));
+        self.extender = Some(start_extender(
+            tessera(),
+            self.extender_addr,
+            keys::SCHEDULER_NAME,
+            &self.h.kubeconfig,
+            &log,
+        ));
         let addr = self.extender_addr;
         tokio::task::spawn_blocking(move || wait_ready(addr))
             .await
@@ -245,22 +259,6 @@ impl Suite {
             panic!("{e}\n{}", self.logs());
         }
     }
-}
-
-fn start_extender(addr: SocketAddr, kubeconfig: &Path, log: &Path) -> KillOnDrop {
-    let listen = addr.to_string();
-    let args: [&std::ffi::OsStr; 9] = [
-        "--log-level".as_ref(),
-        "info".as_ref(),
-        "extender".as_ref(),
-        "--listen".as_ref(),
-        listen.as_ref(),
-        "--scheduler-name".as_ref(),
-        keys::SCHEDULER_NAME.as_ref(),
-        "--kubeconfig".as_ref(),
-        kubeconfig.as_os_str(),
-    ];
-    spawn_logged(tessera(), args, log)
 }
 
 async fn label_namespace(h: &Harness) {
@@ -382,7 +380,7 @@ async fn start_device_plugin(h: &Harness, dir: &Path) -> Option<RealNode> {
         return None;
     };
     let gpus: Vec<String> = (0..2)
-        .map(|i| format!("GPU-5e17e000-0000-4000-8000-00000000000{i}"))
+        .map(|i| format!("{STANDIN_UUID_PREFIX}-0000-4000-8000-00000000000{i}"))
         .collect();
     let config: String = gpus
         .iter()
@@ -429,7 +427,7 @@ async fn start_device_plugin(h: &Harness, dir: &Path) -> Option<RealNode> {
                     .metadata
                     .annotations?
                     .get(keys::ANNOTATION_GPU_INVENTORY)?
-                    .contains(&gpus_marker());
+                    .contains(STANDIN_UUID_PREFIX);
                 (slots == "20" && fresh).then_some(())
             }
         },
@@ -444,9 +442,4 @@ async fn start_device_plugin(h: &Harness, dir: &Path) -> Option<RealNode> {
         gpus,
         _plugin: plugin,
     })
-}
-
-/// A piece of the stand-in GPUs' UUIDs, to tell their inventory from an earlier one.
-fn gpus_marker() -> String {
-    "GPU-5e17e000".into()
 }
