@@ -126,6 +126,16 @@ fn bench(c: &mut Criterion) {
             b.iter(|| decide(&ledger, &pod, policy, ctx))
         });
     }
+    // As the extender decides: with the per-node measure it keeps current between requests.
+    let mut cache = FragCache::default();
+    cache.refresh(&ledger, &mix);
+    let warm = ScoreContext {
+        mix: &mix,
+        frag: Some(&cache),
+    };
+    group.bench_function("fragmentation_cached", |b| {
+        b.iter(|| decide(&ledger, &pod, Policy::Fragmentation, warm))
+    });
     group.finish();
 }
 

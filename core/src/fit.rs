@@ -179,15 +179,15 @@ pub fn check_gpu(
     if !gpu.healthy {
         return Err(GpuReject::Unhealthy);
     }
-    if !pod.allows_model(&gpu.model) {
-        return Err(GpuReject::Model(gpu.model.clone()));
+    if !pod.allows_model(&gpu.ident.model) {
+        return Err(GpuReject::Model(gpu.ident.model.clone()));
     }
     check_capacity(gpu, free, demand)
 }
 
 /// True when the GPU can take the share (the allocation-free form of [`check_gpu`]).
 pub fn gpu_fits(gpu: &GpuState, free: Free, demand: &GpuDemand, pod: &PodRequest) -> bool {
-    gpu.healthy && pod.allows_model(&gpu.model) && check_capacity(gpu, free, demand).is_ok()
+    gpu.healthy && pod.allows_model(&gpu.ident.model) && check_capacity(gpu, free, demand).is_ok()
 }
 
 fn check_capacity(gpu: &GpuState, free: Free, demand: &GpuDemand) -> Result<(), GpuReject> {
@@ -310,7 +310,7 @@ fn gpus_unfit(
         .filter_map(|(gpu, f)| {
             check_gpu(gpu, *f, &c.demand, pod)
                 .err()
-                .map(|why| (gpu.uuid.clone(), why))
+                .map(|why| (gpu.ident.uuid.clone(), why))
         })
         .collect();
     Unfit::Gpus {

@@ -82,15 +82,7 @@ struct GpuFree<'a> {
 }
 
 fn usable(class: &TypicalPod, g: &GpuFree<'_>) -> bool {
-    let d = &class.demand;
-    let need_mem = if d.exclusive() {
-        g.gpu.mem_total_mib
-    } else {
-        d.mem_on(g.gpu.mem_total_mib)
-    };
-    g.core >= d.core_milli.min(MILLI_PER_GPU)
-        && g.mem >= need_mem
-        && (class.models.is_empty() || class.models.contains(&g.gpu.model))
+    Need::of(class, g.gpu).met(g.core, g.mem)
 }
 
 /// Per class: GPUs usable, and idle compute on GPUs not usable.
@@ -100,13 +92,66 @@ struct ClassTally {
     stranded: u64,
 }
 
+/// What a class needs free on one GPU to use it: `usable` reduced to two comparisons. Worked
+/// out once per node, because the GPUs of a node are almost always one model of one size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Need {
+    core: u32,
+    mem: u64,
+    model_ok: bool,
+}
+
+impl Need {
+    fn of(class: &TypicalPod, gpu: &GpuState) -> Need {
+        let d = &class.demand;
+        Need {
+            core: d.core_milli.min(MILLI_PER_GPU),
+            mem: if d.exclusive() {
+                gpu.mem_total_mib
+            } else {
+                d.mem_on(gpu.mem_total_mib)
+            },
+            model_ok: class.models.is_empty() || class.models.contains(&gpu.ident.model),
+        }
+    }
+
+    fn met(self, core: u32, mem: u64) -> bool {
+        self.model_ok && core >= self.core && mem >= self.mem
+    }
+}
+
+/// One class's tally on a node, with what it needs of the node's GPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClassSlot {
+    tally: ClassTally,
+    need: Need,
+}
+
+impl ClassSlot {
+    const EMPTY: ClassSlot = ClassSlot {
+        tally: ClassTally {
+            usable: 0,
+            stranded: 0,
+        },
+        need: Need {
+            core: 0,
+            mem: 0,
+            model_ok: false,
+        },
+    };
+}
+
 /// A node's fragmentation, prepared so that the effect of one share can be computed per class
 /// in constant time (the scoring hot path).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeFrag {
     cpu_left: u64,
     idle: u64,
-    tallies: Vec<ClassTally>,
+    /// One per class of the mix, in order.
+    slots: Vec<ClassSlot>,
+    /// Every GPU is the model and size the needs were worked out for; when not, needs are
+    /// worked out per GPU.
+    uniform: bool,
     /// The node's current expected fragmentation.
     pub frag: f64,
 }
@@ -135,36 +180,42 @@ impl NodeFrag {
     /// Prepares `node` against `mix`.
     pub fn new(node: &NodeLedger, mix: &TypicalPods) -> Self {
         // Iterated in place rather than collected: this runs once per node per decision.
-        let frees = || {
-            node.gpus.iter().filter(|g| g.healthy).map(|gpu| GpuFree {
-                gpu,
-                core: gpu.core_free,
-                mem: gpu.mem_free_mib,
-            })
-        };
-        let idle: u64 = frees().map(|g| u64::from(g.core)).sum();
+        let healthy = || node.gpus.iter().filter(|g| g.healthy);
+        let first = healthy().next();
+        let uniform = node.gpus_alike();
+        let idle: u64 = healthy().map(|g| u64::from(g.core_free)).sum();
         let cpu_left = cpu_left(node);
         let mut frag = 0.0;
-        let tallies = mix
+        let slots = mix
             .classes
             .iter()
             .map(|c| {
+                let need = first.map_or(
+                    Need {
+                        core: 0,
+                        mem: 0,
+                        model_ok: false,
+                    },
+                    |f| Need::of(c, f),
+                );
                 let mut t = ClassTally::default();
-                for g in frees() {
-                    if usable(c, &g) {
+                for g in healthy() {
+                    let n = if uniform { need } else { Need::of(c, g) };
+                    if n.met(g.core_free, g.mem_free_mib) {
                         t.usable += 1;
                     } else {
-                        t.stranded += u64::from(g.core);
+                        t.stranded += u64::from(g.core_free);
                     }
                 }
                 frag += c.weight * class_frag(c, t, idle, cpu_left) as f64;
-                t
+                ClassSlot { tally: t, need }
             })
             .collect();
         NodeFrag {
             cpu_left,
             idle,
-            tallies,
+            slots,
+            uniform,
             frag,
         }
     }
@@ -181,32 +232,70 @@ impl NodeFrag {
         mix: &TypicalPods,
     ) -> f64 {
         let state = &node.gpus[gpu];
-        let before = GpuFree {
-            gpu: state,
-            core: state.core_free,
-            mem: state.mem_free_mib,
-        };
-        let after = GpuFree {
-            gpu: state,
-            core: core_after,
-            mem: mem_after,
-        };
-        let idle = self.idle - u64::from(before.core - core_after.min(before.core));
+        self.view().after(
+            (state.core_free, state.mem_free_mib),
+            (core_after, mem_after),
+            cpu_milli,
+            mix,
+            Some(state),
+        )
+    }
+
+    /// The borrowed form scoring works with.
+    pub fn view(&self) -> FragView<'_> {
+        FragView {
+            cpu_left: self.cpu_left,
+            idle: self.idle,
+            uniform: self.uniform,
+            frag: self.frag,
+            slots: &self.slots,
+        }
+    }
+}
+
+/// A node's prepared measure, borrowed from a [`NodeFrag`] or from the [`FragCache`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FragView<'a> {
+    cpu_left: u64,
+    idle: u64,
+    uniform: bool,
+    /// The node's current expected fragmentation.
+    pub frag: f64,
+    slots: &'a [ClassSlot],
+}
+
+impl FragView<'_> {
+    /// Expected fragmentation after one GPU goes from free (core, mem) `before` to `after` and
+    /// host CPU drops by `cpu_milli`. `gpu` is needed only when the node's GPUs are not alike.
+    pub fn after(
+        &self,
+        before: (u32, u64),
+        after: (u32, u64),
+        cpu_milli: u64,
+        mix: &TypicalPods,
+        gpu: Option<&GpuState>,
+    ) -> f64 {
+        let ((core_before, mem_before), (core_after, mem_after)) = (before, after);
+        let idle = self.idle - u64::from(core_before - core_after.min(core_before));
         let cpu_left = self.cpu_left.saturating_sub(cpu_milli);
         mix.classes
             .iter()
-            .zip(&self.tallies)
-            .map(|(c, t)| {
-                let mut t = *t;
-                if usable(c, &before) {
+            .zip(self.slots)
+            .map(|(c, slot)| {
+                let need = match gpu {
+                    Some(g) if !self.uniform => Need::of(c, g),
+                    _ => slot.need,
+                };
+                let mut t = slot.tally;
+                if need.met(core_before, mem_before) {
                     t.usable -= 1;
                 } else {
-                    t.stranded -= u64::from(before.core);
+                    t.stranded -= u64::from(core_before);
                 }
-                if usable(c, &after) {
+                if need.met(core_after, mem_after) {
                     t.usable += 1;
                 } else {
-                    t.stranded += u64::from(after.core);
+                    t.stranded += u64::from(core_after);
                 }
                 c.weight * class_frag(c, t, idle, cpu_left) as f64
             })
@@ -243,7 +332,7 @@ pub fn frag_of(node: &NodeLedger, free: &[(u32, u64)], cpu_left: u64, mix: &Typi
 
 mod cache;
 
-pub use cache::FragCache;
+pub use cache::{Cached, FragCache, GpuCopies, GpuCopy};
 
 /// Host CPU left on a node for the measure (unlimited when not tracked).
 pub fn node_cpu_left(node: &NodeLedger) -> u64 {

@@ -136,7 +136,7 @@ fn touch(state: &ExtenderState, round: usize) {
                 testing::hold(node, &pod, 0, 1, 1);
                 node.release(&pod);
             } else {
-                node.version += 1;
+                node.version = tessera_core::ledger::next_version();
             }
         }
     });

@@ -94,8 +94,8 @@ impl Report {
                         holders.sort_by(|a, b| (&a.pod, &a.container).cmp(&(&b.pod, &b.container)));
                         GpuReport {
                             index,
-                            uuid: g.uuid.clone(),
-                            model: g.model.clone(),
+                            uuid: g.ident.uuid.clone(),
+                            model: g.ident.model.clone(),
                             healthy: g.healthy,
                             mem_total_mib: g.mem_total_mib,
                             mem_free_mib: g.mem_free_mib,

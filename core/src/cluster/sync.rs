@@ -298,10 +298,14 @@ impl Cluster {
                 .entry(assignment.node.clone())
                 .or_default()
                 .insert(pod.to_string());
-            notices.push(Notice::Unplaced {
-                pod: pod.to_string(),
-                error,
-            });
+            if self.ledger.node(&assignment.node).is_some() {
+                self.place_unplaced(&assignment.node, notices);
+            } else {
+                notices.push(Notice::Unplaced {
+                    pod: pod.to_string(),
+                    error,
+                });
+            }
         }
     }
 
@@ -323,12 +327,31 @@ impl Cluster {
         });
     }
 
+    /// Counts the pods waiting on `node` that fit now. The apiserver can hold assignments that
+    /// over-commit a GPU together (a race, a bug elsewhere); which of them count is then settled
+    /// by pod name, holders included, so the outcome depends only on which pods exist, never on
+    /// the order their events came in: a restarted extender ends up counting the same pods.
     fn place_unplaced(&mut self, node: &str, notices: &mut Vec<Notice>) {
-        let Some(waiting) = self.unplaced.remove(node) else {
+        let Some(mut pods) = self.unplaced.remove(node) else {
             return;
         };
+        // A bind in flight is not an assignment the apiserver holds yet: it keeps its share.
+        if let Some(held) = self.ledger.node(node) {
+            let settled = held.holders().keys().filter(|p| {
+                !self.reservations.is_pending(p)
+                    && self
+                        .pods
+                        .get(*p)
+                        .and_then(|f| f.held_assignment())
+                        .is_some_and(|a| a.node == node)
+            });
+            pods.extend(settled.cloned());
+        }
+        for pod in &pods {
+            self.ledger.release(pod);
+        }
         let mut still = std::collections::BTreeSet::new();
-        for pod in waiting {
+        for pod in pods {
             let Some(assignment) = self.pods.get(&pod).and_then(|f| f.held_assignment()) else {
                 continue;
             };

@@ -306,6 +306,41 @@ fn the_mix_follows_what_pods_hold() {
     assert!((weights[0].2 - 2.0 / 3.0).abs() < 1e-9, "{weights:?}");
 }
 
+/// Assignments that over-commit a GPU together: whatever order their events come in, and in a
+/// rebuild, the same pods count (settled by name) and the rest wait, none over-committed.
+#[test]
+fn over_committing_assignments_count_the_same_pods_in_any_event_order() {
+    let pods = [("ns/a", 9000), ("ns/b", 6000), ("ns/c", 3000)];
+    let mut outcomes = Vec::new();
+    for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1]] {
+        for node_first in [true, false] {
+            let mut c = Cluster::new(4);
+            if node_first {
+                c.apply_node(node("n1", 1, "z1"));
+            }
+            for &i in &order {
+                let (key, mem) = pods[i];
+                c.apply_pod(pod(key, Some("n1"), Some(assignment("n1", 0, mem, 100))));
+            }
+            if !node_first {
+                c.apply_node(node("n1", 1, "z1"));
+            }
+            let n1 = c.ledger.node("n1").unwrap();
+            assert!(n1.gpus[0].mem_free_mib <= n1.gpus[0].mem_total_mib);
+            outcomes.push((
+                n1.holders().keys().cloned().collect::<Vec<_>>(),
+                c.unplaced_pods(),
+            ));
+        }
+    }
+    // By name: a (9000) and b (6000) fit in 16384 MiB; c (3000) would make 18000.
+    let expected = (
+        vec!["ns/a".to_string(), "ns/b".to_string()],
+        vec!["ns/c".to_string()],
+    );
+    assert!(outcomes.iter().all(|o| *o == expected), "{outcomes:?}");
+}
+
 /// One watch event.
 #[derive(Debug, Clone)]
 enum Event {

@@ -10,7 +10,7 @@ mod reservations;
 #[cfg(test)]
 mod tests;
 
-pub use node::{GpuState, Holding, HostCapacity, NodeLedger};
+pub use node::{GpuIdentity, GpuState, Holding, HostCapacity, NodeLedger, next_version};
 pub use reservations::Reservations;
 
 use crate::hash::FnvMap;
@@ -212,6 +212,7 @@ impl ClusterLedger {
         let mut fresh = NodeLedger::new(name, zone, inventory, host, self.slots_per_gpu);
         let Some(&i) = self.by_name.get(name) else {
             self.by_name.insert(name.to_string(), self.nodes.len());
+            fresh.slot = self.nodes.len();
             self.nodes.push(fresh);
             self.layout_changed();
             return Vec::new();
@@ -236,7 +237,8 @@ impl ClusterLedger {
                 dropped.push(pod.clone());
             }
         }
-        fresh.version = old.version + 1;
+        fresh.version = next_version();
+        fresh.slot = i;
         self.nodes[i] = fresh;
         self.touch(i);
         for pod in &dropped {
@@ -253,6 +255,7 @@ impl ClusterLedger {
         let removed = self.nodes.swap_remove(i);
         self.layout_changed();
         if i < self.nodes.len() {
+            self.nodes[i].slot = i;
             let moved = self.nodes[i].name.clone();
             self.by_name.insert(moved, i);
             for pod in self.nodes[i].holders().keys() {

@@ -6,7 +6,7 @@
 //! node order, which packs well; ours keeps that and breaks the ties by best fit first.
 
 use crate::fit::{self, Chosen, FAST_PATH_MAX_GPUS, Free, GpuChoice};
-use crate::frag::{self, NodeFrag};
+use crate::frag::{self, Cached, FragView, NodeFrag};
 use crate::ledger::{GpuState, NodeLedger};
 use crate::request::PodRequest;
 
@@ -19,6 +19,7 @@ pub(super) fn published<'p>(
     ctx: ScoreContext<'_>,
 ) -> Evaluation<'p> {
     evaluate(node, pod, ctx, |before, after| sigmoid_step(before - after))
+        .map(|e| (e.value, e.chosen))
 }
 
 /// FGD's squashing of a fragmentation decrease (thousandths of a GPU) into an integer 0–100.
@@ -36,16 +37,12 @@ pub(super) fn ours<'p>(
     pod: &'p PodRequest,
     ctx: ScoreContext<'_>,
 ) -> Evaluation<'p> {
-    let (decrease, chosen) = evaluate(node, pod, ctx, |before, after| before - after)?;
-    let mut leftover = 0u32;
-    chosen.for_each_share(node, |s| {
-        leftover += node.gpus[s.gpu].core_free.saturating_sub(s.core_milli)
-    });
+    let e = evaluate(node, pod, ctx, |before, after| before - after)?;
     // Leftover is at most 1000 per GPU and pods hold fewer than 64 GPUs: it never outweighs a
     // step; the node's fixed rank (below 1) never outweighs a unit of leftover.
     Some((
-        sigmoid_step(decrease) * TIE_SCALE - f64::from(leftover) + node_rank(&node.name),
-        chosen,
+        sigmoid_step(e.value) * TIE_SCALE - f64::from(e.leftover) + node_rank(&node.name),
+        e.chosen,
     ))
 }
 
@@ -66,18 +63,17 @@ fn node_rank(name: &str) -> f64 {
 /// Scale that keeps the FGD score primary and the leftover a tie-break.
 const TIE_SCALE: f64 = 100_000.0;
 
+/// A node's value for the pod, the GPUs it would get, and the compute they would keep free.
+struct Evaluated<'p> {
+    value: f64,
+    chosen: Chosen<'p>,
+    leftover: u32,
+}
+
 fn single_share(pod: &PodRequest) -> bool {
     pod.containers.len() == 1
         && pod.containers[0].demand.gpus == 1
         && !pod.containers[0].demand.exclusive()
-}
-
-/// The node's measure: from the caller's cache when it is fresh, else computed now.
-fn with_state<T>(node: &NodeLedger, ctx: ScoreContext<'_>, f: impl FnOnce(&NodeFrag) -> T) -> T {
-    match ctx.frag.and_then(|cache| cache.get(node)) {
-        Some(state) => f(state),
-        None => f(&NodeFrag::new(node, ctx.mix)),
-    }
 }
 
 fn evaluate<'p>(
@@ -85,15 +81,47 @@ fn evaluate<'p>(
     pod: &'p PodRequest,
     ctx: ScoreContext<'_>,
     value: impl Fn(f64, f64) -> f64,
-) -> Evaluation<'p> {
+) -> Option<Evaluated<'p>> {
+    let cached = ctx.frag.and_then(|cache| cache.get(node));
     if single_share(pod) && node.gpus.len() <= FAST_PATH_MAX_GPUS {
         if !fit::host_fits(node, pod) {
             return None;
         }
-        let first = node.gpus.iter().position(|g| fits_share(g, pod))?;
-        return with_state(node, ctx, |state| {
-            best_single_share(node, pod, ctx, state, first, &value)
-        });
+        // From the cache's copy of the GPUs when it has one: scoring then reads nothing of the
+        // node but its host figures, which is what keeps a decision over thousands fast.
+        if let Some(Cached {
+            frag: view,
+            gpus: Some(snap),
+        }) = cached
+            && pod.models.is_empty()
+        {
+            let d = &pod.containers[0].demand;
+            let (core_need, mem_need) = (d.core_milli, d.mem_on(snap.mem_total));
+            let gpus = Gpus {
+                len: snap.gpus.len(),
+                // `fit::gpu_fits` for a share that is not a whole GPU, on a GPU of any model.
+                fits: |i: usize| {
+                    let g = &snap.gpus[i];
+                    g.open && g.mem >= mem_need && g.core >= core_need
+                },
+                free: |i: usize| (snap.gpus[i].core, snap.gpus[i].mem, snap.mem_total),
+                state: |_| None,
+            };
+            return best_single_share(pod, ctx, view, &gpus, &value);
+        }
+        let gpus = Gpus {
+            len: node.gpus.len(),
+            fits: |i: usize| fits_share(&node.gpus[i], pod),
+            free: |i: usize| {
+                let g = &node.gpus[i];
+                (g.core_free, g.mem_free_mib, g.mem_total_mib)
+            },
+            state: |i: usize| Some(&node.gpus[i]),
+        };
+        return match cached {
+            Some(c) => best_single_share(pod, ctx, c.frag, &gpus, &value),
+            None => best_single_share(pod, ctx, NodeFrag::new(node, ctx.mix).view(), &gpus, &value),
+        };
     }
     let fallback = fit::try_choose(node, pod, GpuChoice::BestFit)?;
     let mut frees: Vec<(u32, u64)> = node
@@ -101,61 +129,97 @@ fn evaluate<'p>(
         .iter()
         .map(|g| (g.core_free, g.mem_free_mib))
         .collect();
+    let mut leftover = 0u32;
     fallback.for_each_share(node, |s| {
         let f = &mut frees[s.gpu];
         f.0 -= s.core_milli.min(f.0);
         f.1 -= s.mem_mib.min(f.1);
+        leftover += node.gpus[s.gpu].core_free.saturating_sub(s.core_milli);
     });
     let cpu_left = frag::node_cpu_left(node).saturating_sub(pod.cpu_milli);
     let after = frag::frag_of(node, &frees, cpu_left, ctx.mix);
-    let before = with_state(node, ctx, |state| state.frag);
-    Some((value(before, after), fallback))
+    let before = match cached {
+        Some(c) => c.frag.frag,
+        None => NodeFrag::new(node, ctx.mix).frag,
+    };
+    Some(Evaluated {
+        value: value(before, after),
+        chosen: fallback,
+        leftover,
+    })
 }
 
 fn fits_share(gpu: &GpuState, pod: &PodRequest) -> bool {
     fit::gpu_fits(gpu, Free::of(gpu), &pod.containers[0].demand, pod)
 }
 
-/// A single-GPU share: tries every GPU that fits (one per distinct free state), starting at
-/// `first`, the first that fits, and keeps the first with the best value.
-fn best_single_share<'p>(
-    node: &NodeLedger,
+/// A node's GPUs as a single share sees them, from the ledger or from the cache's copy.
+struct Gpus<F, R, S> {
+    len: usize,
+    /// The share fits on GPU `i`.
+    fits: F,
+    /// GPU `i`'s free compute and memory, and its total memory.
+    free: R,
+    /// GPU `i` itself, when the measure needs it (GPUs of a node that are not alike).
+    state: S,
+}
+
+/// A single-GPU share: tries every GPU that fits, once per distinct free (compute, memory),
+/// and keeps the first with the best value.
+fn best_single_share<'p, 'g>(
     pod: &'p PodRequest,
     ctx: ScoreContext<'_>,
-    state: &NodeFrag,
-    first: usize,
+    view: FragView<'_>,
+    gpus: &Gpus<
+        impl Fn(usize) -> bool,
+        impl Fn(usize) -> (u32, u64, u64),
+        impl Fn(usize) -> Option<&'g GpuState>,
+    >,
     value: &impl Fn(f64, f64) -> f64,
-) -> Option<(f64, Chosen<'p>)> {
+) -> Option<Evaluated<'p>> {
     let c = &pod.containers[0];
-    let mut best: Option<(f64, usize)> = None;
-    for (i, gpu) in node.gpus.iter().enumerate().skip(first) {
-        // GPUs in the same state give the same answer; the first one stands for all.
-        let same =
-            |g: &GpuState| g.core_free == gpu.core_free && g.mem_free_mib == gpu.mem_free_mib;
-        if !fits_share(gpu, pod)
-            || node.gpus[first..i]
-                .iter()
-                .any(|g| same(g) && fits_share(g, pod))
-        {
+    let mut tried = 0u128;
+    let mut best: Option<(f64, usize, u32)> = None;
+    for i in 0..gpus.len {
+        if !(gpus.fits)(i) {
             continue;
         }
-        let mut after = Free::of(gpu);
-        fit::take(&mut after, gpu, i, &c.demand);
+        let (core, mem, total) = (gpus.free)(i);
+        let seen = bits(tried).any(|j| {
+            let (c2, m2, _) = (gpus.free)(j);
+            c2 == core && m2 == mem
+        });
+        if seen {
+            continue;
+        }
+        tried |= 1 << i;
+        let (core_need, mem_need) = (c.demand.core_milli, c.demand.mem_on(total));
+        let after = (core - core_need.min(core), mem - mem_need.min(mem));
         let v = value(
-            state.frag,
-            state.after_one(node, i, after.core, after.mem, pod.cpu_milli, ctx.mix),
+            view.frag,
+            view.after((core, mem), after, pod.cpu_milli, ctx.mix, (gpus.state)(i)),
         );
-        if best.is_none_or(|(b, _)| v > b) {
-            best = Some((v, i));
+        if best.is_none_or(|(b, _, _)| v > b) {
+            best = Some((v, i, after.0));
         }
     }
-    best.map(|(score, i)| {
-        (
-            score,
-            Chosen::One {
-                container: c,
-                gpus: 1 << i,
-            },
-        )
+    best.map(|(value, i, leftover)| Evaluated {
+        value,
+        chosen: Chosen::One {
+            container: c,
+            gpus: 1 << i,
+        },
+        leftover,
+    })
+}
+
+/// Indices of the set bits, lowest first.
+fn bits(mut set: u128) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (set != 0).then(|| {
+            let i = set.trailing_zeros() as usize;
+            set &= set - 1;
+            i
+        })
     })
 }

@@ -157,3 +157,138 @@ fn a_fresh_fragmentation_cache_changes_no_score_and_a_stale_one_is_ignored() {
         }
     }
 }
+
+/// The extender scores from the fragmentation cache, with its copies of each node's GPUs; the
+/// simulator and a cold decision score from the ledger. Both must give every node the same
+/// score and GPUs, whatever the node: GPUs alike or not, unhealthy, out of slots, host CPU short.
+mod cache_equivalence {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::frag::FragCache;
+    use crate::inventory::{GpuInfo, NodeInventory};
+    use crate::ledger::{ClusterLedger, HostCapacity};
+
+    /// Per GPU: compute held, memory held, healthy, slots used up.
+    type GpuSetup = (u32, u64, bool, bool);
+
+    fn inventory(name: &str, count: usize, alike: bool) -> NodeInventory {
+        let gpu = |i: usize| {
+            let (model, mem) = if alike || i.is_multiple_of(2) {
+                ("T4", 16384)
+            } else {
+                ("A10", 24576)
+            };
+            GpuInfo {
+                index: i as u32,
+                uuid: format!("GPU-{name}-{i}"),
+                model: model.into(),
+                memory_mib: mem,
+                healthy: true,
+                mig: false,
+                mps: true,
+            }
+        };
+        NodeInventory {
+            gpus: (0..count).map(gpu).collect(),
+        }
+    }
+
+    fn cluster(nodes: &[(bool, u64, Vec<GpuSetup>)]) -> ClusterLedger {
+        let mut ledger = ClusterLedger::new(2);
+        for (n, (alike, cpu, gpus)) in nodes.iter().enumerate() {
+            let name = format!("n{n}");
+            let host = HostCapacity {
+                cpu_milli: Some(8000),
+                mem_mib: None,
+            };
+            ledger.upsert_node(&name, None, &inventory(&name, gpus.len(), *alike), host);
+            let node = ledger.node_mut(&name).unwrap();
+            node.cpu_free_milli = *cpu;
+            for (g, &(core, mem, healthy, full)) in gpus.iter().enumerate() {
+                let mem = mem.min(node.gpus[g].mem_total_mib);
+                if core > 0 || mem > 0 {
+                    testing::hold(node, &format!("{name}-a{g}"), g, mem, core);
+                }
+                if full {
+                    testing::hold(node, &format!("{name}-b{g}"), g, 0, 0);
+                }
+                if !healthy {
+                    node.set_health(&format!("GPU-{name}-{g}"), false);
+                }
+            }
+        }
+        ledger
+    }
+
+    fn request(core: u32, mem: u64, gpus: u32, cpu: u64, model: Option<&str>) -> PodRequest {
+        let mut p = pod(core, gpus);
+        p.containers[0].demand.mem_mib = mem;
+        p.cpu_milli = cpu;
+        p.models = model.into_iter().map(String::from).collect();
+        p
+    }
+
+    fn typical() -> TypicalPods {
+        let class = |cpu, milli, gpus, models: &[&str]| TypicalPod {
+            cpu_milli: cpu,
+            demand: GpuDemand {
+                gpus,
+                mem_mib: u64::from(milli) * 8,
+                mem_percent: 0,
+                core_milli: milli,
+            },
+            models: models.iter().map(|m| m.to_string()).collect(),
+            weight: 0.2,
+        };
+        TypicalPods {
+            classes: vec![
+                class(1000, 300, 1, &[]),
+                class(2000, 1000, 1, &[]),
+                class(4000, 1000, 2, &[]),
+                class(1000, 500, 1, &["A10"]),
+                class(500, 0, 0, &[]),
+            ],
+        }
+    }
+
+    fn gpu_setup() -> impl Strategy<Value = GpuSetup> {
+        (
+            prop_oneof![Just(0u32), Just(300), Just(500), Just(1000), 0u32..=1000],
+            prop_oneof![Just(0u64), 0u64..=24576],
+            prop::bool::weighted(0.85),
+            prop::bool::weighted(0.15),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn cached_and_uncached_scores_agree(
+            nodes in prop::collection::vec(
+                (prop::bool::weighted(0.7), 0u64..=8000, prop::collection::vec(gpu_setup(), 0..9)),
+                1..6,
+            ),
+            pods in prop::collection::vec(
+                (0u32..=1000, 0u64..=20000, 1u32..=2, 0u64..=6000,
+                 prop_oneof![Just(None), Just(Some("T4")), Just(Some("A10"))]),
+                1..5,
+            ),
+        ) {
+            let ledger = cluster(&nodes);
+            let mix = typical();
+            let mut cache = FragCache::default();
+            cache.refresh(&ledger, &mix);
+            let cold = ScoreContext::new(&mix);
+            let warm = ScoreContext { mix: &mix, frag: Some(&cache) };
+            for (core, mem, gpus, cpu, model) in &pods {
+                let pod = request(*core, *mem, *gpus, *cpu, *model);
+                for policy in [Policy::Fragmentation, Policy::Fgd] {
+                    for node in ledger.nodes() {
+                        let (a, b) = (score(policy, node, &pod, cold), score(policy, node, &pod, warm));
+                        prop_assert_eq!(a, b, "{} on {} for {:?}", policy, node.name, pod);
+                    }
+                }
+            }
+        }
+    }
+}
