@@ -21,13 +21,35 @@ pub fn run(args: WebhookArgs) -> anyhow::Result<()> {
     runtime.block_on(serve_webhook(config))
 }
 
+/// The apiserver client, when the webhook has one. Watching InjectionProfiles and self-managed
+/// certificates need it. With `--profiles FILE` the cluster is optional: it is used when named
+/// (`--kubeconfig`, an error if unusable) or when running in a pod (a warning if unusable), for
+/// the peer-list controller.
+async fn cluster_client(config: &Config) -> anyhow::Result<Option<kube::Client>> {
+    let required = config.profiles.is_none() || config.self_managed.is_some();
+    if required || config.kubeconfig.is_some() {
+        return crate::kube_client::connect(config.kubeconfig.as_deref())
+            .await
+            .map(Some);
+    }
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
+        return Ok(None);
+    }
+    match crate::kube_client::connect(None).await {
+        Ok(client) => Ok(Some(client)),
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "in a pod, but the apiserver is not usable"
+            );
+            Ok(None)
+        }
+    }
+}
+
 async fn serve_webhook(config: Config) -> anyhow::Result<()> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let needs_client = config.profiles.is_none() || config.self_managed.is_some();
-    let client = match needs_client {
-        true => Some(crate::kube_client::connect(config.kubeconfig.as_deref()).await?),
-        false => None,
-    };
+    let client = cluster_client(&config).await?;
     if let (Some(client), Some(managed)) = (&client, &config.self_managed) {
         let files = (config.tls_cert.as_path(), config.tls_key.as_path());
         certs::ensure(client, managed, files)
@@ -51,11 +73,22 @@ async fn serve_webhook(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("--profiles {}", path.display()))?,
         None => {
             // Ready once the first list of InjectionProfiles has arrived.
-            let client = client.context("a kube client for the InjectionProfile watch")?;
-            tokio::spawn(watch::run(client.clone(), webhook.state.clone()));
+            let client = client
+                .clone()
+                .context("a kube client for the InjectionProfile watch")?;
+            tokio::spawn(watch::run(client, webhook.state.clone()));
+        }
+    }
+    // Peer lists, and the replicas identities are rendered with, come from the cluster's
+    // StatefulSets whichever way the profiles are given.
+    match client {
+        Some(client) => {
             let domain = config.admission.cluster_domain.clone();
             tokio::spawn(peers::run(client, webhook.state.clone(), domain));
         }
+        None => tracing::warn!(
+            "no cluster: peer-list ConfigMaps are not kept and replicas come from the profiles"
+        ),
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

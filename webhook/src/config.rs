@@ -42,8 +42,9 @@ pub struct WebhookArgs {
         default_value = "2000"
     )]
     pub profiles_reload_ms: u64,
-    /// Kubeconfig for watching InjectionProfiles when no --profiles file is given (default: in
-    /// cluster, then $KUBECONFIG, then ~/.kube/config).
+    /// Kubeconfig for the apiserver: InjectionProfiles when no --profiles file is given, and
+    /// StatefulSets for peer lists and replicas (default: in cluster, then $KUBECONFIG, then
+    /// ~/.kube/config; with --profiles, only when given or when running in a pod).
     #[arg(long, env = "TESSERA_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// Cluster DNS domain used in rendered host names.

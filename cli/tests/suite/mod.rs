@@ -124,7 +124,7 @@ impl Suite {
         }
 
         let webhook_addr = free_addr();
-        let ca = serving_files(dir.path());
+        let ca = crate::support::serving_files(dir.path());
         let webhook = spawn_logged(
             tessera(),
             [
@@ -327,20 +327,6 @@ async fn create_profile(h: &Harness, file: &str) -> String {
     let api: Api<DynamicObject> = Api::all_with(h.client.clone(), &profiles_resource());
     api.create(&PostParams::default(), &object).await.unwrap();
     name
-}
-
-/// Writes a serving pair for 127.0.0.1 under `dir` (the webhook's own generator) and returns the
-/// CA certificate, PEM.
-fn serving_files(dir: &Path) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let (ca_cert, ca_key) = tessera_webhook::certs::new_ca(now).unwrap();
-    let (cert, key) =
-        tessera_webhook::certs::issue(&ca_key, vec!["127.0.0.1".into()], now).unwrap();
-    std::fs::write(dir.join("tls.crt"), cert).unwrap();
-    std::fs::write(dir.join("tls.key"), key).unwrap();
-    ca_cert
 }
 
 /// Registers the shipped MutatingWebhookConfiguration by URL, scoped to the suite's namespace.
