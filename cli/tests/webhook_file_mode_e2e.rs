@@ -52,13 +52,7 @@ async fn a_webhook_serving_a_profiles_file_keeps_peer_lists() {
         &log,
     );
     let name = e2e::unique("zk");
-    let sts: StatefulSet = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name},
-        "spec": {"replicas": 3, "serviceName": "zk-hs", "selector": {"matchLabels": {"app": "zk", "e2e": name}},
-                 "template": {"metadata": {"labels": {"app": "zk", "e2e": name}},
-                              "spec": {"containers": [{"name": "zk", "image": "registry.example/zookeeper:3.9"}]}}}
-    }))
-    .unwrap();
+    let sts = e2e::zookeeper_statefulset(&name);
     let statefulsets: Api<StatefulSet> = Api::namespaced(h.client.clone(), &h.ns);
     statefulsets
         .create(&PostParams::default(), &sts)

@@ -144,3 +144,18 @@ pub async fn container_env(
     }
     None
 }
+
+/// A 3-replica StatefulSet `name` whose pods (label `app: zk`) the shipped ZooKeeper profile
+/// selects, with headless service `zk-hs`; its image is never pulled (nothing schedules it).
+#[allow(clippy::panic)] // a literal that does not decode is a broken test
+pub fn zookeeper_statefulset(name: &str) -> k8s_openapi::api::apps::v1::StatefulSet {
+    let labels = serde_json::json!({"app": "zk", "e2e": name});
+    let image = "registry.example/zookeeper:3.9";
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"replicas": 3, "serviceName": "zk-hs", "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "zk", "image": image}]}}}
+    }))
+    .unwrap_or_else(|e| panic!("the ZooKeeper StatefulSet does not decode: {e}"))
+}

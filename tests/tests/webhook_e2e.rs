@@ -223,13 +223,7 @@ async fn peers_configmap_follows_statefulset_scaling() {
         "cluster.local".into(),
     ));
     let name = format!("e2e-zk-{}", std::process::id());
-    let sts: StatefulSet = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name},
-        "spec": {"replicas": 3, "serviceName": "zk-hs", "selector": {"matchLabels": {"app": "zk", "e2e": name}},
-                 "template": {"metadata": {"labels": {"app": "zk", "e2e": name}},
-                              "spec": {"containers": [{"name": "zk", "image": "registry.example/zookeeper:3.9"}]}}}
-    }))
-    .unwrap();
+    let sts = e2e::zookeeper_statefulset(&name);
     let statefulsets: Api<StatefulSet> = Api::default_namespaced(client.clone());
     statefulsets
         .create(&PostParams::default(), &sts)
