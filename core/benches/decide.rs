@@ -74,6 +74,8 @@ fn mix() -> TypicalPods {
             class(32000, 4, 1000, 0.05),
             class(4000, 0, 0, 0.15),
         ],
+        // Tessera's measure, as the fragmentation policy uses it.
+        counts_host_cpu: true,
     }
 }
 

@@ -6,6 +6,12 @@
 //! it at all (no GPU request, no GPU of an allowed model, not enough host CPU, or fewer usable GPUs
 //! than it needs), and, when it fits, only on GPUs too small for the class's per-GPU share.
 //! Amounts are thousandths of a GPU. The expected fragmentation is the frequency-weighted sum.
+//!
+//! Tessera's policy measures with one addition ([`TypicalPods::counts_host_cpu`]): the FGD
+//! measure asks only whether host CPU is left for *one* pod of a class, so a node whose CPU
+//! would run out after three of its eight free GPUs looks unfragmented. Counted, the GPUs beyond
+//! what the CPU holds are fragmented for that class too. Replays of the trace showed this is what
+//! keeps CPU-only and CPU-heavy pods off the nodes whose CPU the GPU pods need.
 
 use std::collections::HashMap;
 
@@ -30,6 +36,10 @@ pub struct TypicalPod {
 pub struct TypicalPods {
     /// Classes by decreasing frequency.
     pub classes: Vec<TypicalPod>,
+    /// Count how many pods of a class the node's free host CPU holds, and treat usable GPUs
+    /// beyond those as fragmented for the class (Tessera's measure). Off: FGD as published,
+    /// which only asks whether one pod's CPU is free.
+    pub counts_host_cpu: bool,
 }
 
 /// Grouping key of a class: (cpu, per-GPU milli, count, mem, model list).
@@ -69,7 +79,10 @@ impl TypicalPods {
                 },
             )
             .collect();
-        TypicalPods { classes }
+        TypicalPods {
+            classes,
+            counts_host_cpu: false,
+        }
     }
 }
 
@@ -85,11 +98,33 @@ fn usable(class: &TypicalPod, g: &GpuFree<'_>) -> bool {
     Need::of(class, g.gpu).met(g.core, g.mem)
 }
 
-/// Per class: GPUs usable, and idle compute on GPUs not usable.
+/// Per class: GPUs usable and their idle compute, and idle compute on GPUs not usable.
+/// (u32 sums: a node's idle compute is at most 1,000 per GPU.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct ClassTally {
     usable: u32,
-    stranded: u64,
+    usable_idle: u32,
+    stranded: u32,
+}
+
+impl ClassTally {
+    fn add(&mut self, usable: bool, core: u32) {
+        if usable {
+            self.usable += 1;
+            self.usable_idle += core;
+        } else {
+            self.stranded += core;
+        }
+    }
+
+    fn remove(&mut self, usable: bool, core: u32) {
+        if usable {
+            self.usable -= 1;
+            self.usable_idle -= core;
+        } else {
+            self.stranded -= core;
+        }
+    }
 }
 
 /// What a class needs free on one GPU to use it: `usable` reduced to two comparisons. Worked
@@ -131,6 +166,7 @@ impl ClassSlot {
     const EMPTY: ClassSlot = ClassSlot {
         tally: ClassTally {
             usable: 0,
+            usable_idle: 0,
             stranded: 0,
         },
         need: Need {
@@ -164,16 +200,29 @@ fn cpu_left(node: &NodeLedger) -> u64 {
     }
 }
 
-fn class_frag(class: &TypicalPod, t: ClassTally, idle: u64, cpu_left: u64) -> u64 {
+fn class_frag(
+    class: &TypicalPod,
+    t: ClassTally,
+    idle: u64,
+    cpu_left: u64,
+    counts_host_cpu: bool,
+) -> u64 {
     let d = &class.demand;
     if d.gpus == 0 || d.core_milli == 0 && d.mem_mib == 0 {
         return idle;
     }
-    if cpu_left >= class.cpu_milli && t.usable >= d.gpus {
-        t.stranded
-    } else {
-        idle
+    if cpu_left < class.cpu_milli || t.usable < d.gpus {
+        return idle;
     }
+    let stranded = u64::from(t.stranded);
+    // `u64::MAX`: host CPU not tracked, nothing to count.
+    if !counts_host_cpu || class.cpu_milli == 0 || cpu_left == u64::MAX {
+        return stranded;
+    }
+    let held = (cpu_left / class.cpu_milli).saturating_mul(u64::from(d.gpus));
+    let beyond = u64::from(t.usable).saturating_sub(held);
+    // Which usable GPUs the CPU leaves idle is not known: count them at the average.
+    stranded + beyond * u64::from(t.usable_idle) / u64::from(t.usable)
 }
 
 impl NodeFrag {
@@ -201,13 +250,9 @@ impl NodeFrag {
                 let mut t = ClassTally::default();
                 for g in healthy() {
                     let n = if uniform { need } else { Need::of(c, g) };
-                    if n.met(g.core_free, g.mem_free_mib) {
-                        t.usable += 1;
-                    } else {
-                        t.stranded += u64::from(g.core_free);
-                    }
+                    t.add(n.met(g.core_free, g.mem_free_mib), g.core_free);
                 }
-                frag += c.weight * class_frag(c, t, idle, cpu_left) as f64;
+                frag += c.weight * class_frag(c, t, idle, cpu_left, mix.counts_host_cpu) as f64;
                 ClassSlot { tally: t, need }
             })
             .collect();
@@ -287,17 +332,9 @@ impl FragView<'_> {
                     _ => slot.need,
                 };
                 let mut t = slot.tally;
-                if need.met(core_before, mem_before) {
-                    t.usable -= 1;
-                } else {
-                    t.stranded -= u64::from(core_before);
-                }
-                if need.met(core_after, mem_after) {
-                    t.usable += 1;
-                } else {
-                    t.stranded += u64::from(core_after);
-                }
-                c.weight * class_frag(c, t, idle, cpu_left) as f64
+                t.remove(need.met(core_before, mem_before), core_before);
+                t.add(need.met(core_after, mem_after), core_after);
+                c.weight * class_frag(c, t, idle, cpu_left, mix.counts_host_cpu) as f64
             })
             .sum()
     }
@@ -319,13 +356,9 @@ pub fn frag_of(node: &NodeLedger, free: &[(u32, u64)], cpu_left: u64, mix: &Typi
         .map(|c| {
             let mut t = ClassTally::default();
             for g in &frees {
-                if usable(c, g) {
-                    t.usable += 1;
-                } else {
-                    t.stranded += u64::from(g.core);
-                }
+                t.add(usable(c, g), g.core);
             }
-            c.weight * class_frag(c, t, idle, cpu_left) as f64
+            c.weight * class_frag(c, t, idle, cpu_left, mix.counts_host_cpu) as f64
         })
         .sum()
 }

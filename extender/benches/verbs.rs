@@ -41,6 +41,8 @@ fn mix() -> TypicalPods {
             class(500, 0.2),
             class(1000, 0.1),
         ],
+        // The extender's mix has no host CPU per class (as `Cluster::refresh_mix` builds it).
+        counts_host_cpu: false,
     }
 }
 

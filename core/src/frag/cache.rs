@@ -191,6 +191,7 @@ mod tests {
                 models: vec![],
                 weight: 1.0,
             }],
+            counts_host_cpu: false,
         }
     }
 

@@ -37,7 +37,16 @@ fn node_with(used: &[u32], cpu: Option<u64>) -> NodeLedger {
 fn measure_follows_the_published_cases() {
     // Two GPUs: 300 and 800 free (700 and 200 used).
     let node = node_with(&[700, 200], Some(8000));
-    let one = |c: TypicalPod| NodeFrag::new(&node, &TypicalPods { classes: vec![c] }).frag;
+    let one = |c: TypicalPod| {
+        NodeFrag::new(
+            &node,
+            &TypicalPods {
+                classes: vec![c],
+                counts_host_cpu: false,
+            },
+        )
+        .frag
+    };
     assert_eq!(
         one(class(1000, 0, 0, &[], 1.0)),
         1100.0,
@@ -70,11 +79,42 @@ fn measure_follows_the_published_cases() {
     );
     let mix = TypicalPods {
         classes: vec![class(0, 500, 1, &[], 0.25), class(0, 0, 0, &[], 0.75)],
+        counts_host_cpu: false,
     };
     assert_eq!(
         NodeFrag::new(&node, &mix).frag,
         0.25 * 300.0 + 0.75 * 1100.0
     );
+}
+
+#[test]
+fn counting_host_cpu_strands_the_gpus_beyond_what_the_cpu_holds() {
+    // Eight idle GPUs, 24 cores: whole-GPU pods of 10 cores fit two at a time.
+    let node = node_with(&[0; 8], Some(24_000));
+    let measure = |counts_host_cpu| {
+        let mix = TypicalPods {
+            classes: vec![class(10_000, 1000, 1, &[], 1.0)],
+            counts_host_cpu,
+        };
+        NodeFrag::new(&node, &mix).frag
+    };
+    assert_eq!(
+        measure(false),
+        0.0,
+        "FGD: one pod's CPU is free, nothing fragmented"
+    );
+    assert_eq!(
+        measure(true),
+        6000.0,
+        "counted: six GPUs the CPU cannot feed"
+    );
+    // With the CPU for all eight, counting changes nothing.
+    let roomy = node_with(&[0; 8], Some(80_000));
+    let mix = TypicalPods {
+        classes: vec![class(10_000, 1000, 1, &[], 1.0)],
+        counts_host_cpu: true,
+    };
+    assert_eq!(NodeFrag::new(&roomy, &mix).frag, 0.0);
 }
 
 #[test]
@@ -97,9 +137,10 @@ proptest! {
         take in 0u32..=1000,
         cpu in 0u64..10_000,
         classes in prop::collection::vec((0u64..8000, 0u32..=1000, 0u32..3), 1..6),
+        counts_host_cpu in any::<bool>(),
     ) {
         let node = node_with(&used, Some(8000));
-        let mix = TypicalPods { classes: classes.iter().map(|(c, m, g)| class(*c, *m, *g, &[], 0.3)).collect() };
+        let mix = TypicalPods { classes: classes.iter().map(|(c, m, g)| class(*c, *m, *g, &[], 0.3)).collect(), counts_host_cpu };
         let gpu = gpu_pick % used.len();
         let core_after = node.gpus[gpu].core_free.saturating_sub(take);
         let fast = NodeFrag::new(&node, &mix).after_one(&node, gpu, core_after, node.gpus[gpu].mem_free_mib, cpu, &mix);

@@ -27,8 +27,9 @@ fn sigmoid_step(decrease: f64) -> f64 {
     (100.0 / (1.0 + (-decrease / 1000.0).exp())).trunc()
 }
 
-/// Tessera's `fragmentation`: the published FGD score, then, among nodes that tie on it, the
-/// one whose chosen GPUs keep the least compute left over (best fit), then a fixed node rank.
+/// Tessera's `fragmentation`: FGD's integer score on Tessera's measure (host CPU counted per
+/// class, see `frag`; the caller's mix says so), then, among nodes that tie on it, the one
+/// whose chosen GPUs keep the least compute left over (best fit), then a fixed node rank.
 /// Within a node the GPU with the largest exact decrease is taken (FGD takes the first GPU
 /// reaching the top integer step). Replays of the trace showed the sigmoid's coarse steps are
 /// worth keeping across nodes: with the exact change, placements scatter and the cluster packs worse.

@@ -1,5 +1,6 @@
 use super::*;
 use crate::frag::TypicalPod;
+use crate::ledger::HostCapacity;
 use crate::request::{ContainerDemand, GpuDemand};
 use crate::testing;
 
@@ -40,6 +41,7 @@ fn mix() -> TypicalPods {
     };
     TypicalPods {
         classes: vec![class(500, 0.5), class(1000, 0.5)],
+        counts_host_cpu: false,
     }
 }
 
@@ -87,6 +89,53 @@ fn fragmentation_fills_the_gpu_whose_leftover_nobody_else_could_use() {
         .score
     };
     assert!(ours(&node) > ours(&idle));
+}
+
+#[test]
+fn fragmentation_keeps_a_cpu_only_pod_off_the_node_whose_cpu_its_gpus_need() {
+    let with_cpu = |name: &str, gpus: u32, cores: u64| {
+        let mut n = testing::node(name, gpus, "T4", 16384);
+        n.host = HostCapacity {
+            cpu_milli: Some(cores * 1000),
+            mem_mib: None,
+        };
+        n.cpu_free_milli = cores * 1000;
+        n
+    };
+    // Eight GPUs and 96 cores: whole-GPU pods of 11 cores need 88 of them.
+    let dense = with_cpu("dense", 8, 96);
+    let roomy = with_cpu("roomy", 2, 104);
+    let cpu_only = PodRequest {
+        cpu_milli: 32_000,
+        ..Default::default()
+    };
+    let whole = |counts_host_cpu| TypicalPods {
+        classes: vec![TypicalPod {
+            cpu_milli: 11_000,
+            demand: GpuDemand {
+                gpus: 1,
+                mem_mib: 0,
+                mem_percent: 0,
+                core_milli: 1000,
+            },
+            models: vec![],
+            weight: 1.0,
+        }],
+        counts_host_cpu,
+    };
+    let value = |policy, node: &NodeLedger, mix: &TypicalPods| {
+        score_value(policy, node, &cpu_only, ScoreContext::new(mix)).expect("fits")
+    };
+    let ours = whole(Policy::Fragmentation.counts_host_cpu());
+    assert!(
+        value(Policy::Fragmentation, &roomy, &ours) > value(Policy::Fragmentation, &dense, &ours)
+    );
+    // FGD as published sees one pod's CPU left on both and cannot tell them apart.
+    let published = whole(Policy::Fgd.counts_host_cpu());
+    assert_eq!(
+        value(Policy::Fgd, &roomy, &published),
+        value(Policy::Fgd, &dense, &published)
+    );
 }
 
 #[test]
@@ -229,7 +278,7 @@ mod cache_equivalence {
         p
     }
 
-    fn typical() -> TypicalPods {
+    fn typical(counts_host_cpu: bool) -> TypicalPods {
         let class = |cpu, milli, gpus, models: &[&str]| TypicalPod {
             cpu_milli: cpu,
             demand: GpuDemand {
@@ -249,6 +298,7 @@ mod cache_equivalence {
                 class(1000, 500, 1, &["A10"]),
                 class(500, 0, 0, &[]),
             ],
+            counts_host_cpu,
         }
     }
 
@@ -273,9 +323,10 @@ mod cache_equivalence {
                  prop_oneof![Just(None), Just(Some("T4")), Just(Some("A10"))]),
                 1..5,
             ),
+            counts_host_cpu in any::<bool>(),
         ) {
             let ledger = cluster(&nodes);
-            let mix = typical();
+            let mix = typical(counts_host_cpu);
             let mut cache = FragCache::default();
             cache.refresh(&ledger, &mix);
             let cold = ScoreContext::new(&mix);

@@ -180,7 +180,8 @@ pub fn arrival_order(
 
 /// Runs one replay.
 pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> ReplayResult {
-    let mix = typical_mix(pods, cfg.coverage);
+    let mut mix = typical_mix(pods, cfg.coverage);
+    mix.counts_host_cpu = cfg.variant.policy.counts_host_cpu();
     let mut rng = Rng::new(cfg.seed);
     let capacity: u64 = nodes
         .iter()

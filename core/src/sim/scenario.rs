@@ -333,7 +333,13 @@ pub fn run(
     spread.set_zones(zones.iter().map(String::as_str));
     let mut chooser = Chooser::new(policy);
     let mut rng = Rng::new(42);
-    let ctx = ScoreContext::new(&mix);
+    // Scoring uses the policy's own measure; the report keeps the published one (`mix`), so
+    // policies are compared on one scale.
+    let scoring = TypicalPods {
+        counts_host_cpu: policy.counts_host_cpu(),
+        ..mix.clone()
+    };
+    let ctx = ScoreContext::new(&scoring);
     let (mut placed, mut failures, mut groups) = (0, Vec::new(), Vec::<Group>::new());
     for (key, request) in &requests {
         let request = match request {
