@@ -29,6 +29,15 @@ fn assignment(node: &str, gpu: u32, mem_mib: u64, core_milli: u32) -> Assignment
     }
 }
 
+/// A pod bound to `node` whose assignment annotation gives it one share of GPU `gpu`.
+fn held(key: &str, node: &str, gpu: u32, mem_mib: u64, core_milli: u32) -> PodFacts {
+    pod(
+        key,
+        Some(node),
+        Some(assignment(node, gpu, mem_mib, core_milli)),
+    )
+}
+
 fn pod(key: &str, bound: Option<&str>, a: Option<Assignment>) -> PodFacts {
     PodFacts {
         key: key.into(),
@@ -49,11 +58,7 @@ fn mem_free(c: &Cluster, node: &str, gpu: usize) -> u64 {
 #[test]
 fn a_pod_seen_before_its_node_counts_once_the_node_arrives() {
     let mut c = Cluster::new(10);
-    let notices = c.apply_pod(pod(
-        "ns/a",
-        Some("n1"),
-        Some(assignment("n1", 1, 4000, 300)),
-    ));
+    let notices = c.apply_pod(held("ns/a", "n1", 1, 4000, 300));
     assert!(
         matches!(notices[..], [Notice::Unplaced { .. }]),
         "{notices:?}"
@@ -68,20 +73,12 @@ fn a_pod_seen_before_its_node_counts_once_the_node_arrives() {
 fn deleted_and_finished_pods_free_their_shares() {
     let mut c = Cluster::new(10);
     c.apply_node(node("n1", 1, "z1"));
-    c.apply_pod(pod(
-        "ns/a",
-        Some("n1"),
-        Some(assignment("n1", 0, 4000, 300)),
-    ));
-    c.apply_pod(pod(
-        "ns/b",
-        Some("n1"),
-        Some(assignment("n1", 0, 2000, 300)),
-    ));
+    c.apply_pod(held("ns/a", "n1", 0, 4000, 300));
+    c.apply_pod(held("ns/b", "n1", 0, 2000, 300));
     assert_eq!(mem_free(&c, "n1", 0), 16384 - 6000);
     c.remove_pod("ns/a");
     assert_eq!(mem_free(&c, "n1", 0), 16384 - 2000);
-    let mut done = pod("ns/b", Some("n1"), Some(assignment("n1", 0, 2000, 300)));
+    let mut done = held("ns/b", "n1", 0, 2000, 300);
     done.terminal = true;
     c.apply_pod(done);
     assert_eq!(mem_free(&c, "n1", 0), 16384);
@@ -119,11 +116,7 @@ fn a_reservation_survives_the_annotation_patch_and_is_confirmed_by_the_binding()
     assert_eq!(mem_free(&c, "n1", 0), 16384 - 4000, "reservation kept");
     assert!(c.reservations.is_pending("ns/a"));
     // Then the Binding: confirmed, counted once, and no longer subject to the timeout.
-    c.apply_pod(pod(
-        "ns/a",
-        Some("n1"),
-        Some(assignment("n1", 0, 4000, 300)),
-    ));
+    c.apply_pod(held("ns/a", "n1", 0, 4000, 300));
     assert!(!c.reservations.is_pending("ns/a"));
     assert_eq!(mem_free(&c, "n1", 0), 16384 - 4000);
     assert!(c.reservations.expire(&mut c.ledger, 1_000).is_empty());
@@ -141,11 +134,7 @@ fn an_update_from_before_the_annotation_keeps_a_bind_in_flight() {
     c.apply_pod(pod("ns/a", None, None));
     assert_eq!(mem_free(&c, "n1", 0), 16384 - 4000, "reservation kept");
     assert!(c.reservations.is_pending("ns/a"));
-    c.apply_pod(pod(
-        "ns/a",
-        Some("n1"),
-        Some(assignment("n1", 0, 4000, 300)),
-    ));
+    c.apply_pod(held("ns/a", "n1", 0, 4000, 300));
     assert_eq!(mem_free(&c, "n1", 0), 16384 - 4000, "counted once");
     assert!(!c.reservations.is_pending("ns/a"));
 }
@@ -166,30 +155,11 @@ fn a_corrected_swap_of_two_pods_ends_with_both_counted() {
     // annotations; the watch delivers them one at a time.
     let mut c = Cluster::new(10);
     c.apply_node(node("n1", 2, "z1"));
-    c.apply_pod(pod(
-        "ns/a",
-        Some("n1"),
-        Some(assignment("n1", 0, 16384, 1000)),
-    ));
-    c.apply_pod(pod(
-        "ns/b",
-        Some("n1"),
-        Some(assignment("n1", 1, 16384, 1000)),
-    ));
-    let notices = c.apply_pod(pod(
-        "ns/a",
-        Some("n1"),
-        Some(assignment("n1", 1, 16384, 1000)),
-    ));
+    c.apply_pod(held("ns/a", "n1", 0, 16384, 1000));
+    c.apply_pod(held("ns/b", "n1", 1, 16384, 1000));
+    let notices = c.apply_pod(held("ns/a", "n1", 1, 16384, 1000));
     assert_eq!(notices.len(), 1, "a waits for b: {notices:?}");
-    assert!(
-        c.apply_pod(pod(
-            "ns/b",
-            Some("n1"),
-            Some(assignment("n1", 0, 16384, 1000))
-        ))
-        .is_empty()
-    );
+    assert!(c.apply_pod(held("ns/b", "n1", 0, 16384, 1000)).is_empty());
     assert!(c.unplaced_pods().is_empty());
     let n1 = c.ledger.node("n1").unwrap();
     assert_eq!(n1.holders().len(), 2);
@@ -279,21 +249,9 @@ fn an_unreadable_inventory_is_reported_and_the_node_offers_no_gpu() {
 fn the_mix_follows_what_pods_hold() {
     let mut c = Cluster::new(10);
     c.apply_node(node("n1", 2, "z1"));
-    c.apply_pod(pod(
-        "ns/a",
-        Some("n1"),
-        Some(assignment("n1", 0, 4000, 300)),
-    ));
-    c.apply_pod(pod(
-        "ns/b",
-        Some("n1"),
-        Some(assignment("n1", 1, 4000, 300)),
-    ));
-    c.apply_pod(pod(
-        "ns/c",
-        Some("n1"),
-        Some(assignment("n1", 1, 8000, 500)),
-    ));
+    c.apply_pod(held("ns/a", "n1", 0, 4000, 300));
+    c.apply_pod(held("ns/b", "n1", 1, 4000, 300));
+    c.apply_pod(held("ns/c", "n1", 1, 8000, 500));
     c.refresh_mix();
     let weights: Vec<(u32, u64, f64)> = c
         .mix
