@@ -91,30 +91,26 @@ fn measure_follows_the_published_cases() {
 fn counting_host_cpu_strands_the_gpus_beyond_what_the_cpu_holds() {
     // Eight idle GPUs, 24 cores: whole-GPU pods of 10 cores fit two at a time.
     let node = node_with(&[0; 8], Some(24_000));
-    let measure = |counts_host_cpu| {
+    let measure = |node: &NodeLedger, counts_host_cpu| {
         let mix = TypicalPods {
             classes: vec![class(10_000, 1000, 1, &[], 1.0)],
             counts_host_cpu,
         };
-        NodeFrag::new(&node, &mix).frag
+        NodeFrag::new(node, &mix).frag
     };
     assert_eq!(
-        measure(false),
+        measure(&node, false),
         0.0,
         "FGD: one pod's CPU is free, nothing fragmented"
     );
     assert_eq!(
-        measure(true),
+        measure(&node, true),
         6000.0,
         "counted: six GPUs the CPU cannot feed"
     );
     // With the CPU for all eight, counting changes nothing.
     let roomy = node_with(&[0; 8], Some(80_000));
-    let mix = TypicalPods {
-        classes: vec![class(10_000, 1000, 1, &[], 1.0)],
-        counts_host_cpu: true,
-    };
-    assert_eq!(NodeFrag::new(&roomy, &mix).frag, 0.0);
+    assert_eq!(measure(&roomy, true), 0.0);
 }
 
 #[test]
