@@ -74,8 +74,8 @@ fn mix() -> TypicalPods {
             class(32000, 4, 1000, 0.05),
             class(4000, 0, 0, 0.15),
         ],
-        // Tessera's measure, as the fragmentation policy uses it.
-        counts_host_cpu: true,
+        // Below the bench pod's 4 cores per GPU: the pod is CPU-heavy, the policy's costliest path.
+        cpu_per_gpu_milli: Some(2000),
     }
 }
 

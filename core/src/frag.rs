@@ -7,11 +7,11 @@
 //! than it needs), and, when it fits, only on GPUs too small for the class's per-GPU share.
 //! Amounts are thousandths of a GPU. The expected fragmentation is the frequency-weighted sum.
 //!
-//! Tessera's policy measures with one addition ([`TypicalPods::counts_host_cpu`]): the FGD
-//! measure asks only whether host CPU is left for *one* pod of a class, so a node whose CPU
+//! Every evaluation yields two measures ([`Frag`]): FGD's as published, and a counted one. The
+//! FGD measure asks only whether host CPU is left for *one* pod of a class, so a node whose CPU
 //! would run out after three of its eight free GPUs looks unfragmented. Counted, the GPUs beyond
-//! what the CPU holds are fragmented for that class too. Replays of the trace showed this is what
-//! keeps CPU-only and CPU-heavy pods off the nodes whose CPU the GPU pods need.
+//! what the CPU holds are fragmented for that class too. Both come from the same per-class
+//! tallies, so the second costs one division per class.
 
 use std::collections::HashMap;
 
@@ -31,15 +31,31 @@ pub struct TypicalPod {
     pub weight: f64,
 }
 
+/// A node's expected fragmentation on both measures, thousandths of a GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Frag {
+    /// FGD's measure as published: host CPU is only asked to hold one pod of a class.
+    pub published: f64,
+    /// Usable GPUs beyond what the free host CPU holds also count as fragmented for a class.
+    pub counted: f64,
+}
+
+impl Frag {
+    fn add(&mut self, weight: f64, (published, counted): (u64, u64)) {
+        self.published += weight * published as f64;
+        self.counted += weight * counted as f64;
+    }
+}
+
 /// The typical request mix.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TypicalPods {
     /// Classes by decreasing frequency.
     pub classes: Vec<TypicalPod>,
-    /// Count how many pods of a class the node's free host CPU holds, and treat usable GPUs
-    /// beyond those as fragmented for the class (Tessera's measure). Off: FGD as published,
-    /// which only asks whether one pod's CPU is free.
-    pub counts_host_cpu: bool,
+    /// Host CPU per GPU over the cluster's GPU nodes, millicores ([`cpu_per_gpu`]); `None` when
+    /// no node's CPU is known. A GPU pod asking more per GPU can strand GPUs through their host
+    /// CPU, and Tessera's policy weighs the counted measure for it.
+    pub cpu_per_gpu_milli: Option<u64>,
 }
 
 /// Grouping key of a class: (cpu, per-GPU milli, count, mem, model list).
@@ -81,9 +97,19 @@ impl TypicalPods {
             .collect();
         TypicalPods {
             classes,
-            counts_host_cpu: false,
+            cpu_per_gpu_milli: None,
         }
     }
+}
+
+/// Host CPU per GPU over the nodes that have GPUs and tracked host CPU, millicores.
+pub fn cpu_per_gpu<'a>(nodes: impl IntoIterator<Item = &'a NodeLedger>) -> Option<u64> {
+    let (cpu, gpus) = nodes
+        .into_iter()
+        .filter(|n| !n.gpus.is_empty())
+        .filter_map(|n| Some((n.host.cpu_milli?, n.gpus.len() as u64)))
+        .fold((0, 0), |(c, g), (nc, ng)| (c + nc, g + ng));
+    (gpus > 0).then(|| cpu / gpus)
 }
 
 /// Per-GPU inputs to the measure: free compute and memory, and the GPU itself.
@@ -189,7 +215,7 @@ pub struct NodeFrag {
     /// worked out per GPU.
     uniform: bool,
     /// The node's current expected fragmentation.
-    pub frag: f64,
+    pub frag: Frag,
 }
 
 fn cpu_left(node: &NodeLedger) -> u64 {
@@ -200,29 +226,25 @@ fn cpu_left(node: &NodeLedger) -> u64 {
     }
 }
 
-fn class_frag(
-    class: &TypicalPod,
-    t: ClassTally,
-    idle: u64,
-    cpu_left: u64,
-    counts_host_cpu: bool,
-) -> u64 {
+/// A class's fragmented compute on a node: (published, counted).
+fn class_frag(class: &TypicalPod, t: ClassTally, idle: u64, cpu_left: u64) -> (u64, u64) {
     let d = &class.demand;
     if d.gpus == 0 || d.core_milli == 0 && d.mem_mib == 0 {
-        return idle;
+        return (idle, idle);
     }
     if cpu_left < class.cpu_milli || t.usable < d.gpus {
-        return idle;
+        return (idle, idle);
     }
     let stranded = u64::from(t.stranded);
     // `u64::MAX`: host CPU not tracked, nothing to count.
-    if !counts_host_cpu || class.cpu_milli == 0 || cpu_left == u64::MAX {
-        return stranded;
+    if class.cpu_milli == 0 || cpu_left == u64::MAX {
+        return (stranded, stranded);
     }
     let held = (cpu_left / class.cpu_milli).saturating_mul(u64::from(d.gpus));
     let beyond = u64::from(t.usable).saturating_sub(held);
     // Which usable GPUs the CPU leaves idle is not known: count them at the average.
-    stranded + beyond * u64::from(t.usable_idle) / u64::from(t.usable)
+    let counted = stranded + beyond * u64::from(t.usable_idle) / u64::from(t.usable);
+    (stranded, counted)
 }
 
 impl NodeFrag {
@@ -234,7 +256,7 @@ impl NodeFrag {
         let uniform = node.gpus_alike();
         let idle: u64 = healthy().map(|g| u64::from(g.core_free)).sum();
         let cpu_left = cpu_left(node);
-        let mut frag = 0.0;
+        let mut frag = Frag::default();
         let slots = mix
             .classes
             .iter()
@@ -252,7 +274,7 @@ impl NodeFrag {
                     let n = if uniform { need } else { Need::of(c, g) };
                     t.add(n.met(g.core_free, g.mem_free_mib), g.core_free);
                 }
-                frag += c.weight * class_frag(c, t, idle, cpu_left, mix.counts_host_cpu) as f64;
+                frag.add(c.weight, class_frag(c, t, idle, cpu_left));
                 ClassSlot { tally: t, need }
             })
             .collect();
@@ -275,7 +297,7 @@ impl NodeFrag {
         mem_after: u64,
         cpu_milli: u64,
         mix: &TypicalPods,
-    ) -> f64 {
+    ) -> Frag {
         let state = &node.gpus[gpu];
         self.view().after(
             (state.core_free, state.mem_free_mib),
@@ -305,7 +327,7 @@ pub struct FragView<'a> {
     idle: u64,
     uniform: bool,
     /// The node's current expected fragmentation.
-    pub frag: f64,
+    pub frag: Frag,
     slots: &'a [ClassSlot],
 }
 
@@ -319,30 +341,28 @@ impl FragView<'_> {
         cpu_milli: u64,
         mix: &TypicalPods,
         gpu: Option<&GpuState>,
-    ) -> f64 {
+    ) -> Frag {
         let ((core_before, mem_before), (core_after, mem_after)) = (before, after);
         let idle = self.idle - u64::from(core_before - core_after.min(core_before));
         let cpu_left = self.cpu_left.saturating_sub(cpu_milli);
-        mix.classes
-            .iter()
-            .zip(self.slots)
-            .map(|(c, slot)| {
-                let need = match gpu {
-                    Some(g) if !self.uniform => Need::of(c, g),
-                    _ => slot.need,
-                };
-                let mut t = slot.tally;
-                t.remove(need.met(core_before, mem_before), core_before);
-                t.add(need.met(core_after, mem_after), core_after);
-                c.weight * class_frag(c, t, idle, cpu_left, mix.counts_host_cpu) as f64
-            })
-            .sum()
+        let mut frag = Frag::default();
+        for (c, slot) in mix.classes.iter().zip(self.slots) {
+            let need = match gpu {
+                Some(g) if !self.uniform => Need::of(c, g),
+                _ => slot.need,
+            };
+            let mut t = slot.tally;
+            t.remove(need.met(core_before, mem_before), core_before);
+            t.add(need.met(core_after, mem_after), core_after);
+            frag.add(c.weight, class_frag(c, t, idle, cpu_left));
+        }
+        frag
     }
 }
 
 /// Expected fragmentation of a node whose GPUs have the given free (core, mem), by index, and
 /// `cpu_left` host CPU. Used for multi-GPU placements, where several GPUs change at once.
-pub fn frag_of(node: &NodeLedger, free: &[(u32, u64)], cpu_left: u64, mix: &TypicalPods) -> f64 {
+pub fn frag_of(node: &NodeLedger, free: &[(u32, u64)], cpu_left: u64, mix: &TypicalPods) -> Frag {
     let frees: Vec<GpuFree<'_>> = node
         .gpus
         .iter()
@@ -351,16 +371,15 @@ pub fn frag_of(node: &NodeLedger, free: &[(u32, u64)], cpu_left: u64, mix: &Typi
         .map(|(gpu, &(core, mem))| GpuFree { gpu, core, mem })
         .collect();
     let idle: u64 = frees.iter().map(|g| u64::from(g.core)).sum();
-    mix.classes
-        .iter()
-        .map(|c| {
-            let mut t = ClassTally::default();
-            for g in &frees {
-                t.add(usable(c, g), g.core);
-            }
-            c.weight * class_frag(c, t, idle, cpu_left, mix.counts_host_cpu) as f64
-        })
-        .sum()
+    let mut frag = Frag::default();
+    for c in &mix.classes {
+        let mut t = ClassTally::default();
+        for g in &frees {
+            t.add(usable(c, g), g.core);
+        }
+        frag.add(c.weight, class_frag(c, t, idle, cpu_left));
+    }
+    frag
 }
 
 mod cache;

@@ -42,7 +42,7 @@ fn mix() -> TypicalPods {
             class(1000, 0.1),
         ],
         // The extender's mix has no host CPU per class (as `Cluster::refresh_mix` builds it).
-        counts_host_cpu: false,
+        cpu_per_gpu_milli: None,
     }
 }
 

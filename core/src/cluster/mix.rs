@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::frag::{ClassKey, TypicalPods};
+use crate::frag::{self, ClassKey, TypicalPods};
 
 use super::{Cluster, MIX_COVERAGE};
 
@@ -25,6 +25,9 @@ impl Cluster {
                 }
             }
         }
-        self.mix = TypicalPods::from_counts(counts, MIX_COVERAGE);
+        self.mix = TypicalPods {
+            cpu_per_gpu_milli: frag::cpu_per_gpu(self.ledger.nodes()),
+            ..TypicalPods::from_counts(counts, MIX_COVERAGE)
+        };
     }
 }

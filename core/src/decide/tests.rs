@@ -192,7 +192,7 @@ mod memo {
                 models: vec![],
                 weight: 1.0,
             }],
-            counts_host_cpu: false,
+            cpu_per_gpu_milli: None,
         }
     }
 

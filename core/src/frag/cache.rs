@@ -12,7 +12,7 @@
 
 use crate::ledger::{ClusterLedger, NodeLedger};
 
-use super::{ClassSlot, FragView, NodeFrag, TypicalPods};
+use super::{ClassSlot, Frag, FragView, NodeFrag, TypicalPods};
 
 /// Fragmentation state of every node, at the ledger version it was computed for.
 #[derive(Debug, Clone, Default)]
@@ -36,7 +36,7 @@ struct Entry {
     version: u64,
     cpu_left: u64,
     idle: u64,
-    frag: f64,
+    frag: Frag,
     uniform: bool,
     /// GPUs copied; `None` when the node's GPUs are not alike or more than the stride.
     copied: Option<u32>,
@@ -191,7 +191,7 @@ mod tests {
                 models: vec![],
                 weight: 1.0,
             }],
-            counts_host_cpu: false,
+            cpu_per_gpu_milli: None,
         }
     }
 
@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(cache.get(ledger.node("a").unwrap()), None);
         cache.refresh(&ledger, &mix(500));
         let node = ledger.node("a").unwrap();
-        assert_eq!(cache.get(node).map(|c| c.frag.frag), Some(300.0));
+        assert_eq!(cache.get(node).map(|c| c.frag.frag.published), Some(300.0));
         let copies = cache.get(node).and_then(|c| c.gpus).unwrap();
         assert_eq!(
             copies.gpus[0],
@@ -231,7 +231,7 @@ mod tests {
             }
         );
         cache.refresh(&ledger, &mix(200));
-        assert_eq!(cache.get(node).map(|c| c.frag.frag), Some(0.0));
+        assert_eq!(cache.get(node).map(|c| c.frag.frag.published), Some(0.0));
         ledger.remove_node("a");
         cache.refresh(&ledger, &mix(200));
         assert!(cache.entries.is_empty());

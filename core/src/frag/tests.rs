@@ -42,10 +42,11 @@ fn measure_follows_the_published_cases() {
             &node,
             &TypicalPods {
                 classes: vec![c],
-                counts_host_cpu: false,
+                cpu_per_gpu_milli: None,
             },
         )
         .frag
+        .published
     };
     assert_eq!(
         one(class(1000, 0, 0, &[], 1.0)),
@@ -79,10 +80,10 @@ fn measure_follows_the_published_cases() {
     );
     let mix = TypicalPods {
         classes: vec![class(0, 500, 1, &[], 0.25), class(0, 0, 0, &[], 0.75)],
-        counts_host_cpu: false,
+        cpu_per_gpu_milli: None,
     };
     assert_eq!(
-        NodeFrag::new(&node, &mix).frag,
+        NodeFrag::new(&node, &mix).frag.published,
         0.25 * 300.0 + 0.75 * 1100.0
     );
 }
@@ -91,26 +92,36 @@ fn measure_follows_the_published_cases() {
 fn counting_host_cpu_strands_the_gpus_beyond_what_the_cpu_holds() {
     // Eight idle GPUs, 24 cores: whole-GPU pods of 10 cores fit two at a time.
     let node = node_with(&[0; 8], Some(24_000));
-    let measure = |node: &NodeLedger, counts_host_cpu| {
+    let measure = |node: &NodeLedger| {
         let mix = TypicalPods {
             classes: vec![class(10_000, 1000, 1, &[], 1.0)],
-            counts_host_cpu,
+            cpu_per_gpu_milli: None,
         };
         NodeFrag::new(node, &mix).frag
     };
     assert_eq!(
-        measure(&node, false),
+        measure(&node).published,
         0.0,
         "FGD: one pod's CPU is free, nothing fragmented"
     );
     assert_eq!(
-        measure(&node, true),
+        measure(&node).counted,
         6000.0,
         "counted: six GPUs the CPU cannot feed"
     );
     // With the CPU for all eight, counting changes nothing.
     let roomy = node_with(&[0; 8], Some(80_000));
-    assert_eq!(measure(&roomy, true), 0.0);
+    assert_eq!(measure(&roomy).counted, 0.0);
+}
+
+#[test]
+fn cluster_cpu_per_gpu_counts_only_gpu_nodes_with_known_cpu() {
+    let eight = node_with(&[0; 8], Some(96_000));
+    let two = node_with(&[0; 2], Some(104_000));
+    let untracked = node_with(&[0; 2], None);
+    // 200 cores over 10 GPUs; the node without tracked CPU adds neither.
+    assert_eq!(cpu_per_gpu([&eight, &two, &untracked]), Some(20_000));
+    assert_eq!(cpu_per_gpu([&untracked]), None);
 }
 
 #[test]
@@ -133,16 +144,17 @@ proptest! {
         take in 0u32..=1000,
         cpu in 0u64..10_000,
         classes in prop::collection::vec((0u64..8000, 0u32..=1000, 0u32..3), 1..6),
-        counts_host_cpu in any::<bool>(),
     ) {
         let node = node_with(&used, Some(8000));
-        let mix = TypicalPods { classes: classes.iter().map(|(c, m, g)| class(*c, *m, *g, &[], 0.3)).collect(), counts_host_cpu };
+        let mix = TypicalPods { classes: classes.iter().map(|(c, m, g)| class(*c, *m, *g, &[], 0.3)).collect(), cpu_per_gpu_milli: None };
         let gpu = gpu_pick % used.len();
         let core_after = node.gpus[gpu].core_free.saturating_sub(take);
         let fast = NodeFrag::new(&node, &mix).after_one(&node, gpu, core_after, node.gpus[gpu].mem_free_mib, cpu, &mix);
         let mut frees: Vec<(u32, u64)> = node.gpus.iter().map(|g| (g.core_free, g.mem_free_mib)).collect();
         frees[gpu].0 = core_after;
         let slow = frag_of(&node, &frees, 8000u64.saturating_sub(cpu), &mix);
-        prop_assert!((fast - slow).abs() < 1e-6, "{fast} vs {slow}");
+        prop_assert!((fast.published - slow.published).abs() < 1e-6, "{fast:?} vs {slow:?}");
+        prop_assert!((fast.counted - slow.counted).abs() < 1e-6, "{fast:?} vs {slow:?}");
+        prop_assert!(fast.counted >= fast.published - 1e-6, "counting only adds: {fast:?}");
     }
 }

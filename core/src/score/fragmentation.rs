@@ -6,7 +6,7 @@
 //! node order, which packs well; ours keeps that and breaks the ties by best fit first.
 
 use crate::fit::{self, Chosen, FAST_PATH_MAX_GPUS, Free, GpuChoice};
-use crate::frag::{self, Cached, FragView, NodeFrag};
+use crate::frag::{self, Cached, Frag, FragView, NodeFrag};
 use crate::ledger::{GpuState, NodeLedger};
 use crate::request::PodRequest;
 
@@ -18,8 +18,10 @@ pub(super) fn published<'p>(
     pod: &'p PodRequest,
     ctx: ScoreContext<'_>,
 ) -> Evaluation<'p> {
-    evaluate(node, pod, ctx, |before, after| sigmoid_step(before - after))
-        .map(|e| (e.value, e.chosen))
+    evaluate(node, pod, ctx, |before, after| {
+        sigmoid_step(before.published - after.published)
+    })
+    .map(|e| (e.value, e.chosen))
 }
 
 /// FGD's squashing of a fragmentation decrease (thousandths of a GPU) into an integer 0–100.
@@ -27,24 +29,79 @@ fn sigmoid_step(decrease: f64) -> f64 {
     (100.0 / (1.0 + (-decrease / 1000.0).exp())).trunc()
 }
 
-/// Tessera's `fragmentation`: FGD's integer score on Tessera's measure (host CPU counted per
-/// class, see `frag`; the caller's mix says so), then, among nodes that tie on it, the one
-/// whose chosen GPUs keep the least compute left over (best fit), then a fixed node rank.
-/// Within a node the GPU with the largest exact decrease is taken (FGD takes the first GPU
-/// reaching the top integer step). Replays of the trace showed the sigmoid's coarse steps are
-/// worth keeping across nodes: with the exact change, placements scatter and the cluster packs worse.
+/// Tessera's `fragmentation`: FGD's integer score first, on the measure that suits the pod
+/// ([`Steering`]); among nodes that tie on it, the one whose chosen GPUs keep the least compute
+/// left over (best fit), then a fixed node rank. Within a node the GPU with the largest exact
+/// decrease is taken (FGD takes the first GPU reaching the top integer step). Replays of the
+/// trace showed the sigmoid's coarse steps are worth keeping across nodes: with the exact
+/// change, placements scatter and the cluster packs worse.
 pub(super) fn ours<'p>(
     node: &NodeLedger,
     pod: &'p PodRequest,
     ctx: ScoreContext<'_>,
 ) -> Evaluation<'p> {
-    let e = evaluate(node, pod, ctx, |before, after| before - after)?;
+    let steering = Steering::of(pod, ctx.mix.cpu_per_gpu_milli);
+    let e = evaluate(node, pod, ctx, |b, a| steering.within_node(b, a))?;
     // Leftover is at most 1000 per GPU and pods hold fewer than 64 GPUs: it never outweighs a
     // step; the node's fixed rank (below 1) never outweighs a unit of leftover.
     Some((
-        sigmoid_step(e.value) * TIE_SCALE - f64::from(e.leftover) + node_rank(&node.name),
+        steering.steps(e.before, e.after) * TIE_SCALE - f64::from(e.leftover)
+            + node_rank(&node.name),
         e.chosen,
     ))
+}
+
+/// Which of the two measures steers a pod. The counted measure (host CPU counted per class)
+/// matters for pods that take more of a node's CPU than of its GPUs; for the others, replays
+/// showed it scatters placements that the published measure's node order keeps together, which
+/// costs most where many multi-GPU pods need whole nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Steering {
+    /// No GPU: the counted measure alone (the published one rarely sees a CPU-only pod).
+    CpuOnly,
+    /// More host CPU per GPU than the cluster has: published steps first, counted steps next.
+    CpuHeavy,
+    /// The published measure alone.
+    Published,
+}
+
+impl Steering {
+    fn of(pod: &PodRequest, cpu_per_gpu: Option<u64>) -> Steering {
+        let gpus: u64 = pod
+            .containers
+            .iter()
+            .map(|c| u64::from(c.demand.gpus))
+            .sum();
+        match cpu_per_gpu {
+            _ if gpus == 0 => Steering::CpuOnly,
+            Some(per_gpu) if pod.cpu_milli > per_gpu.saturating_mul(gpus) => Steering::CpuHeavy,
+            _ => Steering::Published,
+        }
+    }
+
+    /// The value that picks the GPU within a node: the exact decrease, after the published
+    /// step for a CPU-heavy pod, so the GPU chosen is one the node's score is taken from.
+    fn within_node(self, before: Frag, after: Frag) -> f64 {
+        let published = before.published - after.published;
+        let counted = before.counted - after.counted;
+        match self {
+            Steering::CpuOnly => counted,
+            // An exact decrease is bounded by a node's idle compute (< 64,000).
+            Steering::CpuHeavy => sigmoid_step(published) * 1e6 + counted,
+            Steering::Published => published,
+        }
+    }
+
+    /// The node's integer score: at most 100 steps, or 101 × 100 + 100 for two measures.
+    fn steps(self, before: Frag, after: Frag) -> f64 {
+        let published = sigmoid_step(before.published - after.published);
+        let counted = sigmoid_step(before.counted - after.counted);
+        match self {
+            Steering::CpuOnly => counted,
+            Steering::CpuHeavy => published * 101.0 + counted,
+            Steering::Published => published,
+        }
+    }
 }
 
 /// A fixed pseudo-random rank in [0, 1) per node name. Breaking the remaining ties the same way
@@ -62,13 +119,16 @@ fn node_rank(name: &str) -> f64 {
 }
 
 /// Scale that keeps the FGD score primary and the leftover a tie-break.
-const TIE_SCALE: f64 = 100_000.0;
+pub(super) const TIE_SCALE: f64 = 100_000.0;
 
-/// A node's value for the pod, the GPUs it would get, and the compute they would keep free.
+/// A node's value for the pod, the GPUs it would get, the compute they would keep free, and
+/// the node's fragmentation before and after.
 struct Evaluated<'p> {
     value: f64,
     chosen: Chosen<'p>,
     leftover: u32,
+    before: Frag,
+    after: Frag,
 }
 
 fn single_share(pod: &PodRequest) -> bool {
@@ -81,7 +141,7 @@ fn evaluate<'p>(
     node: &NodeLedger,
     pod: &'p PodRequest,
     ctx: ScoreContext<'_>,
-    value: impl Fn(f64, f64) -> f64,
+    value: impl Fn(Frag, Frag) -> f64,
 ) -> Option<Evaluated<'p>> {
     let cached = ctx.frag.and_then(|cache| cache.get(node));
     if single_share(pod) && node.gpus.len() <= FAST_PATH_MAX_GPUS {
@@ -147,6 +207,8 @@ fn evaluate<'p>(
         value: value(before, after),
         chosen: fallback,
         leftover,
+        before,
+        after,
     })
 }
 
@@ -176,11 +238,11 @@ fn best_single_share<'p, 'g>(
         impl Fn(usize) -> (u32, u64, u64),
         impl Fn(usize) -> Option<&'g GpuState>,
     >,
-    value: &impl Fn(f64, f64) -> f64,
+    value: &impl Fn(Frag, Frag) -> f64,
 ) -> Option<Evaluated<'p>> {
     let c = &pod.containers[0];
     let mut tried = 0u128;
-    let mut best: Option<(f64, usize, u32)> = None;
+    let mut best: Option<(f64, usize, u32, Frag)> = None;
     for i in 0..gpus.len {
         if !(gpus.fits)(i) {
             continue;
@@ -196,21 +258,21 @@ fn best_single_share<'p, 'g>(
         tried |= 1 << i;
         let (core_need, mem_need) = (c.demand.core_milli, c.demand.mem_on(total));
         let after = (core - core_need.min(core), mem - mem_need.min(mem));
-        let v = value(
-            view.frag,
-            view.after((core, mem), after, pod.cpu_milli, ctx.mix, (gpus.state)(i)),
-        );
-        if best.is_none_or(|(b, _, _)| v > b) {
-            best = Some((v, i, after.0));
+        let frag_after = view.after((core, mem), after, pod.cpu_milli, ctx.mix, (gpus.state)(i));
+        let v = value(view.frag, frag_after);
+        if best.is_none_or(|(b, ..)| v > b) {
+            best = Some((v, i, after.0, frag_after));
         }
     }
-    best.map(|(value, i, leftover)| Evaluated {
+    best.map(|(value, i, leftover, after)| Evaluated {
         value,
         chosen: Chosen::One {
             container: c,
             gpus: 1 << i,
         },
         leftover,
+        before: view.frag,
+        after,
     })
 }
 

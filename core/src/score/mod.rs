@@ -116,12 +116,6 @@ impl Policy {
             })
     }
 
-    /// True when the policy measures fragmentation with host CPU counted per class
-    /// ([`TypicalPods::counts_host_cpu`]): ours does, FGD as published does not.
-    pub fn counts_host_cpu(self) -> bool {
-        self == Policy::Fragmentation
-    }
-
     /// True when scores are min-max normalised over the feasible nodes before choosing
     /// (the published BestFit does this, with integer truncation).
     pub fn normalises(self) -> bool {

@@ -41,7 +41,7 @@ fn mix() -> TypicalPods {
     };
     TypicalPods {
         classes: vec![class(500, 0.5), class(1000, 0.5)],
-        counts_host_cpu: false,
+        cpu_per_gpu_milli: None,
     }
 }
 
@@ -91,25 +91,19 @@ fn fragmentation_fills_the_gpu_whose_leftover_nobody_else_could_use() {
     assert!(ours(&node) > ours(&idle));
 }
 
-#[test]
-fn fragmentation_keeps_a_cpu_only_pod_off_the_node_whose_cpu_its_gpus_need() {
-    let with_cpu = |name: &str, gpus: u32, cores: u64| {
-        let mut n = testing::node(name, gpus, "T4", 16384);
-        n.host = HostCapacity {
-            cpu_milli: Some(cores * 1000),
-            mem_mib: None,
-        };
-        n.cpu_free_milli = cores * 1000;
-        n
+fn with_cpu(name: &str, gpus: u32, cores: u64) -> NodeLedger {
+    let mut n = testing::node(name, gpus, "T4", 16384);
+    n.host = HostCapacity {
+        cpu_milli: Some(cores * 1000),
+        mem_mib: None,
     };
-    // Eight GPUs and 96 cores: whole-GPU pods of 11 cores need 88 of them.
-    let dense = with_cpu("dense", 8, 96);
-    let roomy = with_cpu("roomy", 2, 104);
-    let cpu_only = PodRequest {
-        cpu_milli: 32_000,
-        ..Default::default()
-    };
-    let whole = |counts_host_cpu| TypicalPods {
+    n.cpu_free_milli = cores * 1000;
+    n
+}
+
+/// Whole-GPU pods of 11 cores, and the cluster's CPU per GPU.
+fn whole_gpu_mix(cpu_per_gpu_milli: Option<u64>) -> TypicalPods {
+    TypicalPods {
         classes: vec![TypicalPod {
             cpu_milli: 11_000,
             demand: GpuDemand {
@@ -121,21 +115,54 @@ fn fragmentation_keeps_a_cpu_only_pod_off_the_node_whose_cpu_its_gpus_need() {
             models: vec![],
             weight: 1.0,
         }],
-        counts_host_cpu,
+        cpu_per_gpu_milli,
+    }
+}
+
+#[test]
+fn fragmentation_keeps_a_cpu_only_pod_off_the_node_whose_cpu_its_gpus_need() {
+    // Eight GPUs and 96 cores: whole-GPU pods of 11 cores need 88 of them.
+    let dense = with_cpu("dense", 8, 96);
+    let roomy = with_cpu("roomy", 2, 104);
+    let cpu_only = PodRequest {
+        cpu_milli: 32_000,
+        ..Default::default()
     };
-    let value = |policy, node: &NodeLedger, mix: &TypicalPods| {
-        score_value(policy, node, &cpu_only, ScoreContext::new(mix)).expect("fits")
+    let mix = whole_gpu_mix(None);
+    let value = |policy, node: &NodeLedger| {
+        score_value(policy, node, &cpu_only, ScoreContext::new(&mix)).expect("fits")
     };
-    let ours = whole(Policy::Fragmentation.counts_host_cpu());
-    assert!(
-        value(Policy::Fragmentation, &roomy, &ours) > value(Policy::Fragmentation, &dense, &ours)
-    );
+    assert!(value(Policy::Fragmentation, &roomy) > value(Policy::Fragmentation, &dense));
     // FGD as published sees one pod's CPU left on both and cannot tell them apart.
-    let published = whole(Policy::Fgd.counts_host_cpu());
-    assert_eq!(
-        value(Policy::Fgd, &roomy, &published),
-        value(Policy::Fgd, &dense, &published)
+    assert_eq!(value(Policy::Fgd, &roomy), value(Policy::Fgd, &dense));
+}
+
+#[test]
+fn only_cpu_heavy_gpu_pods_are_steered_by_the_counted_host_cpu() {
+    // Both nodes keep every free GPU usable on the published measure after one whole-GPU pod;
+    // on "dense" the pod's CPU leaves too little for the other seven GPUs' pods.
+    let dense = with_cpu("dense", 8, 96);
+    let roomy = with_cpu("roomy", 8, 400);
+    let whole_gpu = |cores: u64| {
+        let mut p = pod(1000, 1);
+        p.cpu_milli = cores * 1000;
+        p
+    };
+    let mix = whole_gpu_mix(Some(12_000));
+    let gap = |pod: &PodRequest| {
+        let value = |n| score_value(Policy::Fragmentation, n, pod, ScoreContext::new(&mix));
+        value(&roomy).expect("fits") - value(&dense).expect("fits")
+    };
+    // 40 cores for one GPU is more than the cluster's 12 per GPU: the counted measure breaks the
+    // published tie, by more than any leftover or node rank could.
+    assert!(
+        gap(&whole_gpu(40)) > super::fragmentation::TIE_SCALE,
+        "{}",
+        gap(&whole_gpu(40))
     );
+    // 11 cores is not: the nodes tie on the published steps and only the fixed node rank is
+    // left between them.
+    assert!(gap(&whole_gpu(11)).abs() < 1.0, "{}", gap(&whole_gpu(11)));
 }
 
 #[test]
@@ -278,7 +305,7 @@ mod cache_equivalence {
         p
     }
 
-    fn typical(counts_host_cpu: bool) -> TypicalPods {
+    fn typical(cpu_per_gpu_milli: Option<u64>) -> TypicalPods {
         let class = |cpu, milli, gpus, models: &[&str]| TypicalPod {
             cpu_milli: cpu,
             demand: GpuDemand {
@@ -298,7 +325,7 @@ mod cache_equivalence {
                 class(1000, 500, 1, &["A10"]),
                 class(500, 0, 0, &[]),
             ],
-            counts_host_cpu,
+            cpu_per_gpu_milli,
         }
     }
 
@@ -323,10 +350,10 @@ mod cache_equivalence {
                  prop_oneof![Just(None), Just(Some("T4")), Just(Some("A10"))]),
                 1..5,
             ),
-            counts_host_cpu in any::<bool>(),
+            cpu_per_gpu_milli in prop_oneof![Just(None), (0u64..=4000).prop_map(Some)],
         ) {
             let ledger = cluster(&nodes);
-            let mix = typical(counts_host_cpu);
+            let mix = typical(cpu_per_gpu_milli);
             let mut cache = FragCache::default();
             cache.refresh(&ledger, &mix);
             let cold = ScoreContext::new(&mix);

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::frag::{ClassKey, TypicalPods};
+use crate::frag::{self, ClassKey, TypicalPods};
 use crate::inventory::{GpuInfo, NodeInventory};
 use crate::ledger::{ClusterLedger, Holding, HostCapacity};
 use crate::request::{ContainerDemand, GpuDemand, MILLI_PER_GPU, PodRequest};
@@ -181,7 +181,6 @@ pub fn arrival_order(
 /// Runs one replay.
 pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> ReplayResult {
     let mut mix = typical_mix(pods, cfg.coverage);
-    mix.counts_host_cpu = cfg.variant.policy.counts_host_cpu();
     let mut rng = Rng::new(cfg.seed);
     let capacity: u64 = nodes
         .iter()
@@ -192,6 +191,7 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
     node_order.sort_by(|a, b| a.name.cmp(&b.name));
     rng.shuffle(&mut node_order);
     let mut ledger = trace_ledger(node_order);
+    mix.cpu_per_gpu_milli = frag::cpu_per_gpu(ledger.nodes());
     let mut chooser = Chooser::for_variant(cfg.variant);
     let ctx = ScoreContext::new(&mix);
     let (mut arrived, mut used, mut placed, mut failed) = (0u64, 0u64, 0usize, 0usize);

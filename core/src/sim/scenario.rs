@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::affinity::{Spread, Violations};
-use crate::frag::{ClassKey, NodeFrag, TypicalPods};
+use crate::frag::{self, ClassKey, NodeFrag, TypicalPods};
 use crate::inventory::{GpuInfo, NodeInventory};
 use crate::ledger::{ClusterLedger, Holding, HostCapacity, NodeLedger};
 use crate::quantity;
@@ -333,13 +333,11 @@ pub fn run(
     spread.set_zones(zones.iter().map(String::as_str));
     let mut chooser = Chooser::new(policy);
     let mut rng = Rng::new(42);
-    // Scoring uses the policy's own measure; the report keeps the published one (`mix`), so
-    // policies are compared on one scale.
-    let scoring = TypicalPods {
-        counts_host_cpu: policy.counts_host_cpu(),
-        ..mix.clone()
+    let mix = TypicalPods {
+        cpu_per_gpu_milli: frag::cpu_per_gpu(ledger.nodes()),
+        ..mix
     };
-    let ctx = ScoreContext::new(&scoring);
+    let ctx = ScoreContext::new(&mix);
     let (mut placed, mut failures, mut groups) = (0, Vec::new(), Vec::<Group>::new());
     for (key, request) in &requests {
         let request = match request {
@@ -471,7 +469,8 @@ fn outcome(
     let frag: f64 = ledger
         .nodes()
         .iter()
-        .map(|n| NodeFrag::new(n, mix).frag)
+        // The published measure, so that policies are compared on one scale.
+        .map(|n| NodeFrag::new(n, mix).frag.published)
         .sum();
     let total = (gpus * 1000).max(1) as f64;
     ScenarioOutcome {
