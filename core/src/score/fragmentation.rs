@@ -57,7 +57,8 @@ pub(super) fn ours<'p>(
 /// costs most where many multi-GPU pods need whole nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Steering {
-    /// No GPU: the counted measure alone (the published one rarely sees a CPU-only pod).
+    /// No GPU: the counted measure alone (the published one changes only when the pod takes
+    /// the CPU a class's next pod needs).
     CpuOnly,
     /// More host CPU per GPU than the cluster has: published steps first, counted steps next.
     CpuHeavy,
