@@ -74,7 +74,7 @@ pub struct Cached<'a> {
 
 impl FragCache {
     /// Brings every node up to date with `ledger` and `mix`; forgets nodes no longer there.
-    /// A different mix recomputes everything.
+    /// Different classes in the mix recompute everything (entries depend on nothing else of it).
     pub fn refresh(&mut self, ledger: &ClusterLedger, mix: &TypicalPods) {
         let stride = ledger
             .nodes()
@@ -82,7 +82,7 @@ impl FragCache {
             .map(|n| n.gpus.len())
             .max()
             .unwrap_or(0);
-        if self.mix != *mix || self.stride != stride {
+        if self.mix.classes != mix.classes || self.stride != stride {
             self.mix = mix.clone();
             self.stride = stride;
             self.entries.clear();
@@ -100,11 +100,11 @@ impl FragCache {
     }
 
     /// The same as [`FragCache::refresh`], visiting only the nodes `ledger` reports changed
-    /// since the last call ([`ClusterLedger::take_touched`]) unless the mix or the node set
-    /// changed: a pod event costs one node's update, not a walk over thousands.
+    /// since the last call ([`ClusterLedger::take_touched`]) unless the mix's classes or the node
+    /// set changed: a pod event costs one node's update, not a walk over thousands.
     pub fn refresh_touched(&mut self, ledger: &mut ClusterLedger, mix: &TypicalPods) {
         let touched = ledger.take_touched();
-        if self.mix != *mix || self.layout != Some(ledger.layout()) {
+        if self.mix.classes != mix.classes || self.layout != Some(ledger.layout()) {
             self.refresh(ledger, mix);
             return;
         }
