@@ -1,5 +1,8 @@
 //! Load benchmark of `POST /mutate` over TLS keep-alive, against a do-nothing rustls + hyper
-//! server on the same TLS stack that answers a fixed AdmissionReview, in the same run.
+//! server on the same TLS stack that answers a fixed AdmissionReview, in the same run. A third
+//! server, `framework`, runs the webhook's own server stack (`tessera_serve`, axum) with a
+//! handler that answers the same fixed review, so the report splits the webhook's cost into
+//! the stack's and the admission work's.
 //!
 //! Each server runs in its own child process (this binary, `serve <kind> …`), so its resident
 //! memory is its own and client and server do not share a scheduler. By default the server's
@@ -107,6 +110,7 @@ fn serve_child(args: &[String]) -> Result<(), BoxError> {
         };
         match kind.as_str() {
             "webhook" => serve_webhook(listener, cert.into(), key.into(), stop).await,
+            "framework" => serve_framework(listener, cert.as_ref(), key.as_ref(), stop).await,
             _ => serve_nothing(listener, cert.as_ref(), key.as_ref(), stop).await,
         }
     })
@@ -142,6 +146,29 @@ async fn serve_webhook(
     Ok(())
 }
 
+/// The webhook's own server stack (`tessera_serve` and an axum router) with a handler that
+/// reads the body and answers the fixed review: the framework's cost without admission work.
+async fn serve_framework(
+    listener: tokio::net::TcpListener,
+    cert: &Path,
+    key: &Path,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), BoxError> {
+    let loaded = tls::load(cert, key, &provider())?;
+    let config = tls::server_config(tls::CertStore::new(loaded.key), provider())?;
+    let app = axum::Router::new().route(
+        "/mutate",
+        axum::routing::post(|body: Bytes| async move {
+            std::hint::black_box(body);
+            FIXED
+        }),
+    );
+    tessera_serve::serve_tls(listener, config, app, stop, Duration::from_secs(1)).await;
+    Ok(())
+}
+
+const FIXED: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"00000000-0000-0000-0000-000000000000","allowed":true}}"#;
+
 /// Reads the body and answers a fixed allowed AdmissionReview: TLS, HTTP and body handling
 /// with no admission work.
 async fn serve_nothing(
@@ -153,9 +180,7 @@ async fn serve_nothing(
     let loaded = tls::load(cert, key, &provider())?;
     let config = tls::server_config(tls::CertStore::new(loaded.key), provider())?;
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let fixed = Bytes::from_static(
-        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"00000000-0000-0000-0000-000000000000","allowed":true}}"#,
-    );
+    let fixed = Bytes::from_static(FIXED.as_bytes());
     tokio::pin!(stop);
     loop {
         let (tcp, _) = tokio::select! {
@@ -190,12 +215,19 @@ struct Server {
 }
 
 impl Server {
-    fn spawn(kind: &str, cert: &Path, key: &Path, setup: &Setup) -> Result<Server, BoxError> {
+    /// Starts a server of `kind` on `server_cpu` when given.
+    fn spawn(
+        kind: &str,
+        cert: &Path,
+        key: &Path,
+        setup: &Setup,
+        server_cpu: Option<&str>,
+    ) -> Result<Server, BoxError> {
         let exe = std::env::current_exe()?;
-        let mut cmd = match pinning(setup) {
-            Some((server_cpu, _)) => {
+        let mut cmd = match server_cpu {
+            Some(cpu) => {
                 let mut c = Command::new("taskset");
-                c.args(["-c", &server_cpu]).arg(exe);
+                c.args(["-c", cpu]).arg(exe);
                 c
             }
             None => Command::new(exe),
@@ -404,7 +436,8 @@ fn decision_cost(bodies: &[Bytes]) -> Result<(), BoxError> {
         let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
         let start = Instant::now();
         for _ in 0..rounds {
-            let r: tessera_webhook::review::Review<'_> = serde_json::from_slice(body)?;
+            let r: tessera_webhook::review::Review<'_> =
+                serde_json::from_str(std::str::from_utf8(body)?)?;
             std::hint::black_box(r);
         }
         let decode = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
@@ -462,6 +495,7 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
             .enable_all()
             .build()?,
     };
+    // Decided once, before pinning: the CPU count read afterwards is the client's one CPU.
     let pinned = pinning(setup);
     if let Some((_, client_cpus)) = &pinned {
         pin_self(client_cpus)?;
@@ -472,12 +506,12 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
         secs.as_secs(),
         setup.server_threads,
         setup.client_threads,
-        pinned.map_or(String::new(), |(s, c)| format!(
+        pinned.as_ref().map_or(String::new(), |(s, c)| format!(
             ", server pinned to CPU {s}, client to CPU {c}"
         )),
     );
     println!(
-        "{:<8} {:>10} {:>9} {:>7} {:>12} {:>9} {:>9} {:>12} {:>8}",
+        "{:<9} {:>10} {:>9} {:>7} {:>12} {:>9} {:>9} {:>12} {:>8}",
         "server",
         "load",
         "requests",
@@ -488,9 +522,10 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
         "CPU µs/req",
         "RSS MiB"
     );
-    let mut full = [0.0f64; 2];
-    for (k, kind) in ["webhook", "nothing"].into_iter().enumerate() {
-        let server = Server::spawn(kind, &cert_path, &key_path, setup)?;
+    let mut full = [0.0f64; 3];
+    for (k, kind) in ["webhook", "framework", "nothing"].into_iter().enumerate() {
+        let server_cpu = pinned.as_ref().map(|(s, _)| s.as_str());
+        let server = Server::spawn(kind, &cert_path, &key_path, setup, server_cpu)?;
         for rate in [None, Some(500), Some(2000), Some(5000)] {
             let load = Load {
                 rate,
@@ -506,7 +541,7 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
             }
             let label = rate.map_or("full".to_string(), |r| format!("{r}/s"));
             println!(
-                "{kind:<8} {label:>10} {:>9} {:>7} {:>12.0} {:>9.0} {:>9.0} {:>12.1} {:>8.1}",
+                "{kind:<9} {label:>10} {:>9} {:>7} {:>12.0} {:>9.0} {:>9.0} {:>12.1} {:>8.1}",
                 r.requests,
                 r.errors,
                 r.throughput,
@@ -519,7 +554,7 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
     }
     println!(
         "full-speed throughput ratio webhook / do-nothing: {:.2}",
-        full[0] / full[1]
+        full[0] / full[2]
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
