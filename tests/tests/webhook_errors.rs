@@ -27,8 +27,10 @@ fn error_text(body: &[u8]) -> String {
 #[tokio::test]
 async fn undecodable_reviews_get_400_with_a_json_body_naming_the_problem() {
     let (_s, mut c) = setup(Options::default()).await;
-    let cases: [(&[u8], &str); 4] = [
+    let cases: [(&[u8], &str); 5] = [
         (b"not json", "request body is not an AdmissionReview: expected ident"),
+        (b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"\xff\"}",
+         "request body is not UTF-8: invalid utf-8 sequence of 1 bytes from index 44"),
         (br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}"#,
          "expected apiVersion admission.k8s.io/v1 kind AdmissionReview, got apiVersion \"admission.k8s.io/v1beta1\""),
         (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#, "AdmissionReview has no request"),

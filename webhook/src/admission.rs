@@ -22,7 +22,9 @@ pub struct Answer {
 
 /// Answers the AdmissionReview in `body`.
 pub fn review(state: &WebhookState, body: &[u8]) -> Result<Answer, WebhookError> {
-    let review: Review<'_> = serde_json::from_slice(body).map_err(WebhookError::Decode)?;
+    // One UTF-8 check of the whole body (vectorised) instead of one per string.
+    let text = std::str::from_utf8(body).map_err(WebhookError::NotUtf8)?;
+    let review: Review<'_> = serde_json::from_str(text).map_err(WebhookError::Decode)?;
     let (api_version, kind) = (review.api_version.as_deref(), review.kind.as_deref());
     if api_version != Some(API_VERSION) || kind != Some(KIND) {
         return Err(WebhookError::NotReview {

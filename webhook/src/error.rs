@@ -14,6 +14,9 @@ pub enum WebhookError {
     /// Not JSON of the AdmissionReview shape.
     #[error("request body is not an AdmissionReview: {0}")]
     Decode(#[source] serde_json::Error),
+    /// JSON is UTF-8; this body is not.
+    #[error("request body is not UTF-8: {0}")]
+    NotUtf8(#[source] std::str::Utf8Error),
     /// Another apiVersion or kind.
     #[error(
         "expected apiVersion admission.k8s.io/v1 kind AdmissionReview, got apiVersion {api_version:?} kind {kind:?}"
@@ -44,9 +47,10 @@ impl WebhookError {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            WebhookError::Decode(_) | WebhookError::NotReview { .. } | WebhookError::NoRequest => {
-                StatusCode::BAD_REQUEST
-            }
+            WebhookError::Decode(_)
+            | WebhookError::NotUtf8(_)
+            | WebhookError::NotReview { .. }
+            | WebhookError::NoRequest => StatusCode::BAD_REQUEST,
             WebhookError::Body { status, .. } => *status,
             WebhookError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
