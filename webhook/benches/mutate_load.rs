@@ -16,9 +16,12 @@
 //! next request when the last answer arrived) and at fixed rates (requests start on a schedule;
 //! when a connection is still waiting for an answer at its next scheduled time, latency is
 //! measured from the schedule, so a server stall is not hidden).
+//! The three servers start together and wait idle while another is measured; every load runs
+//! `--rounds` times, the servers taking turns, and the report gives the median over rounds
+//! (and the range of p99), because one run's p99 on a shared machine is mostly its noise.
 //!
-//! `cargo bench -p tessera-webhook --bench mutate_load -- [--seconds N] [--connections N]
-//! [--server-threads N] [--client-threads N] [--pin]`
+//! `cargo bench -p tessera-webhook --bench mutate_load -- [--seconds N] [--rounds N]
+//! [--connections N] [--server-threads N] [--client-threads N] [--pin]`
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -48,6 +51,7 @@ fn main() -> Result<(), BoxError> {
         server_threads: flag(&args, "--server-threads").unwrap_or(1).max(1) as usize,
         client_threads: flag(&args, "--client-threads").unwrap_or(1).max(1) as usize,
         pin: args.iter().any(|a| a == "--pin"),
+        rounds: flag(&args, "--rounds").unwrap_or(3).max(1) as usize,
     };
     run(&setup)
 }
@@ -60,6 +64,9 @@ struct Setup {
     client_threads: usize,
     /// Server on the last CPU, client on the others.
     pin: bool,
+    /// Rounds of every (server, load) run, interleaved so that a noisy stretch of the
+    /// machine's time hits all servers alike; the report gives medians over rounds.
+    rounds: usize,
 }
 
 fn flag(args: &[String], name: &str) -> Option<u64> {
@@ -341,12 +348,26 @@ struct Load {
     connections: usize,
 }
 
+#[derive(Clone)]
 struct Result_ {
     requests: usize,
     errors: usize,
     throughput: f64,
     p50_us: f64,
     p99_us: f64,
+    /// Server CPU per request, filled in by the caller.
+    cpu_us: f64,
+}
+
+/// The median of `xs` (NaN when empty).
+fn median(xs: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = xs.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 async fn drive(
@@ -410,6 +431,7 @@ async fn drive(
         throughput: all.len() as f64 / load.secs.as_secs_f64(),
         p50_us: pct(0.50),
         p99_us: pct(0.99),
+        cpu_us: f64::NAN,
     })
 }
 
@@ -511,7 +533,7 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
         )),
     );
     println!(
-        "{:<9} {:>10} {:>9} {:>7} {:>12} {:>9} {:>9} {:>12} {:>8}",
+        "{:<9} {:>10} {:>9} {:>7} {:>12} {:>9} {:>9} {:>16} {:>12} {:>8}",
         "server",
         "load",
         "requests",
@@ -519,42 +541,64 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
         "throughput/s",
         "p50 µs",
         "p99 µs",
+        "p99 range µs",
         "CPU µs/req",
         "RSS MiB"
     );
-    let mut full = [0.0f64; 3];
-    for (k, kind) in ["webhook", "framework", "nothing"].into_iter().enumerate() {
-        let server_cpu = pinned.as_ref().map(|(s, _)| s.as_str());
-        let server = Server::spawn(kind, &cert_path, &key_path, setup, server_cpu)?;
-        for rate in [None, Some(500), Some(2000), Some(5000)] {
-            let load = Load {
-                rate,
-                secs,
-                connections,
-            };
-            let cpu = server.cpu_ns();
-            let r = rt.block_on(drive(server.addr, tls.clone(), &load, bodies.clone()))?;
-            let cpu_us =
-                server.cpu_ns().saturating_sub(cpu) as f64 / 1000.0 / r.requests.max(1) as f64;
-            if rate.is_none() {
-                full[k] = r.throughput;
+    let kinds = ["webhook", "framework", "nothing"];
+    let rates = [None, Some(500), Some(2000), Some(5000)];
+    let servers = kinds
+        .iter()
+        .map(|kind| {
+            let server_cpu = pinned.as_ref().map(|(s, _)| s.as_str());
+            Server::spawn(kind, &cert_path, &key_path, setup, server_cpu)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // runs[kind][rate]: one measurement per round.
+    let mut runs = vec![vec![Vec::new(); rates.len()]; kinds.len()];
+    for _ in 0..setup.rounds {
+        for (r, rate) in rates.iter().enumerate() {
+            for (k, server) in servers.iter().enumerate() {
+                let load = Load {
+                    rate: *rate,
+                    secs,
+                    connections,
+                };
+                let cpu = server.cpu_ns();
+                let mut m = rt.block_on(drive(server.addr, tls.clone(), &load, bodies.clone()))?;
+                m.cpu_us =
+                    server.cpu_ns().saturating_sub(cpu) as f64 / 1000.0 / m.requests.max(1) as f64;
+                runs[k][r].push(m);
             }
+        }
+    }
+    for (k, kind) in kinds.iter().enumerate() {
+        for (r, rate) in rates.iter().enumerate() {
+            let m = &runs[k][r];
             let label = rate.map_or("full".to_string(), |r| format!("{r}/s"));
+            let p99s: Vec<f64> = m.iter().map(|x| x.p99_us).collect();
             println!(
-                "{kind:<9} {label:>10} {:>9} {:>7} {:>12.0} {:>9.0} {:>9.0} {:>12.1} {:>8.1}",
-                r.requests,
-                r.errors,
-                r.throughput,
-                r.p50_us,
-                r.p99_us,
-                cpu_us,
-                server.rss_mib()
+                "{kind:<9} {label:>10} {:>9} {:>7} {:>12.0} {:>9.0} {:>9.0} {:>16} {:>12.1} {:>8.1}",
+                m.iter().map(|x| x.requests).sum::<usize>(),
+                m.iter().map(|x| x.errors).sum::<usize>(),
+                median(m.iter().map(|x| x.throughput)),
+                median(m.iter().map(|x| x.p50_us)),
+                median(p99s.iter().copied()),
+                format!(
+                    "{:.0}–{:.0}",
+                    p99s.iter().copied().fold(f64::INFINITY, f64::min),
+                    p99s.iter().copied().fold(0.0, f64::max)
+                ),
+                median(m.iter().map(|x| x.cpu_us)),
+                servers[k].rss_mib()
             );
         }
     }
+    let full = |k: usize| median(runs[k][0].iter().map(|x| x.throughput));
     println!(
-        "full-speed throughput ratio webhook / do-nothing: {:.2}",
-        full[0] / full[2]
+        "full-speed throughput ratio (medians) webhook / do-nothing: {:.2}, framework / do-nothing: {:.2}",
+        full(0) / full(2),
+        full(1) / full(2)
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
