@@ -161,8 +161,7 @@ async fn serve_framework(
     key: &Path,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), BoxError> {
-    let loaded = tls::load(cert, key, &provider())?;
-    let config = tls::server_config(tls::CertStore::new(loaded.key), provider())?;
+    let config = server_tls(cert, key)?;
     let app = axum::Router::new().route(
         "/mutate",
         axum::routing::post(|body: Bytes| async move {
@@ -174,6 +173,16 @@ async fn serve_framework(
     Ok(())
 }
 
+/// The TLS config of the two fixed-answer servers, from the bench's certificate.
+fn server_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, BoxError> {
+    let loaded = tls::load(cert, key, &provider())?;
+    Ok(tls::server_config(
+        tls::CertStore::new(loaded.key),
+        provider(),
+    )?)
+}
+
+/// The answer of the two fixed-answer servers.
 const FIXED: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"00000000-0000-0000-0000-000000000000","allowed":true}}"#;
 
 /// Reads the body and answers a fixed allowed AdmissionReview: TLS, HTTP and body handling
@@ -184,9 +193,7 @@ async fn serve_nothing(
     key: &Path,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), BoxError> {
-    let loaded = tls::load(cert, key, &provider())?;
-    let config = tls::server_config(tls::CertStore::new(loaded.key), provider())?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_tls(cert, key)?);
     let fixed = Bytes::from_static(FIXED.as_bytes());
     tokio::pin!(stop);
     loop {
