@@ -21,7 +21,7 @@
 //! (and the range of p99), because one run's p99 on a shared machine is mostly its noise.
 //!
 //! `cargo bench -p tessera-webhook --bench mutate_load -- [--seconds N] [--rounds N]
-//! [--connections N] [--server-threads N] [--client-threads N] [--pin]`
+//! [--connections N] [--server-threads N] [--client-threads N] [--pin] [--loads full,500,2000,5000]`
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -52,6 +52,7 @@ fn main() -> Result<(), BoxError> {
         client_threads: flag(&args, "--client-threads").unwrap_or(1).max(1) as usize,
         pin: args.iter().any(|a| a == "--pin"),
         rounds: flag(&args, "--rounds").unwrap_or(3).max(1) as usize,
+        rates: rates(&args)?,
     };
     run(&setup)
 }
@@ -67,6 +68,27 @@ struct Setup {
     /// Rounds of every (server, load) run, interleaved so that a noisy stretch of the
     /// machine's time hits all servers alike; the report gives medians over rounds.
     rounds: usize,
+    /// The loads run: `None` is full speed, `Some(r)` a fixed rate of r requests/s.
+    rates: Vec<Option<u64>>,
+}
+
+/// `--loads full,2000`: the loads to run (default full, 500, 2000 and 5000 requests/s).
+fn rates(args: &[String]) -> Result<Vec<Option<u64>>, BoxError> {
+    let Some(i) = args.iter().position(|a| a == "--loads") else {
+        return Ok(vec![None, Some(500), Some(2000), Some(5000)]);
+    };
+    let list = args
+        .get(i + 1)
+        .ok_or("--loads needs a list such as full,2000")?;
+    list.split(',')
+        .map(|l| match l {
+            "full" => Ok(None),
+            r => r
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("--loads: {r:?} is neither `full` nor requests/s").into()),
+        })
+        .collect()
 }
 
 fn flag(args: &[String], name: &str) -> Option<u64> {
@@ -553,7 +575,7 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
         "RSS MiB"
     );
     let kinds = ["webhook", "framework", "nothing"];
-    let rates = [None, Some(500), Some(2000), Some(5000)];
+    let rates = &setup.rates;
     let servers = kinds
         .iter()
         .map(|kind| {
@@ -601,12 +623,14 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
             );
         }
     }
-    let full = |k: usize| median(runs[k][0].iter().map(|x| x.throughput));
-    println!(
-        "full-speed throughput ratio (medians) webhook / do-nothing: {:.2}, framework / do-nothing: {:.2}",
-        full(0) / full(2),
-        full(1) / full(2)
-    );
+    if let Some(f) = rates.iter().position(Option::is_none) {
+        let full = |k: usize| median(runs[k][f].iter().map(|x| x.throughput));
+        println!(
+            "full-speed throughput ratio (medians) webhook / do-nothing: {:.2}, framework / do-nothing: {:.2}",
+            full(0) / full(2),
+            full(1) / full(2)
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
