@@ -16,6 +16,7 @@ pub mod options;
 pub mod preempt;
 pub mod prioritize;
 pub mod routes;
+pub mod stale;
 pub mod state;
 pub mod watch;
 pub mod wire;

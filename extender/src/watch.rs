@@ -14,6 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tessera_core::cluster::{NodeFacts, Notice, PodFacts};
 
+use crate::stale;
 use crate::state::ExtenderState;
 
 /// Which pods to watch.
@@ -82,7 +83,7 @@ async fn watch_pods(
     listed: Arc<AtomicBool>,
     other_listed: Arc<AtomicBool>,
 ) {
-    let api: Api<Pod> = Api::all(client);
+    let api: Api<Pod> = Api::all(client.clone());
     let selector = format!("spec.schedulerName={}", config.scheduler_name);
     let stream =
         watcher::watcher(api, watcher::Config::default().fields(&selector)).default_backoff();
@@ -92,14 +93,24 @@ async fn watch_pods(
         &listed,
         &other_listed,
         |state, batch| match batch {
-            Batch::One(Event::Apply(p)) => state.update(|c| c.apply_pod(PodFacts::from_pod(&p))),
+            Batch::One(Event::Apply(p)) => {
+                let facts = PodFacts::from_pod(&p);
+                let notices = state.update(|c| c.apply_pod(facts.clone()));
+                stale::clear_if_stale(&client, state, &p, &facts);
+                notices
+            }
             Batch::One(Event::Delete(p)) => {
                 state.update(|c| c.remove_pod(&PodFacts::from_pod(&p).key));
                 Vec::new()
             }
             Batch::One(_) => Vec::new(),
             Batch::Relist(all) => {
-                state.update(|c| c.resync_pods(all.iter().map(PodFacts::from_pod).collect()))
+                let facts: Vec<PodFacts> = all.iter().map(PodFacts::from_pod).collect();
+                let notices = state.update(|c| c.resync_pods(facts.clone()));
+                for (p, f) in all.iter().zip(&facts) {
+                    stale::clear_if_stale(&client, state, p, f);
+                }
+                notices
             }
         },
     )

@@ -8,8 +8,9 @@
 use std::net::SocketAddr;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use tessera_core::annotations::{self, Assignment, ContainerAssignment, GpuShare};
 use tessera_core::keys;
 use tessera_tests::cluster::{Harness, SYNC, assigned};
 use tessera_tests::e2e;
@@ -214,5 +215,69 @@ async fn quorum_members_land_on_different_nodes_and_concurrent_binds_never_share
     for (gpu, (_, core)) in assigned(&h).await {
         assert!(core <= 1000, "{gpu} shared by whole-GPU pods: {core}");
     }
+    watching.abort();
+}
+
+/// A pod's assignment annotation, if any.
+async fn assignment_of(h: &Harness, name: &str) -> Option<String> {
+    let pod = h.pods().get(name).await.unwrap();
+    pod.metadata
+        .annotations
+        .and_then(|a| a.get(keys::ANNOTATION_GPU_ASSIGNMENT).cloned())
+}
+
+async fn annotate(h: &Harness, name: &str, text: &str) {
+    let patch = json!({"metadata": {"annotations": {keys::ANNOTATION_GPU_ASSIGNMENT: text}}});
+    h.pods()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn assignments_left_by_binds_that_never_completed_are_removed_and_bound_ones_kept() {
+    let Some(kubeconfig) = e2e::kubeconfig("stale_assignments_removed") else {
+        return;
+    };
+    let h = Harness::start(&kubeconfig).await;
+    let node = h.nodes[0].clone();
+    let text = annotations::encode_assignment(&Assignment {
+        node: node.clone(),
+        containers: vec![ContainerAssignment {
+            container: "main".into(),
+            gpus: vec![GpuShare {
+                uuid: format!("{node}-gpu-0"),
+                mem_mib: 4000,
+                core_milli: 300,
+            }],
+        }],
+    });
+    let share = [(keys::RESOURCE_GPU, "1"), (keys::RESOURCE_GPU_MEM, "4000")];
+    // What a bind killed between its annotation and its Binding leaves, and a completed bind.
+    h.create_pod("left-over", &share, &[]).await;
+    annotate(&h, "left-over", &text).await;
+    h.create_pod("bound", &share, &[]).await;
+    annotate(&h, "bound", &text).await;
+    let binding = json!({
+        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bound"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    });
+    h.pods()
+        .create_subresource::<_, Value>("binding", "bound", &PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    // A fresh extender finds the left-over in its first list, and one written later by watch.
+    let (_, _, watching) = h.extender().await;
+    h.create_pod("left-later", &share, &[]).await;
+    annotate(&h, "left-later", &text).await;
+    for name in ["left-over", "left-later"] {
+        e2e::wait_for(name, SYNC, || async {
+            assignment_of(&h, name).await.is_none().then_some(())
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(assignment_of(&h, "bound").await, Some(text));
     watching.abort();
 }

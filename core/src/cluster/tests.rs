@@ -124,6 +124,34 @@ fn a_reservation_survives_the_annotation_patch_and_is_confirmed_by_the_binding()
 }
 
 #[test]
+fn an_assignment_is_stale_only_on_an_unbound_pod_with_no_bind_in_flight() {
+    let mut c = Cluster::new(10);
+    c.apply_node(node("n1", 1, "z1"));
+    let annotated = pod("ns/a", None, Some(assignment("n1", 0, 4000, 300)));
+    // Bind in flight: the annotation is written, the Binding is not yet.
+    reserve(&mut c, "ns/a", 0, 4000, 100);
+    c.apply_pod(annotated.clone());
+    assert!(!c.is_stale_assignment(&annotated));
+    // The reservation ran out (the extender that made it is gone, or its Binding failed).
+    c.reservations.expire(&mut c.ledger, 1_000);
+    assert!(c.is_stale_assignment(&annotated));
+    assert_eq!(mem_free(&c, "n1", 0), 16384, "never counted");
+    // Bound, finished, or not annotated: nothing to remove.
+    assert!(!c.is_stale_assignment(&held("ns/a", "n1", 0, 4000, 300)));
+    let mut done = annotated.clone();
+    done.terminal = true;
+    assert!(!c.is_stale_assignment(&done));
+    assert!(!c.is_stale_assignment(&pod("ns/a", None, None)));
+    // An annotation that cannot be read is as stale as one that can.
+    let unreadable = PodFacts {
+        assignment: None,
+        assignment_error: Some("bad version".into()),
+        ..annotated
+    };
+    assert!(c.is_stale_assignment(&unreadable));
+}
+
+#[test]
 fn an_update_from_before_the_annotation_keeps_a_bind_in_flight() {
     // kube-scheduler's status write from an earlier, failed attempt (no annotation, no node)
     // can reach the watch after bind reserved the share; dropping the reservation then would
