@@ -2,7 +2,9 @@
 //! `tessera_core::cluster::Cluster::is_stale_assignment`): bind writes the annotation before
 //! the Binding, so a failed Binding or a crash in between leaves an unbound pod naming GPUs.
 //! The removal carries the resourceVersion it was decided on, so a pod that changed meanwhile
-//! (bound after all, or annotated anew by a later bind) is left alone.
+//! (bound after all, or annotated anew by a later bind) is left alone. "No reservation pending"
+//! means "no bind in flight" because one extender makes every reservation (the Deployment runs a
+//! single replica) and a reservation outlives any bind call (`--reservation-timeout`, 120 s).
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
