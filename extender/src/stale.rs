@@ -9,17 +9,12 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use tessera_core::cluster::PodFacts;
 use tessera_core::keys;
 
 use crate::api_binder::FIELD_MANAGER;
-use crate::state::ExtenderState;
 
-/// Removes `pod`'s assignment in the background when it is stale.
-pub fn clear_if_stale(client: &Client, state: &ExtenderState, pod: &Pod, facts: &PodFacts) {
-    if !state.read().is_stale_assignment(facts) {
-        return;
-    }
+/// Removes `pod`'s assignment in the background; the watch has judged it stale.
+pub fn clear(client: &Client, pod: &Pod) {
     let meta = &pod.metadata;
     let (Some(namespace), Some(name), Some(version)) = (
         meta.namespace.clone(),
@@ -29,7 +24,7 @@ pub fn clear_if_stale(client: &Client, state: &ExtenderState, pod: &Pod, facts: 
         return;
     };
     let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let key = facts.key.clone();
+    let key = format!("{namespace}/{name}");
     tokio::spawn(async move {
         let patch = serde_json::json!({"metadata": {
             "resourceVersion": version,

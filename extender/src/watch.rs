@@ -95,8 +95,14 @@ async fn watch_pods(
         |state, batch| match batch {
             Batch::One(Event::Apply(p)) => {
                 let facts = PodFacts::from_pod(&p);
-                let notices = state.update(|c| c.apply_pod(facts.clone()));
-                stale::clear_if_stale(&client, state, &p, &facts);
+                // Judged in the same update: applying an unbound pod changes no reservation.
+                let (notices, stale) = state.update(|c| {
+                    let stale = c.is_stale_assignment(&facts);
+                    (c.apply_pod(facts), stale)
+                });
+                if stale {
+                    stale::clear(&client, &p);
+                }
                 notices
             }
             Batch::One(Event::Delete(p)) => {
@@ -106,9 +112,14 @@ async fn watch_pods(
             Batch::One(_) => Vec::new(),
             Batch::Relist(all) => {
                 let facts: Vec<PodFacts> = all.iter().map(PodFacts::from_pod).collect();
-                let notices = state.update(|c| c.resync_pods(facts.clone()));
-                for (p, f) in all.iter().zip(&facts) {
-                    stale::clear_if_stale(&client, state, p, f);
+                let (notices, stale) = state.update(|c| {
+                    let stale: Vec<usize> = (0..facts.len())
+                        .filter(|&i| c.is_stale_assignment(&facts[i]))
+                        .collect();
+                    (c.resync_pods(facts), stale)
+                });
+                for i in stale {
+                    stale::clear(&client, &all[i]);
                 }
                 notices
             }
