@@ -19,9 +19,11 @@
 //! The three servers start together and wait idle while another is measured; every load runs
 //! `--rounds` times, the servers taking turns, and the report gives the median over rounds
 //! (and the range of p99), because one run's p99 on a shared machine is mostly its noise.
+//! The fixtures are stored pretty-printed; they are replayed compact, as the apiserver sends
+//! them, unless `--pretty`.
 //!
 //! `cargo bench -p tessera-webhook --bench mutate_load -- [--seconds N] [--rounds N]
-//! [--connections N] [--server-threads N] [--client-threads N] [--pin] [--loads full,500,2000,5000]`
+//! [--connections N] [--server-threads N] [--client-threads N] [--pin] [--pretty] [--loads full,500,2000,5000]`
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -53,6 +55,8 @@ fn main() -> Result<(), BoxError> {
         pin: args.iter().any(|a| a == "--pin"),
         rounds: flag(&args, "--rounds").unwrap_or(3).max(1) as usize,
         rates: rates(&args)?,
+        pretty: args.iter().any(|a| a == "--pretty"),
+        log_level: text_flag(&args, "--log-level").unwrap_or_else(|| "info".into()),
     };
     run(&setup)
 }
@@ -70,6 +74,10 @@ struct Setup {
     rounds: usize,
     /// The loads run: `None` is full speed, `Some(r)` a fixed rate of r requests/s.
     rates: Vec<Option<u64>>,
+    /// Replay the fixtures as stored (pretty-printed) instead of compact as on the wire.
+    pretty: bool,
+    /// The servers' log filter; `info` as in manifests/webhook/deployment.yaml.
+    log_level: String,
 }
 
 /// `--loads full,2000`: the loads to run (default full, 500, 2000 and 5000 requests/s).
@@ -92,26 +100,67 @@ fn rates(args: &[String]) -> Result<Vec<Option<u64>>, BoxError> {
 }
 
 fn flag(args: &[String], name: &str) -> Option<u64> {
+    text_flag(args, name)?.parse().ok()
+}
+
+fn text_flag(args: &[String], name: &str) -> Option<String> {
     let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1)?.parse().ok()
+    args.get(i + 1).cloned()
 }
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The review bodies replayed, round robin.
-fn bodies() -> Result<Vec<Bytes>, BoxError> {
+/// The review bodies replayed, round robin. The fixtures are stored pretty-printed, but the
+/// apiserver sends compact JSON (Go's `encoding/json`), about half the bytes; they are replayed
+/// compact unless `pretty`.
+fn bodies(pretty: bool) -> Result<Vec<Bytes>, BoxError> {
     let dir = root().join("tests/fixtures/admission");
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir)? {
         let path = entry?.path();
         if path.to_string_lossy().ends_with(".request.json") {
-            out.push(Bytes::from(std::fs::read(&path)?));
+            let stored = std::fs::read(&path)?;
+            let body = if pretty {
+                stored.clone()
+            } else {
+                compact(&stored)
+            };
+            // Only whitespace between tokens may go; check the document is the same.
+            let (a, b): (serde_json::Value, serde_json::Value) = (
+                serde_json::from_slice(&stored)?,
+                serde_json::from_slice(&body)?,
+            );
+            if a != b {
+                return Err(format!("{}: compacting changed the review", path.display()).into());
+            }
+            out.push(Bytes::from(body));
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// `json` without the whitespace between tokens (strings are copied as they are).
+fn compact(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            out.push(b);
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if !b.is_ascii_whitespace() {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    out
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -121,9 +170,15 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 // ---------------------------------------------------------------- servers (child processes)
 
 fn serve_child(args: &[String]) -> Result<(), BoxError> {
-    let [kind, cert, key, threads] = args else {
-        return Err("usage: serve webhook|nothing CERT KEY THREADS".into());
+    let [kind, cert, key, threads, log_level] = args else {
+        return Err("usage: serve webhook|framework|nothing CERT KEY THREADS LOG_LEVEL".into());
     };
+    // The subscriber `tessera` installs (text lines on stderr, which the parent sends to a file),
+    // at the level the Deployment runs with, so logging costs what it costs in the cluster.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log_level)?)
+        .with_writer(std::io::stderr)
+        .try_init()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.parse()?)
         .enable_all()
@@ -251,11 +306,10 @@ struct Server {
 }
 
 impl Server {
-    /// Starts a server of `kind` on `server_cpu` when given.
+    /// Starts a server of `kind` on `server_cpu` when given, its log written to `log`.
     fn spawn(
         kind: &str,
-        cert: &Path,
-        key: &Path,
+        (cert, key, log): (&Path, &Path, &Path),
         setup: &Setup,
         server_cpu: Option<&str>,
     ) -> Result<Server, BoxError> {
@@ -273,8 +327,10 @@ impl Server {
             .arg(cert)
             .arg(key)
             .arg(setup.server_threads.to_string())
+            .arg(&setup.log_level)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log)?)
             .spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
@@ -535,7 +591,7 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     );
-    let bodies = Arc::new(bodies()?);
+    let bodies = Arc::new(bodies(setup.pretty)?);
     decision_cost(&bodies)?;
     let rt = match setup.client_threads {
         1 => tokio::runtime::Builder::new_current_thread()
@@ -552,8 +608,13 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
         pin_self(client_cpus)?;
     }
     println!(
-        "{} fixture reviews, {connections} keep-alive connections, {} s per run; each server in its own process with {} runtime thread(s), client on {} thread(s){}",
+        "{} fixture reviews ({}), {connections} keep-alive connections, {} s per run; each server in its own process with {} runtime thread(s), client on {} thread(s){}",
         bodies.len(),
+        if setup.pretty {
+            "pretty-printed as stored"
+        } else {
+            "compact, as the apiserver sends them"
+        },
         secs.as_secs(),
         setup.server_threads,
         setup.client_threads,
@@ -580,7 +641,8 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
         .iter()
         .map(|kind| {
             let server_cpu = pinned.as_ref().map(|(s, _)| s.as_str());
-            Server::spawn(kind, &cert_path, &key_path, setup, server_cpu)
+            let log = dir.join(format!("{kind}.log"));
+            Server::spawn(kind, (&cert_path, &key_path, &log), setup, server_cpu)
         })
         .collect::<Result<Vec<_>, _>>()?;
     // runs[kind][rate]: one measurement per round.
