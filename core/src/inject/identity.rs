@@ -74,60 +74,73 @@ pub(super) struct Renderer<'f> {
 }
 
 impl Renderer<'_> {
-    /// Renders `template`; `field` names it in errors.
-    pub fn render(&self, field: &str, template: &Template) -> Result<String, RenderError> {
-        self.render_as(field, template, None)
+    /// Renders `template`; `field` names it in errors (formatted only then).
+    pub fn render(
+        &self,
+        field: impl std::fmt::Display,
+        template: &Template,
+    ) -> Result<String, RenderError> {
+        let mut out = String::new();
+        self.render_into(&mut out, template, None)
+            .map_err(|problem| RenderError {
+                profile: self.profile.name.clone(),
+                field: field.to_string(),
+                problem,
+            })?;
+        Ok(out)
     }
 
-    /// Renders as seen from peer `peer` (the peer list entry) or from the pod itself.
-    fn render_as(
+    /// Renders onto `out` as seen from peer `peer` (a peer list entry) or from the pod itself.
+    fn render_into(
         &self,
-        field: &str,
+        out: &mut String,
         template: &Template,
         peer: Option<u32>,
-    ) -> Result<String, RenderError> {
-        let err = |problem| RenderError {
-            profile: self.profile.name.clone(),
-            field: field.to_string(),
-            problem,
-        };
-        template.render(|var| self.value(var, peer, field).map_err(err))
+    ) -> Result<(), RenderProblem> {
+        template.render_into(out, |var, out| self.value(var, peer, out))
     }
 
-    fn value(&self, var: Var, peer: Option<u32>, field: &str) -> Result<String, RenderProblem> {
+    /// Writes the value of `var` onto `out`.
+    fn value(&self, var: Var, peer: Option<u32>, out: &mut String) -> Result<(), RenderProblem> {
         let f = self.facts;
-        match var {
-            Var::Namespace => return Ok(f.namespace.to_string()),
-            Var::ClusterDomain => return Ok(self.cluster_domain.to_string()),
-            Var::ServiceAccount => return Ok(f.service_account.to_string()),
-            _ => {}
+        let known = match var {
+            Var::Namespace => Some(f.namespace),
+            Var::ClusterDomain => Some(self.cluster_domain),
+            Var::ServiceAccount => Some(f.service_account),
+            _ => None,
+        };
+        if let Some(text) = known {
+            out.push_str(text);
+            return Ok(());
         }
         let (sts, own) = f.member.ok_or(RenderProblem::NotStatefulSetMember)?;
-        let ordinal = peer.unwrap_or(own);
         let service = || f.service.ok_or(RenderProblem::NoService);
-        let pod_name = || match peer {
-            Some(i) => Ok(format!("{sts}-{i}")),
-            None => f.pod.map(str::to_string).ok_or(RenderProblem::NoPodName),
+        let pod_name = |out: &mut String| {
+            match peer {
+                Some(i) => write_display(out, format_args!("{sts}-{i}")),
+                None => out.push_str(f.pod.ok_or(RenderProblem::NoPodName)?),
+            }
+            Ok(())
         };
-        Ok(match var {
-            Var::Pod => pod_name()?,
-            Var::Namespace => f.namespace.to_string(),
-            Var::Ordinal(_) => ordinal.to_string(),
-            Var::StatefulSet => sts.to_string(),
-            Var::Service => service()?.to_string(),
-            Var::Replicas => self.replicas()?.to_string(),
-            Var::ClusterDomain => self.cluster_domain.to_string(),
-            Var::ServiceAccount => f.service_account.to_string(),
-            Var::Host => format!(
-                "{}.{}.{}.svc.{}",
-                pod_name()?,
-                service()?,
-                f.namespace,
-                self.cluster_domain
-            ),
+        match var {
+            Var::Pod => pod_name(out)?,
+            Var::Ordinal(offset) => {
+                write_display(out, i64::from(peer.unwrap_or(own)) + offset);
+            }
+            Var::StatefulSet => out.push_str(sts),
+            Var::Service => out.push_str(service()?),
+            Var::Replicas => write_display(out, self.replicas()?),
+            Var::Host => {
+                pod_name(out)?;
+                let service = service()?;
+                let (ns, domain) = (f.namespace, self.cluster_domain);
+                write_display(out, format_args!(".{service}.{ns}.svc.{domain}"));
+            }
             Var::Peers if peer.is_some() => return Err(RenderProblem::NestedPeers),
-            Var::Peers => self.peers(field)?,
-        })
+            Var::Peers => self.peers(out)?,
+            Var::Namespace | Var::ClusterDomain | Var::ServiceAccount => {}
+        }
+        Ok(())
     }
 
     fn replicas(&self) -> Result<u32, RenderProblem> {
@@ -140,21 +153,26 @@ impl Renderer<'_> {
         Ok(at_least_member(known, own))
     }
 
-    fn peers(&self, field: &str) -> Result<String, RenderProblem> {
+    fn peers(&self, out: &mut String) -> Result<(), RenderProblem> {
         let (Some(entry), Some(ids)) = (&self.profile.peer_entry, &self.profile.spec.identity)
         else {
             return Err(RenderProblem::NestedPeers);
         };
         let sep = ids.peers.as_ref().map_or(",", |p| p.separator.as_str());
-        let mut out = Vec::new();
         for i in 0..self.replicas()? {
-            out.push(
-                self.render_as(field, entry, Some(i))
-                    .map_err(|e| e.problem)?,
-            );
+            if i > 0 {
+                out.push_str(sep);
+            }
+            self.render_into(out, entry, Some(i))?;
         }
-        Ok(out.join(sep))
+        Ok(())
     }
+}
+
+/// Appends `value` to `out` (writing to a `String` cannot fail).
+fn write_display(out: &mut String, value: impl std::fmt::Display) {
+    use std::fmt::Write;
+    let _ = write!(out, "{value}");
 }
 
 /// `replicas`, raised to cover member `ordinal`: a pod `NAME-4` proves the ensemble has at least

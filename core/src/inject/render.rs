@@ -233,7 +233,7 @@ impl Builder {
             cluster_domain: domain,
         };
         for (name, t) in &p.env {
-            let value = r.render(&format!("spec.identity.env[{name}]"), t)?;
+            let value = r.render(format_args!("spec.identity.env[{name}]"), t)?;
             self.add_env(name, value);
         }
         if let (Some(_), Some((sts, _))) = (&p.peer_entry, facts.member) {
@@ -249,7 +249,7 @@ impl Builder {
         };
         let mut items = Vec::new();
         for (file, t) in &p.files {
-            let text = r.render(&format!("spec.identity.files.items[{file}]"), t)?;
+            let text = r.render(format_args!("spec.identity.files.items[{file}]"), t)?;
             let key = format!("{}.{FILES_ANNOTATION_DOMAIN}/{file}", p.name);
             let field = format!("metadata.annotations['{key}']");
             items.push(json!({"path": file, "fieldRef": {"fieldPath": field}}));

@@ -2,8 +2,6 @@
 //! compiled and rendered per pod. No loops, no conditions: the peer list is the one repeated
 //! construct and is rendered by [`super::identity`].
 
-use std::fmt::Write;
-
 /// A value a template can refer to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Var {
@@ -148,45 +146,51 @@ impl Template {
         })
     }
 
-    /// Renders with `lookup`, which answers a variable or says why it has no value.
-    pub fn render<E>(&self, mut lookup: impl FnMut(Var) -> Result<String, E>) -> Result<String, E> {
-        let mut out = String::new();
+    /// Renders onto `out` with `lookup`, which writes a variable's value onto the same string
+    /// (`Var::Ordinal(n)`: the ordinal plus n) or says why it has none. Nothing is allocated per
+    /// variable: a pod's identity renders dozens of them on every admission.
+    pub fn render_into<E>(
+        &self,
+        out: &mut String,
+        mut lookup: impl FnMut(Var, &mut String) -> Result<(), E>,
+    ) -> Result<(), E> {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Var(Var::Ordinal(offset)) => {
-                    let base: i64 = lookup(Var::Ordinal(0))?.parse().unwrap_or(0);
-                    let _ = write!(out, "{}", base + offset);
-                }
-                Piece::Var(v) => out.push_str(&lookup(*v)?),
+                Piece::Var(v) => lookup(*v, out)?,
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write;
+
     use super::*;
 
     fn render(t: &str) -> String {
+        let mut out = String::from(">");
         Template::parse(t)
             .unwrap()
-            .render(|v| {
-                Ok::<_, ()>(match v {
-                    Var::Ordinal(_) => "2".into(),
-                    other => other.name().to_uppercase(),
-                })
+            .render_into(&mut out, |v, out| {
+                match v {
+                    Var::Ordinal(n) => write!(out, "{}", 2 + n).unwrap(),
+                    other => out.push_str(&other.name().to_uppercase()),
+                }
+                Ok::<_, ()>(())
             })
-            .unwrap()
+            .unwrap();
+        out
     }
 
     #[test]
     fn renders_text_variables_and_ordinal_offsets() {
-        assert_eq!(render("id={{ordinal+1}}"), "id=3");
-        assert_eq!(render("{{ ordinal - 2 }}/{{ordinal}}"), "0/2");
-        assert_eq!(render("{{pod}}.{{service}}"), "POD.SERVICE");
-        assert_eq!(render("plain"), "plain");
+        assert_eq!(render("id={{ordinal+1}}"), ">id=3");
+        assert_eq!(render("{{ ordinal - 2 }}/{{ordinal}}"), ">0/2");
+        assert_eq!(render("{{pod}}.{{service}}"), ">POD.SERVICE");
+        assert_eq!(render("plain"), ">plain", "appended to what is there");
     }
 
     #[test]
