@@ -23,7 +23,8 @@
 //! them, unless `--pretty`.
 //!
 //! `cargo bench -p tessera-webhook --bench mutate_load -- [--seconds N] [--rounds N]
-//! [--connections N] [--server-threads N] [--client-threads N] [--pin] [--pretty] [--loads full,500,2000,5000]`
+//! [--connections N] [--server-threads N] [--client-threads N] [--pin] [--pretty] [--log-level info]
+//! [--loads full,500,2000,5000]`
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -122,11 +123,11 @@ fn bodies(pretty: bool) -> Result<Vec<Bytes>, BoxError> {
         let path = entry?.path();
         if path.to_string_lossy().ends_with(".request.json") {
             let stored = std::fs::read(&path)?;
-            let body = if pretty {
-                stored.clone()
-            } else {
-                compact(&stored)
-            };
+            if pretty {
+                out.push(Bytes::from(stored));
+                continue;
+            }
+            let body = compact(&stored);
             // Only whitespace between tokens may go; check the document is the same.
             let (a, b): (serde_json::Value, serde_json::Value) = (
                 serde_json::from_slice(&stored)?,
