@@ -47,6 +47,7 @@ fn cluster() -> ClusterLedger {
                 placement,
                 cpu_milli: 2000,
                 mem_mib: 4096,
+                run_as: tessera_core::request::RunAs::Unstated,
             };
             let _ = ledger.apply_at(n, &format!("ns/p-{n}-{g}"), holding);
         }

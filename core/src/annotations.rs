@@ -137,6 +137,7 @@ pub fn decode_assignment(text: &str) -> Result<Assignment, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::Isolation;
     use proptest::prelude::*;
 
     fn sample_assignment() -> Assignment {
@@ -173,12 +174,20 @@ mod tests {
         let text = encode_inventory(&inv);
         let want = serde_json::json!({
             "version": "v1",
-            "gpus": [{"index": 0, "uuid": "GPU-n1-0", "model": "A100", "memoryMib": 40960, "healthy": true, "mig": false, "mps": true}]
+            "gpus": [{"index": 0, "uuid": "GPU-n1-0", "model": "A100", "memoryMib": 40960, "healthy": true, "mig": false, "mps": true, "isolation": "mpsMultiUser"}]
         });
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&text).unwrap(),
             want
         );
+    }
+
+    #[test]
+    fn an_inventory_from_before_isolation_reads_as_not_isolated() {
+        // Written by a device plugin older than the MPS daemon: no share there is enforced.
+        let old = r#"{"version":"v1","gpus":[{"index":0,"uuid":"GPU-a","model":"A100","memoryMib":40960,"healthy":true,"mig":false,"mps":true}]}"#;
+        let inv = decode_inventory(old).unwrap();
+        assert_eq!(inv.gpus[0].isolation, Isolation::None);
     }
 
     #[test]
@@ -210,9 +219,11 @@ mod tests {
         }
 
         #[test]
-        fn inventory_round_trips(gpus in prop::collection::vec(("[A-Za-z0-9 -]{1,30}", 0u64..200_000, any::<bool>(), any::<bool>()), 0..16)) {
-            let inv = NodeInventory { gpus: gpus.into_iter().enumerate().map(|(i, (model, memory_mib, healthy, mig))| GpuInfo {
+        fn inventory_round_trips(gpus in prop::collection::vec(("[A-Za-z0-9 -]{1,30}", 0u64..200_000, any::<bool>(), any::<bool>(), 0u8..3), 0..16)) {
+            let isolations = [Isolation::None, Isolation::Mps, Isolation::MpsMultiUser];
+            let inv = NodeInventory { gpus: gpus.into_iter().enumerate().map(|(i, (model, memory_mib, healthy, mig, iso))| GpuInfo {
                 index: i as u32, uuid: format!("GPU-{i}"), model, memory_mib, healthy, mig, mps: !mig,
+                isolation: isolations[usize::from(iso)],
             }).collect() };
             prop_assert_eq!(decode_inventory(&encode_inventory(&inv)).unwrap(), inv);
         }

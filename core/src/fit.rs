@@ -13,8 +13,8 @@ mod chosen;
 
 pub use chosen::{Chosen, FAST_PATH_MAX_GPUS, choose, explain, try_choose};
 
-use crate::ledger::{ContainerPlacement, GpuState, NodeLedger, Placement, Share};
-use crate::request::{GpuDemand, PodRequest};
+use crate::ledger::{ContainerPlacement, GpuState, NodeLedger, Placement, Share, Sharing};
+use crate::request::{GpuDemand, PodRequest, RunAs};
 
 /// How to choose among GPUs that all fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +72,8 @@ pub enum GpuReject {
     Slots,
     /// An exclusive share needs a GPU nobody else uses.
     NotIdle,
+    /// No MPS daemon enforces shares here: whole GPUs only (DESIGN.md, "Isolation").
+    NotIsolated,
 }
 
 impl fmt::Display for GpuReject {
@@ -90,6 +92,9 @@ impl fmt::Display for GpuReject {
             }
             GpuReject::Slots => write!(f, "no free slot"),
             GpuReject::NotIdle => write!(f, "in use, whole GPU needed"),
+            GpuReject::NotIsolated => {
+                write!(f, "no live MPS isolation, whole GPUs only")
+            }
         }
     }
 }
@@ -138,6 +143,19 @@ pub enum Unfit {
         demand: String,
         /// Why each other GPU was refused, by UUID.
         rejects: Vec<(String, GpuReject)>,
+    },
+    /// The node's single-user MPS server serves another user (MPS without `-M`).
+    #[error(
+        "node {node}: its MPS server runs without multi-user support and serves {}; this pod runs as {}",
+        .serving.map_or("no one yet".to_string(), RunAs::describe), .pod.describe()
+    )]
+    MpsUser {
+        /// Node name.
+        node: String,
+        /// The user the node's MPS clients run as, if any holds a share.
+        serving: Option<RunAs>,
+        /// The pod's user.
+        pod: RunAs,
     },
     /// Anti-affinity or quorum spreading.
     #[error("node {node}: {reason}")]
@@ -195,6 +213,7 @@ fn check_capacity(gpu: &GpuState, free: Free, demand: &GpuDemand) -> Result<(), 
         return Err(GpuReject::Slots);
     }
     if demand.exclusive() {
+        // A whole GPU needs no isolation: nobody else is on it.
         let idle = free.core == crate::request::MILLI_PER_GPU
             && free.mem == gpu.mem_total_mib
             && free.slots == gpu.slots_total;
@@ -203,6 +222,9 @@ fn check_capacity(gpu: &GpuState, free: Free, demand: &GpuDemand) -> Result<(), 
         } else {
             Err(GpuReject::NotIdle)
         };
+    }
+    if gpu.sharing == Sharing::WholeOnly {
+        return Err(GpuReject::NotIsolated);
     }
     let needed = demand.mem_on(gpu.mem_total_mib);
     if free.mem < needed {
@@ -220,14 +242,24 @@ fn check_capacity(gpu: &GpuState, free: Free, demand: &GpuDemand) -> Result<(), 
     Ok(())
 }
 
-/// True when host CPU and memory fit (or are not tracked); the allocation-free [`check_host`].
+/// True when host CPU and memory fit (or are not tracked) and the node's MPS server may serve
+/// the pod's user; the allocation-free [`check_host`].
 pub fn host_fits(node: &NodeLedger, pod: &PodRequest) -> bool {
     (node.host.cpu_milli.is_none() || pod.cpu_milli <= node.cpu_free_milli)
         && (node.host.mem_mib.is_none() || pod.mem_mib <= node.mem_free_mib)
+        && (pod.containers.is_empty() || node.mps_user_allows(pod.run_as))
 }
 
-/// Checks host CPU and memory, when the node tracks them.
+/// Checks host CPU and memory, when the node tracks them, and the user of a single-user MPS
+/// node (a node-wide limit: one control daemon serves all of the node's GPUs).
 pub fn check_host(node: &NodeLedger, pod: &PodRequest) -> Result<(), Unfit> {
+    if !pod.containers.is_empty() && !node.mps_user_allows(pod.run_as) {
+        return Err(Unfit::MpsUser {
+            node: node.name.clone(),
+            serving: node.mps_user(),
+            pod: pod.run_as,
+        });
+    }
     let host = |what, requested, available| Unfit::Host {
         node: node.name.clone(),
         what,

@@ -22,9 +22,47 @@ pub struct GpuInfo {
     /// MIG mode enabled.
     #[serde(default)]
     pub mig: bool,
-    /// MPS usable for compute and memory limits.
+    /// MPS usable for compute and memory limits (Volta or newer, MIG off): a capability.
     #[serde(default)]
     pub mps: bool,
+    /// Whether shares on this GPU are enforced right now (absent in older inventories: none).
+    #[serde(default)]
+    pub isolation: Isolation,
+}
+
+/// How a GPU's shares are enforced at this moment (DESIGN.md, "Isolation: MPS run by Tessera").
+///
+/// The device plugin says `mps` or `mpsMultiUser` only while Tessera's MPS daemon is ready and
+/// holds the GPU in EXCLUSIVE_PROCESS mode; without a daemon the MPS limits are ignored, so a
+/// share there would be accounting only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Isolation {
+    /// Nothing enforces a share: only whole GPUs are safe (unless the operator opts into soft
+    /// sharing).
+    #[default]
+    None,
+    /// A live MPS daemon without the multi-user server: every MPS client on the node must run as
+    /// one Linux user at a time, or later users wait for earlier ones to finish.
+    Mps,
+    /// A live MPS daemon with the multi-user server (`-M`): clients of different users at once.
+    MpsMultiUser,
+}
+
+impl Isolation {
+    /// True when an MPS daemon enforces shares on the GPU.
+    pub fn is_live(self) -> bool {
+        self != Isolation::None
+    }
+
+    /// The name used in the inventory, metrics and `tessera inspect`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::None => "none",
+            Isolation::Mps => "mps",
+            Isolation::MpsMultiUser => "mpsMultiUser",
+        }
+    }
 }
 
 /// All GPUs of a node.

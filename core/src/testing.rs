@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::inventory::{GpuInfo, NodeInventory};
+use crate::inventory::{GpuInfo, Isolation, NodeInventory};
 use crate::ledger::{HostCapacity, NodeLedger};
 
 /// Builds a pod with containers and resource limits.
@@ -110,6 +110,8 @@ pub fn gpus(node: &str, count: u32, model: &str, mem_mib: u64) -> NodeInventory 
                 healthy: true,
                 mig: false,
                 mps: true,
+                // Simulated nodes run Tessera's MPS daemon with the multi-user server.
+                isolation: Isolation::MpsMultiUser,
             })
             .collect(),
     }
@@ -123,6 +125,7 @@ pub fn node(name: &str, count: u32, model: &str, mem_mib: u64) -> NodeLedger {
         &gpus(name, count, model, mem_mib),
         HostCapacity::untracked(),
         10,
+        crate::ledger::SharingPolicy::IsolatedOnly,
     )
 }
 
@@ -148,6 +151,7 @@ pub fn hold(node: &mut NodeLedger, pod: &str, gpu: usize, mem_mib: u64, core_mil
             placement,
             cpu_milli: 0,
             mem_mib: 0,
+            run_as: crate::request::RunAs::Unstated,
         },
     ) {
         panic!("test setup: {e}");
@@ -190,6 +194,7 @@ pub fn busy_cluster(nodes: usize, pods_per_node: usize, seed: u64) -> crate::led
                     placement,
                     cpu_milli: 0,
                     mem_mib: 0,
+                    run_as: crate::request::RunAs::Unstated,
                 },
             );
         }

@@ -92,6 +92,8 @@ impl NvmlGpus {
             healthy: true,
             mig,
             mps: mps && !mig,
+            // Live isolation is the MPS daemon's to report (`state::Shared::inventory`).
+            isolation: tessera_core::inventory::Isolation::None,
         })
     }
 }

@@ -94,6 +94,7 @@ fn reserve(
             placement,
             cpu_milli: 0,
             mem_mib: 0,
+            run_as: request.run_as,
         };
         c.reservations
             .reserve(&mut c.ledger, key, index, holding, deadline_ms)

@@ -52,6 +52,7 @@ fn holder(name: &str, node: &str, mem_mib: u64, priority: i32) -> PodFacts {
         assignment_error: None,
         group: None,
         terminal: false,
+        run_as: tessera_core::request::RunAs::Unstated,
     }
 }
 
@@ -147,6 +148,7 @@ async fn a_node_whose_device_plugin_went_quiet_offers_no_gpu() {
     state.update(|c| {
         c.apply_pod(PodFacts {
             terminal: true,
+            run_as: tessera_core::request::RunAs::Unstated,
             ..holder("peer", "n2", 1, 0)
         })
     });

@@ -196,6 +196,7 @@ mod tests {
             healthy: true,
             mig: false,
             mps: true,
+            isolation: tessera_core::inventory::Isolation::Mps,
         };
         c.apply_node(NodeFacts {
             name: "gpu-1".into(),
@@ -237,6 +238,7 @@ mod tests {
                 assignment_error: None,
                 group: None,
                 terminal: false,
+                run_as: tessera_core::request::RunAs::Unstated,
             });
         }
         c

@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::annotations::{self, Assignment, CodecError};
 use crate::inventory::NodeInventory;
 use crate::keys;
-use crate::request::{Group, pod_group};
+use crate::request::{Group, RunAs, pod_group, run_as};
 
 /// A node as the scheduler sees it: zone, GPU inventory and the device plugin's heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,8 @@ pub struct PodFacts {
     pub group: Option<Group>,
     /// Succeeded or Failed: holds nothing any more.
     pub terminal: bool,
+    /// The user its GPU containers (the ones the assignment names) run as.
+    pub run_as: RunAs,
 }
 
 impl PodFacts {
@@ -102,6 +104,9 @@ impl PodFacts {
             Some(Err(e)) => (None, Some(CodecError::to_string(&e))),
         };
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        let run_as = assignment.as_ref().map_or(RunAs::Unstated, |a| {
+            run_as(pod, a.containers.iter().map(|c| c.container.as_str()))
+        });
         PodFacts {
             key,
             uid: meta.uid.clone().unwrap_or_default(),
@@ -111,6 +116,7 @@ impl PodFacts {
             assignment_error,
             group: pod_group(pod),
             terminal: matches!(phase, Some("Succeeded" | "Failed")),
+            run_as,
         }
     }
 

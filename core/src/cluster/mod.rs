@@ -81,6 +81,12 @@ impl Cluster {
         }
     }
 
+    /// The same cluster placing fractional shares by `policy` (set before nodes are added).
+    pub fn with_sharing(mut self, policy: crate::ledger::SharingPolicy) -> Self {
+        self.ledger = std::mem::take(&mut self.ledger).with_policy(policy);
+        self
+    }
+
     /// The decision view under `policy` (uses the fragmentation cache as last refreshed).
     pub fn view(&self, policy: Policy) -> View<'_> {
         View {

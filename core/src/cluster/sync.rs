@@ -304,7 +304,8 @@ impl Cluster {
         }
         self.release(pod, notices);
         self.remove_unplaced(pod);
-        if let Err(error) = self.ledger.apply_assignment(pod, assignment) {
+        let run_as = self.pods.get(pod).map(|f| f.run_as).unwrap_or_default();
+        if let Err(error) = self.ledger.apply_assignment(pod, assignment, run_as) {
             self.unplaced
                 .entry(assignment.node.clone())
                 .or_default()
@@ -363,10 +364,13 @@ impl Cluster {
         }
         let mut still = std::collections::BTreeSet::new();
         for pod in pods {
-            let Some(assignment) = self.pods.get(&pod).and_then(|f| f.held_assignment()) else {
+            let Some(facts) = self.pods.get(&pod) else {
                 continue;
             };
-            if let Err(error) = self.ledger.apply_assignment(&pod, assignment) {
+            let Some(assignment) = facts.held_assignment() else {
+                continue;
+            };
+            if let Err(error) = self.ledger.apply_assignment(&pod, assignment, facts.run_as) {
                 notices.push(Notice::Unplaced {
                     pod: pod.clone(),
                     error,

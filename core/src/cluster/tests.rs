@@ -48,6 +48,7 @@ fn pod(key: &str, bound: Option<&str>, a: Option<Assignment>) -> PodFacts {
         assignment_error: None,
         group: None,
         terminal: false,
+        run_as: crate::request::RunAs::Unstated,
     }
 }
 
@@ -99,6 +100,7 @@ fn reserve(c: &mut Cluster, key: &str, gpu: usize, mem_mib: u64, deadline_ms: u6
         },
         cpu_milli: 0,
         mem_mib: 0,
+        run_as: crate::request::RunAs::Unstated,
     };
     let index = c.ledger.node_index("n1").unwrap();
     c.reservations

@@ -1,4 +1,6 @@
 use super::*;
+use crate::inventory::Isolation;
+use crate::ledger::SharingPolicy;
 use crate::request::{ContainerDemand, GpuDemand};
 use crate::testing::{self, hold};
 
@@ -111,4 +113,107 @@ fn host_resources_are_checked_only_when_tracked() {
         ),
         "{err}"
     );
+}
+
+/// A node of `count` T4s whose isolation is `isolation`, placed by `policy`.
+fn isolated_node(isolation: Isolation, policy: SharingPolicy, count: u32) -> NodeLedger {
+    let mut inventory = testing::gpus("n1", count, "T4", 16384);
+    for g in &mut inventory.gpus {
+        g.isolation = isolation;
+    }
+    NodeLedger::new(
+        "n1",
+        None,
+        &inventory,
+        crate::ledger::HostCapacity::untracked(),
+        10,
+        policy,
+    )
+}
+
+fn as_user(mut pod: PodRequest, run_as: RunAs) -> PodRequest {
+    pod.run_as = run_as;
+    pod
+}
+
+fn holding(placement: Placement, run_as: RunAs) -> crate::ledger::Holding {
+    crate::ledger::Holding {
+        placement,
+        cpu_milli: 0,
+        mem_mib: 0,
+        run_as,
+    }
+}
+
+#[test]
+fn without_live_isolation_only_whole_gpus_are_placed_unless_soft_sharing() {
+    let node = isolated_node(Isolation::None, SharingPolicy::IsolatedOnly, 1);
+    let err = place(&node, &share_pod(4096, 25, 1), GpuChoice::BestFit)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("GPU-n1-0: no live MPS isolation, whole GPUs only"),
+        "{err}"
+    );
+    assert!(place(&node, &share_pod(0, 100, 1), GpuChoice::BestFit).is_ok());
+    let soft = isolated_node(Isolation::None, SharingPolicy::Soft, 1);
+    assert!(place(&soft, &share_pod(4096, 25, 1), GpuChoice::BestFit).is_ok());
+    for live in [Isolation::Mps, Isolation::MpsMultiUser] {
+        let node = isolated_node(live, SharingPolicy::IsolatedOnly, 1);
+        assert!(place(&node, &share_pod(4096, 25, 1), GpuChoice::BestFit).is_ok());
+    }
+}
+
+#[test]
+fn a_single_user_mps_node_keeps_every_client_to_one_user() {
+    let mut node = isolated_node(Isolation::Mps, SharingPolicy::IsolatedOnly, 2);
+    let first = as_user(share_pod(4096, 25, 1), RunAs::Uid(1000));
+    let placement = place(&node, &first, GpuChoice::BestFit).unwrap();
+    node.apply("ns/a", holding(placement, RunAs::Uid(1000)))
+        .unwrap();
+    assert_eq!(node.mps_user(), Some(RunAs::Uid(1000)));
+    // Same user: fits, on either GPU. Another user: refused node-wide, even on the idle GPU.
+    assert!(place(&node, &first, GpuChoice::WorstFit).is_ok());
+    let other = as_user(share_pod(4096, 25, 1), RunAs::Uid(2000));
+    assert!(!host_fits(&node, &other));
+    assert_eq!(
+        place(&node, &other, GpuChoice::WorstFit)
+            .unwrap_err()
+            .to_string(),
+        "node n1: its MPS server runs without multi-user support and serves UID 1000; \
+         this pod runs as UID 2000"
+    );
+    let whole = as_user(share_pod(0, 100, 1), RunAs::Uid(2000));
+    assert!(
+        place(&node, &whole, GpuChoice::WorstFit).is_err(),
+        "whole GPUs are MPS clients too"
+    );
+    // Once the first user's pod is gone, the other user may come.
+    node.release("ns/a");
+    assert_eq!(node.mps_user(), None);
+    assert!(place(&node, &other, GpuChoice::WorstFit).is_ok());
+    let mixed = as_user(share_pod(4096, 25, 1), RunAs::Mixed);
+    assert!(
+        place(&node, &mixed, GpuChoice::WorstFit)
+            .unwrap_err()
+            .to_string()
+            .contains("this pod runs as several users")
+    );
+}
+
+#[test]
+fn a_multi_user_mps_node_takes_clients_of_any_user() {
+    let mut node = isolated_node(Isolation::MpsMultiUser, SharingPolicy::IsolatedOnly, 1);
+    let first = as_user(share_pod(4096, 25, 1), RunAs::Uid(1000));
+    let placement = place(&node, &first, GpuChoice::BestFit).unwrap();
+    node.apply("ns/a", holding(placement, RunAs::Uid(1000)))
+        .unwrap();
+    let other = as_user(share_pod(4096, 25, 1), RunAs::Uid(2000));
+    assert!(place(&node, &other, GpuChoice::BestFit).is_ok());
+}
+
+#[test]
+fn gpu_state_keeps_its_size() {
+    // Scoring reads every GPU of every node per decision (see GpuState's comment).
+    assert_eq!(std::mem::size_of::<GpuState>(), 40);
 }

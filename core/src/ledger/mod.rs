@@ -7,11 +7,13 @@
 
 mod node;
 mod reservations;
+mod sharing;
 #[cfg(test)]
 mod tests;
 
 pub use node::{GpuIdentity, GpuState, Holding, HostCapacity, NodeLedger, next_version};
 pub use reservations::Reservations;
+pub use sharing::{Sharing, SharingPolicy};
 
 use crate::hash::FnvMap;
 
@@ -19,6 +21,7 @@ use thiserror::Error;
 
 use crate::annotations::Assignment;
 use crate::inventory::NodeInventory;
+use crate::request::RunAs;
 
 /// A share on one GPU, by index on the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +125,7 @@ pub struct ClusterLedger {
     by_name: FnvMap<String, usize>,
     pods: FnvMap<String, usize>,
     slots_per_gpu: u32,
+    policy: SharingPolicy,
     layout: u64,
     /// Nodes changed since the last [`ClusterLedger::take_touched`], each once.
     touched: Vec<usize>,
@@ -129,12 +133,24 @@ pub struct ClusterLedger {
 }
 
 impl ClusterLedger {
-    /// An empty ledger; each GPU gets `slots_per_gpu` slots.
+    /// An empty ledger; each GPU gets `slots_per_gpu` slots, and fractional shares go only to
+    /// GPUs with live isolation.
     pub fn new(slots_per_gpu: u32) -> Self {
         ClusterLedger {
             slots_per_gpu,
             ..Default::default()
         }
+    }
+
+    /// The same ledger placing fractional shares by `policy` (set before nodes are added).
+    pub fn with_policy(mut self, policy: SharingPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How fractional shares are placed.
+    pub fn policy(&self) -> SharingPolicy {
+        self.policy
     }
 
     /// Nodes in insertion order.
@@ -209,7 +225,8 @@ impl ClusterLedger {
         inventory: &NodeInventory,
         host: HostCapacity,
     ) -> Vec<String> {
-        let mut fresh = NodeLedger::new(name, zone, inventory, host, self.slots_per_gpu);
+        let mut fresh =
+            NodeLedger::new(name, zone, inventory, host, self.slots_per_gpu, self.policy);
         let Some(&i) = self.by_name.get(name) else {
             self.by_name.insert(name.to_string(), self.nodes.len());
             fresh.slot = self.nodes.len();
@@ -219,7 +236,7 @@ impl ClusterLedger {
         };
         let old = std::mem::replace(
             &mut self.nodes[i],
-            NodeLedger::new(name, None, &NodeInventory::default(), host, 0),
+            NodeLedger::new(name, None, &NodeInventory::default(), host, 0, self.policy),
         );
         let mut dropped = Vec::new();
         for (pod, holding) in old.holders() {
@@ -299,6 +316,7 @@ impl ClusterLedger {
         &mut self,
         pod: &str,
         assignment: &Assignment,
+        run_as: RunAs,
     ) -> Result<(), LedgerError> {
         let i = self
             .node_index(&assignment.node)
@@ -313,6 +331,7 @@ impl ClusterLedger {
                 placement,
                 cpu_milli: 0,
                 mem_mib: 0,
+                run_as,
             },
         )
     }
@@ -358,7 +377,7 @@ pub struct NodeSource {
 pub fn rebuild<'a>(
     slots_per_gpu: u32,
     nodes: impl IntoIterator<Item = &'a NodeSource>,
-    pods: impl IntoIterator<Item = (&'a str, &'a Assignment)>,
+    pods: impl IntoIterator<Item = (&'a str, &'a Assignment, RunAs)>,
 ) -> (ClusterLedger, Vec<(String, LedgerError)>) {
     let mut ledger = ClusterLedger::new(slots_per_gpu);
     for n in nodes {
@@ -370,8 +389,8 @@ pub fn rebuild<'a>(
         );
     }
     let mut rejected = Vec::new();
-    for (pod, assignment) in pods {
-        if let Err(e) = ledger.apply_assignment(pod, assignment) {
+    for (pod, assignment, run_as) in pods {
+        if let Err(e) = ledger.apply_assignment(pod, assignment, run_as) {
             rejected.push((pod.to_string(), e));
         }
     }

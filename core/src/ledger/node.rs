@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use crate::annotations::{Assignment, ContainerAssignment, GpuShare};
 use crate::inventory::NodeInventory;
-use crate::request::MILLI_PER_GPU;
+use crate::request::{MILLI_PER_GPU, RunAs};
 
+use super::sharing::{Sharing, SharingPolicy};
 use super::{LedgerError, Placement};
 
 /// Which physical GPU a [`GpuState`] is.
@@ -41,6 +42,8 @@ pub struct GpuState {
     pub slots_total: u32,
     /// Healthy GPUs take new shares; unhealthy ones keep their holders' accounting.
     pub healthy: bool,
+    /// Which shares it may take, from its isolation (in the padding: the struct stays 40 bytes).
+    pub sharing: Sharing,
 }
 
 impl GpuState {
@@ -80,6 +83,8 @@ pub struct Holding {
     pub cpu_milli: u64,
     /// Host memory in MiB.
     pub mem_mib: u64,
+    /// The user its GPU containers run as.
+    pub run_as: RunAs,
 }
 
 /// The accounting of one node.
@@ -97,7 +102,9 @@ pub struct NodeLedger {
     pub cpu_free_milli: u64,
     /// Free host memory, MiB (meaningful when tracked).
     pub mem_free_mib: u64,
-    holders: BTreeMap<String, Holding>,
+    pub(super) holders: BTreeMap<String, Holding>,
+    /// See [`NodeLedger::mps_user`].
+    pub(super) mps_user: Option<RunAs>,
     /// Every GPU is the same model with the same memory (worked out once: scoring asks per node).
     gpus_alike: bool,
     /// Renewed on every change from a counter shared by all ledgers, so a cache entry stamped
@@ -115,13 +122,15 @@ pub fn next_version() -> u64 {
 }
 
 impl NodeLedger {
-    /// An empty ledger for a node with `inventory`, `slots_per_gpu` slots on each GPU.
+    /// An empty ledger for a node with `inventory`, `slots_per_gpu` slots on each GPU, placing
+    /// fractional shares by `policy`.
     pub fn new(
         name: &str,
         zone: Option<String>,
         inventory: &NodeInventory,
         host: HostCapacity,
         slots_per_gpu: u32,
+        policy: SharingPolicy,
     ) -> Self {
         let gpus_alike = inventory
             .gpus
@@ -144,12 +153,14 @@ impl NodeLedger {
                     slots_free: slots_per_gpu,
                     slots_total: slots_per_gpu,
                     healthy: g.healthy,
+                    sharing: Sharing::of(g.isolation, policy),
                 })
                 .collect(),
             host,
             cpu_free_milli: host.cpu_milli.unwrap_or(u64::MAX),
             mem_free_mib: host.mem_mib.unwrap_or(u64::MAX),
             holders: BTreeMap::new(),
+            mps_user: None,
             gpus_alike,
             version: next_version(),
             slot: 0,
@@ -220,6 +231,7 @@ impl NodeLedger {
         self.cpu_free_milli -= holding.cpu_milli;
         self.mem_free_mib -= holding.mem_mib;
         self.holders.insert(pod.to_string(), holding);
+        self.refresh_mps_user();
         self.version = next_version();
         Ok(())
     }
@@ -253,6 +265,7 @@ impl NodeLedger {
         }
         self.cpu_free_milli += holding.cpu_milli;
         self.mem_free_mib += holding.mem_mib;
+        self.refresh_mps_user();
         self.version = next_version();
         Some(holding)
     }
@@ -341,5 +354,6 @@ impl NodeLedger {
             && self.cpu_free_milli == other.cpu_free_milli
             && self.mem_free_mib == other.mem_free_mib
             && self.holders == other.holders
+            && self.mps_user == other.mps_user
     }
 }

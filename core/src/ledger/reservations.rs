@@ -96,6 +96,7 @@ mod tests {
             },
             cpu_milli: 0,
             mem_mib: 0,
+            run_as: crate::request::RunAs::Unstated,
         }
     }
 

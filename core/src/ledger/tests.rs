@@ -17,6 +17,7 @@ fn share(gpu: usize, mem_mib: u64, core_milli: u32) -> Holding {
         },
         cpu_milli: 0,
         mem_mib: 0,
+        run_as: crate::request::RunAs::Unstated,
     }
 }
 
@@ -180,7 +181,7 @@ proptest! {
             let node = ledger.node_of(p).unwrap();
             (p.clone(), node.to_assignment(&node.holders()[p].placement))
         }).collect();
-        let (rebuilt, rejected) = rebuild(4, &sources, assignments.iter().map(|(p, a)| (p.as_str(), a)));
+        let (rebuilt, rejected) = rebuild(4, &sources, assignments.iter().map(|(p, a)| (p.as_str(), a, RunAs::Unstated)));
         prop_assert!(rejected.is_empty());
         prop_assert!(rebuilt.same_state(&ledger));
     }

@@ -8,6 +8,7 @@
 pub mod allocate;
 pub mod env;
 pub mod health;
+pub mod mps;
 pub mod publish;
 pub mod reconcile;
 pub mod slots;

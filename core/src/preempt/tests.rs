@@ -36,6 +36,7 @@ fn cluster(gpus: u32, pods: &[(&str, u32, u64, i32)]) -> Cluster {
             assignment_error: None,
             group: None,
             terminal: false,
+            run_as: crate::request::RunAs::Unstated,
         });
         assert!(notices.is_empty(), "{notices:?}");
     }
@@ -142,7 +143,7 @@ fn a_share_reserved_by_a_bind_in_flight_is_never_a_victim() {
         }],
     };
     c.ledger
-        .apply_assignment("ns/inflight", &assignment)
+        .apply_assignment("ns/inflight", &assignment, crate::request::RunAs::Unstated)
         .unwrap();
     assert!(matches!(
         victims(&c, &wants(4096, 1), 10, "n1", &BTreeSet::new()),

@@ -8,10 +8,12 @@
 //! kube-scheduler.
 
 mod group;
+mod run_as;
 #[cfg(test)]
 mod tests;
 
 pub use group::{Group, LABEL_GROUP_SIZE, pod_group};
+pub use run_as::{RunAs, run_as};
 
 use std::collections::BTreeMap;
 
@@ -97,6 +99,8 @@ pub struct PodRequest {
     pub group: Option<Group>,
     /// Pod priority (higher wins preemption).
     pub priority: i32,
+    /// The user its GPU containers run as (single-user MPS nodes keep to one).
+    pub run_as: RunAs,
 }
 
 impl PodRequest {
@@ -228,6 +232,7 @@ pub fn pod_request(pod: &Pod, ctx: RequestContext) -> Result<PodRequest, Request
     request.models = pod_models(pod);
     request.group = pod_group(pod);
     request.priority = spec.priority.unwrap_or(0);
+    request.run_as = run_as(pod, request.containers.iter().map(|c| c.container.as_str()));
     Ok(request)
 }
 

@@ -306,6 +306,7 @@ mod cache_equivalence {
                 healthy: true,
                 mig: false,
                 mps: true,
+                isolation: crate::inventory::Isolation::MpsMultiUser,
             }
         };
         NodeInventory {

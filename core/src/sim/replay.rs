@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use crate::frag::{self, ClassKey, TypicalPods};
-use crate::inventory::{GpuInfo, NodeInventory};
+use crate::inventory::{GpuInfo, Isolation, NodeInventory};
 use crate::ledger::{ClusterLedger, Holding, HostCapacity};
 use crate::request::{ContainerDemand, GpuDemand, MILLI_PER_GPU, PodRequest};
 use crate::rng::Rng;
@@ -104,6 +104,7 @@ pub fn trace_request(pod: &TracePod) -> PodRequest {
         mem_mib: pod.memory_mib,
         group: None,
         priority: 0,
+        run_as: crate::request::RunAs::Unstated,
     }
 }
 
@@ -133,6 +134,8 @@ pub fn trace_ledger<'a>(nodes: impl IntoIterator<Item = &'a TraceNode>) -> Clust
                     healthy: true,
                     mig: false,
                     mps: false,
+                    // The trace's protocol shares every GPU (the published policies assume it).
+                    isolation: Isolation::MpsMultiUser,
                 })
                 .collect(),
         };
@@ -209,6 +212,7 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
                     placement,
                     cpu_milli: request.cpu_milli,
                     mem_mib: request.mem_mib,
+                    run_as: request.run_as,
                 };
                 // The chooser only proposes placements that fit, so this cannot be refused.
                 if ledger.apply_at(node, &pod.name, holding).is_ok() {

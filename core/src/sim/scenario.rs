@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use crate::affinity::{Spread, Violations};
 use crate::frag::{self, ClassKey, NodeFrag, TypicalPods};
-use crate::inventory::{GpuInfo, NodeInventory};
+use crate::inventory::{GpuInfo, Isolation, NodeInventory};
 use crate::ledger::{ClusterLedger, Holding, HostCapacity, NodeLedger};
 use crate::quantity;
 use crate::request::{self, Group, PodRequest, RequestContext, Translation};
@@ -288,6 +288,8 @@ fn node_inventory(node: &str, g: &GpuSpec) -> NodeInventory {
                 healthy: true,
                 mig: false,
                 mps: true,
+                // Simulated nodes run Tessera's MPS daemon with the multi-user server.
+                isolation: Isolation::MpsMultiUser,
             })
             .collect(),
     }
@@ -360,6 +362,7 @@ pub fn run(
                     placement,
                     cpu_milli: request.cpu_milli,
                     mem_mib: request.mem_mib,
+                    run_as: request.run_as,
                 };
                 if ledger.apply_at(i, key, holding).is_ok() {
                     placed += 1;
