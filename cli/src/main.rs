@@ -8,6 +8,7 @@ mod extender;
 mod inspect;
 mod kube_client;
 mod logging;
+mod mps_daemon;
 mod serve;
 mod simulate;
 mod webhook;
@@ -40,6 +41,8 @@ enum Command {
     Crd,
     /// Run the kubelet device plugin: fractional GPUs from NVML, exact allocation.
     DevicePlugin(device_plugin::DevicePluginCli),
+    /// Run MPS for the node's GPUs so that fractional shares hold (its own DaemonSet).
+    MpsDaemon(mps_daemon::MpsDaemonCli),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Webhook(args) => webhook::run(args),
         Command::Crd => crd::run(),
         Command::DevicePlugin(args) => device_plugin::run(args),
+        Command::MpsDaemon(args) => mps_daemon::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -65,6 +65,18 @@ pub struct DevicePluginArgs {
         default_value_t = 5
     )]
     pub inventory_min_interval_seconds: u64,
+    /// Root directory of `tessera mps-daemon` on the node (its status file, pipe and shm
+    /// directories), mounted at the same path in this container. Unset: no MPS; shares are then
+    /// not isolated, and the extender places only whole GPUs here unless it runs with
+    /// --soft-sharing.
+    #[arg(long, env = "TESSERA_MPS_ROOT")]
+    pub mps_root: Option<PathBuf>,
+    /// Milliseconds between two reads of the MPS daemon's status file.
+    #[arg(long, env = "TESSERA_MPS_POLL_MS", default_value_t = 1000)]
+    pub mps_poll_ms: u64,
+    /// Seconds after which an unrenewed MPS status counts as a daemon that is gone.
+    #[arg(long, env = "TESSERA_MPS_STATUS_MAX_AGE_SECONDS", default_value_t = 10)]
+    pub mps_status_max_age_seconds: u64,
 }
 
 /// Validated configuration.
@@ -94,6 +106,12 @@ pub struct Config {
     pub heartbeat_every: Duration,
     /// Least time between inventory writes.
     pub inventory_min_interval: Duration,
+    /// The MPS daemon's root, when MPS isolation is on.
+    pub mps_root: Option<PathBuf>,
+    /// Status file poll period.
+    pub mps_poll: Duration,
+    /// Oldest status heartbeat still taken as a live daemon, seconds.
+    pub mps_status_max_age_secs: i64,
 }
 
 impl Config {
@@ -127,6 +145,9 @@ pub enum ConfigError {
     /// The socket name is not a plain file name.
     #[error("--socket-name {0:?} must be a file name without '/'")]
     SocketName(String),
+    /// The MPS root must be the same absolute path on the node and in every container.
+    #[error("--mps-root {0:?} must be an absolute path (it is mounted at the same path)")]
+    MpsRoot(PathBuf),
 }
 
 impl TryFrom<DevicePluginArgs> for Config {
@@ -159,6 +180,18 @@ impl TryFrom<DevicePluginArgs> for Config {
             .kubelet_socket
             .unwrap_or_else(|| a.plugin_dir.join("kubelet.sock"));
         let pod_resources_socket = Some(a.pod_resources_socket).filter(|_| a.reconcile);
+        let mps_root = a.mps_root.filter(|p| !p.as_os_str().is_empty());
+        if mps_root.as_ref().is_some_and(|p| p.is_relative()) {
+            return Err(ConfigError::MpsRoot(mps_root.unwrap_or_default()));
+        }
+        let mps_poll = range("mps-poll-ms", a.mps_poll_ms, 50, 60_000, "50-60000 ms")?;
+        let max_age = range(
+            "mps-status-max-age-seconds",
+            a.mps_status_max_age_seconds,
+            1,
+            3600,
+            "1-3600 seconds",
+        )?;
         Ok(Config {
             nvml_lib: a.nvml_lib,
             plugin_dir: a.plugin_dir,
@@ -175,6 +208,9 @@ impl TryFrom<DevicePluginArgs> for Config {
                 "inventory-min-interval-seconds",
                 a.inventory_min_interval_seconds,
             )?,
+            mps_root,
+            mps_poll: Duration::from_millis(mps_poll),
+            mps_status_max_age_secs: i64::try_from(max_age).unwrap_or(3600),
         })
     }
 }
@@ -213,6 +249,19 @@ mod tests {
         );
         assert_eq!(c.slots_per_gpu, 10);
         assert_eq!(c.nvml_lib, PathBuf::from("libnvidia-ml.so.1"));
+        assert_eq!(c.mps_root, None, "MPS is opt-in: no daemon, no isolation");
+    }
+
+    #[test]
+    fn mps_root_must_be_absolute() {
+        let c = config(&["--node-name", "n", "--mps-root", "/run/tessera/mps"]).unwrap();
+        assert_eq!(c.mps_root, Some(PathBuf::from("/run/tessera/mps")));
+        assert_eq!(
+            config(&["--node-name", "n", "--mps-root", "run/mps"])
+                .unwrap_err()
+                .to_string(),
+            "--mps-root \"run/mps\" must be an absolute path (it is mounted at the same path)"
+        );
     }
 
     #[test]

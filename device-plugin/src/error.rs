@@ -2,6 +2,7 @@
 //! InvalidArgument for slots we did not hand out, FailedPrecondition when no allocating pod
 //! matches, Unavailable when NVML or the apiserver is down.
 
+use tessera_core::plugin::mps::ShareRefused;
 use tessera_core::plugin::{allocate::NoMatch, slots::SlotError};
 use thiserror::Error;
 
@@ -54,6 +55,17 @@ pub enum PluginError {
     /// NVML is not usable.
     #[error(transparent)]
     Nvml(#[from] NvmlFailure),
+    /// The matched container's GPUs cannot be handed out (not on this node, unhealthy, or their
+    /// MPS daemon is not ready).
+    #[error("{pod}/{container}: {reason}")]
+    Refused {
+        /// `namespace/name` of the matched pod.
+        pod: String,
+        /// Container name.
+        container: String,
+        /// Why.
+        reason: ShareRefused,
+    },
 }
 
 impl PluginError {
@@ -65,6 +77,11 @@ impl PluginError {
             Self::Apiserver(_) => "apiserver",
             Self::Kubelet(_) => "kubelet",
             Self::Nvml(_) => "nvml",
+            Self::Refused {
+                reason: ShareRefused::MpsDown { .. },
+                ..
+            } => "mps_not_ready",
+            Self::Refused { .. } => "refused_gpu",
         }
     }
 }
@@ -75,6 +92,11 @@ impl From<PluginError> for tonic::Status {
         match e {
             PluginError::Slot(_) => tonic::Status::invalid_argument(message),
             PluginError::NoMatch(_) => tonic::Status::failed_precondition(message),
+            PluginError::Refused {
+                reason: ShareRefused::MpsDown { .. } | ShareRefused::Unhealthy { .. },
+                ..
+            } => tonic::Status::unavailable(message),
+            PluginError::Refused { .. } => tonic::Status::failed_precondition(message),
             PluginError::Apiserver(_) | PluginError::Kubelet(_) | PluginError::Nvml(_) => {
                 tonic::Status::unavailable(message)
             }

@@ -23,6 +23,7 @@ pub mod health;
 pub mod inventory;
 pub mod kubelet;
 pub mod metrics;
+pub mod mps;
 pub mod nvml;
 pub mod podresources;
 pub mod pods;
@@ -107,6 +108,7 @@ impl Plugin {
             check_rx,
             shutdown.clone(),
         ));
+        tasks.spawn(mps::run(Arc::clone(&shared), shutdown.clone()));
         tasks.spawn(inventory::run(
             Some(Arc::clone(&shared)),
             Arc::clone(&self.node),

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub corrections: Counter,
     /// Successful registrations with the kubelet.
     pub registrations: Counter,
+    /// 1 while the MPS daemon's status is fresh (isolation live), 0 otherwise.
+    pub mps_ready: Gauge,
 }
 
 impl Metrics {
@@ -72,6 +74,7 @@ impl Metrics {
             ]),
             corrections: Counter::default(),
             registrations: Counter::default(),
+            mps_ready: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("tessera_device_plugin");
         r.register(
@@ -119,6 +122,11 @@ impl Metrics {
             "registrations",
             "Registrations with the kubelet",
             m.registrations.clone(),
+        );
+        r.register(
+            "mps_ready",
+            "1 while the MPS daemon reports ready with a fresh heartbeat (shares isolated)",
+            m.mps_ready.clone(),
         );
         m
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tessera_core::keys;
-use tessera_core::plugin::{allocate, env, reconcile, slots};
+use tessera_core::plugin::{allocate, env, mps, reconcile, slots};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -15,7 +15,7 @@ use crate::api::v1beta1::device_plugin_server::DevicePlugin;
 use crate::api::v1beta1::{
     AllocateRequest, AllocateResponse, ContainerAllocateResponse,
     ContainerPreferredAllocationResponse, Device, DevicePluginOptions, Empty, ListAndWatchResponse,
-    PreStartContainerRequest, PreStartContainerResponse, PreferredAllocationRequest,
+    Mount, PreStartContainerRequest, PreStartContainerResponse, PreferredAllocationRequest,
     PreferredAllocationResponse,
 };
 use crate::error::PluginError;
@@ -64,7 +64,20 @@ impl Service {
         };
         let pod_key = format!("{}/{}", m.namespace, m.name);
         tracing::Span::current().record("pod", pod_key.as_str());
-        let envs = env::container_env(&m.shares, &format!("{pod_key}/{}", m.container));
+        // Never a GPU the node lacks or cannot isolate now: refuse before recording anything.
+        let root = shared.config.mps_root.as_deref();
+        let client = mps::client_for(node, &m.shares, &shared.gpus(), root).map_err(|reason| {
+            PluginError::Refused {
+                pod: pod_key.clone(),
+                container: m.container.clone(),
+                reason,
+            }
+        })?;
+        let mut envs = env::container_env(&m.shares, &format!("{pod_key}/{}", m.container));
+        let mounts = client.map(|c| {
+            envs.extend(c.env);
+            c.mounts.into_iter().map(mount).collect()
+        });
         shared.record(
             reconcile::record_key(ids),
             Served {
@@ -90,8 +103,17 @@ impl Service {
         tracing::info!(pod = %pod_key, container = %m.container, gpus = %envs[env::NVIDIA_VISIBLE_DEVICES], "allocated");
         Ok(ContainerAllocateResponse {
             envs: envs.into_iter().collect(),
+            mounts: mounts.unwrap_or_default(),
             ..Default::default()
         })
+    }
+}
+
+fn mount(m: mps::MountSpec) -> Mount {
+    Mount {
+        container_path: m.container_path.display().to_string(),
+        host_path: m.host_path.display().to_string(),
+        read_only: m.read_only,
     }
 }
 

@@ -1,5 +1,10 @@
-//! The plugin's shared state: the node's GPUs with their health, the advertised slot list (a watch
-//! channel every ListAndWatch stream follows) and what `Allocate` has served.
+//! The plugin's shared state: the node's GPUs with their health, the MPS daemon's status, the
+//! advertised slot list (a watch channel every ListAndWatch stream follows) and what `Allocate`
+//! has served.
+//!
+//! GPUs are kept as NVML and XID health see them; [`Shared::gpus`] gives them with the MPS
+//! status applied (`tessera_core::plugin::mps::apply_status`): isolation per GPU, and
+//! MPS-capable GPUs unhealthy while no daemon is ready.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -7,6 +12,7 @@ use std::time::Instant;
 
 use tessera_core::annotations::GpuShare;
 use tessera_core::inventory::GpuInfo;
+use tessera_core::plugin::mps::{self, MpsStatus};
 use tessera_core::plugin::slots::{self, Slot};
 use tokio::sync::watch;
 
@@ -36,6 +42,8 @@ pub struct Shared {
     /// Metrics.
     pub metrics: Metrics,
     gpus: RwLock<Vec<GpuInfo>>,
+    /// The MPS daemon's status while it is ready and fresh (meaningful with `--mps-root`).
+    mps: RwLock<Option<MpsStatus>>,
     slots: watch::Sender<Vec<Slot>>,
     served: Mutex<BTreeMap<String, Served>>,
     /// Serialises Allocate so two calls never match the same container.
@@ -44,50 +52,91 @@ pub struct Shared {
 
 impl Shared {
     /// State for `gpus`, all healthy.
+    /// With `--mps-root`, MPS-capable GPUs start unhealthy until the daemon's status is read.
     pub fn new(config: Config, gpus: Vec<GpuInfo>, pods: Arc<dyn Pods>, metrics: Metrics) -> Self {
-        let (slots, _) = watch::channel(slots::advertise(&gpus, config.slots_per_gpu));
-        for g in &gpus {
+        let effective = effective(&config, &gpus, None);
+        let (slots, _) = watch::channel(slots::advertise(&effective, config.slots_per_gpu));
+        for g in &effective {
             metrics
                 .healthy
                 .get_or_create(&GpuLabel {
                     gpu: g.uuid.clone(),
                 })
-                .set(1);
+                .set(i64::from(g.healthy));
         }
         Self {
             config,
             pods,
             metrics,
             gpus: RwLock::new(gpus),
+            mps: RwLock::new(None),
             slots,
             served: Mutex::new(BTreeMap::new()),
             allocate_lock: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The GPUs with their current health.
+    /// The GPUs as offered now: XID health, and the MPS daemon's status applied.
     pub fn gpus(&self) -> Vec<GpuInfo> {
-        self.gpus.read().map(|g| g.clone()).unwrap_or_default()
+        let gpus = self.gpus.read().map(|g| g.clone()).unwrap_or_default();
+        let mps = self.mps.read().map(|m| m.clone()).unwrap_or_default();
+        effective(&self.config, &gpus, mps.as_ref())
     }
 
-    /// Sets one GPU's health and republishes the slot list if it changed.
+    /// Sets one GPU's XID health and republishes the slot list if it changed.
     pub fn set_health(&self, uuid: &str, healthy: bool) {
-        let Ok(mut gpus) = self.gpus.write() else {
-            return;
-        };
-        let Some(gpu) = gpus.iter_mut().find(|g| g.uuid == uuid) else {
-            return;
-        };
-        if gpu.healthy == healthy {
-            return;
+        {
+            let Ok(mut gpus) = self.gpus.write() else {
+                return;
+            };
+            let Some(gpu) = gpus.iter_mut().find(|g| g.uuid == uuid) else {
+                return;
+            };
+            if gpu.healthy == healthy {
+                return;
+            }
+            gpu.healthy = healthy;
         }
-        gpu.healthy = healthy;
-        self.metrics
-            .healthy
-            .get_or_create(&GpuLabel {
-                gpu: uuid.to_string(),
-            })
-            .set(i64::from(healthy));
+        self.republish();
+    }
+
+    /// Records the MPS daemon's status (`None`: not ready, or stale); republishes the slot
+    /// list (and so the inventory) when it changed. Returns whether it changed.
+    pub fn set_mps(&self, status: Option<MpsStatus>) -> bool {
+        {
+            let Ok(mut mps) = self.mps.write() else {
+                return false;
+            };
+            // A renewed heartbeat alone changes nothing offered.
+            let same = match (&*mps, &status) {
+                (Some(a), Some(b)) => a.gpus == b.gpus && a.multi_user == b.multi_user,
+                (None, None) => true,
+                _ => false,
+            };
+            *mps = status;
+            if same {
+                return false;
+            }
+        }
+        self.republish();
+        true
+    }
+
+    /// True when MPS isolation is on and a ready daemon's status is known.
+    pub fn mps_ready(&self) -> bool {
+        self.mps.read().is_ok_and(|m| m.is_some())
+    }
+
+    fn republish(&self) {
+        let gpus = self.gpus();
+        for g in &gpus {
+            self.metrics
+                .healthy
+                .get_or_create(&GpuLabel {
+                    gpu: g.uuid.clone(),
+                })
+                .set(i64::from(g.healthy));
+        }
         self.slots
             .send_replace(slots::advertise(&gpus, self.config.slots_per_gpu));
     }
@@ -134,6 +183,15 @@ impl Shared {
             s.retain(|k, v| keep.contains(k) || v.at.elapsed() < min_age);
         }
     }
+}
+
+/// `gpus` with the MPS status applied when MPS isolation is on.
+fn effective(config: &Config, gpus: &[GpuInfo], mps: Option<&MpsStatus>) -> Vec<GpuInfo> {
+    let mut gpus = gpus.to_vec();
+    if config.mps_root.is_some() {
+        mps::apply_status(&mut gpus, mps);
+    }
+    gpus
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone). Drops the watch guard before

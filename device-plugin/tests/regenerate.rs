@@ -1,7 +1,8 @@
 //! The checked-in gRPC bindings in `src/api/` are exactly what `tonic-prost-build` makes from
 //! `proto/` (STYLE.md 2.6: generated artifacts are committed and a test fails on drift).
 //!
-//! The test regenerates into a temporary directory with `protoc` (CI installs it). When the result
+//! The test regenerates into a temporary directory with the `protoc` that the
+//! `protoc-bin-vendored` crate ships, so no system install is needed. When the result
 //! differs it rewrites the checked-in files and fails, so refreshing them is: run this test once,
 //! review the diff, commit.
 
@@ -20,12 +21,14 @@ fn checked_in_bindings_match_the_protos() {
         .iter()
         .map(|(proto, _)| root.join("proto").join(proto))
         .collect();
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path().expect("a vendored protoc"));
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
         .emit_rerun_if_changed(false)
         .out_dir(out.path())
-        .compile_protos(&protos, &[root.join("proto")])
+        .compile_with_config(config, &protos, &[root.join("proto")])
         .expect("protoc and tonic-prost-build regenerate the bindings");
 
     let mut stale = Vec::new();

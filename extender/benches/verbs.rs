@@ -152,6 +152,7 @@ fn bench(c: &mut Criterion) {
         translation: Translation::default(),
         reservation_timeout: Duration::from_secs(60),
         heartbeat_max_age: None,
+        sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
     };
     let state = ExtenderState::new(config, Arc::new(NoBinds));
     state.update(|c| {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use tessera_core::keys;
+use tessera_core::ledger::SharingPolicy;
 use tessera_core::request::Translation;
 use tessera_core::score::Policy;
 
@@ -44,6 +45,11 @@ pub struct Options {
     /// webhook): `gpushare`, `hami`.
     #[arg(long, env = "TESSERA_EXTENDER_TRANSLATE", value_delimiter = ',', value_parser = ["gpushare", "hami"])]
     pub translate: Vec<String>,
+    /// Place fractional shares also on GPUs without live MPS isolation (gpushare's model: the
+    /// limits are then accounting, and workloads are trusted to keep to them). Off: such GPUs
+    /// take whole-GPU containers only.
+    #[arg(long, env = "TESSERA_EXTENDER_SOFT_SHARING", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub soft_sharing: bool,
     /// Kubeconfig to use (default: in-cluster, then `$KUBECONFIG`, then `~/.kube/config`).
     #[arg(long, env = "TESSERA_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
@@ -86,6 +92,11 @@ impl Options {
             reservation_timeout: self.reservation_timeout,
             heartbeat_max_age: (!self.heartbeat_max_age.is_zero())
                 .then_some(self.heartbeat_max_age),
+            sharing: if self.soft_sharing {
+                SharingPolicy::Soft
+            } else {
+                SharingPolicy::IsolatedOnly
+            },
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use tessera_core::decide::Memo;
+use tessera_core::ledger::SharingPolicy;
 
 pub use tessera_core::cluster::Cluster;
 use tessera_core::request::Translation;
@@ -31,6 +32,8 @@ pub struct Config {
     pub reservation_timeout: Duration,
     /// Oldest acceptable device-plugin inventory heartbeat (`None`: not checked).
     pub heartbeat_max_age: Option<Duration>,
+    /// Where fractional shares may go: GPUs with live isolation only, or any (soft sharing).
+    pub sharing: SharingPolicy,
 }
 
 /// Most filtered-but-unbound pods remembered; past it the oldest memory is dropped (the pod's
@@ -62,7 +65,7 @@ impl std::fmt::Debug for ExtenderState {
 impl ExtenderState {
     /// An empty, not-yet-ready state that writes binds through `binder`.
     pub fn new(config: Config, binder: Arc<dyn Binder>) -> Self {
-        let cluster = Cluster::new(config.slots_per_gpu);
+        let cluster = Cluster::new(config.slots_per_gpu).with_sharing(config.sharing);
         ExtenderState {
             cluster: RwLock::new(cluster),
             config,

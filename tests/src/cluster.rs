@@ -101,6 +101,7 @@ impl Harness {
             translation: Translation::default(),
             reservation_timeout: Duration::from_secs(60),
             heartbeat_max_age: Some(Duration::from_secs(600)),
+            sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
         };
         let state = Arc::new(ExtenderState::new(
             config,

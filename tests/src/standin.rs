@@ -48,3 +48,45 @@ pub fn install(dir: &Path, config: &str) -> PathBuf {
     std::fs::write(dir.join("nvml-standin.conf"), config).expect("write the stand-in's config");
     lib
 }
+
+/// File name of the stand-in `nvidia-cuda-mps-control` that [`install_mps_control`] writes.
+pub const MPS_CONTROL: &str = "mps-control";
+
+/// The stand-in control program, a shell script. `-f [-M]`: a foreground control daemon that
+/// records its PID in the pipe directory and runs until a client asks it to quit
+/// or until its parent is gone (`MPS_STANDIN_NO_M` set makes it refuse `-M`, like a driver without the multi-user server).
+/// Otherwise a client: reads one command from stdin and answers `get_server_list` (and `quit`)
+/// only while the daemon's PID is alive, exiting 1 like the real client when none answers.
+/// Every start and command is appended to `$MPS_STANDIN_LOG` when it is set.
+const MPS_CONTROL_SCRIPT: &str = r#"#!/bin/sh
+log() { [ -n "$MPS_STANDIN_LOG" ] && echo "$*" >> "$MPS_STANDIN_LOG"; }
+pipe="$CUDA_MPS_PIPE_DIRECTORY"
+case "$1" in
+-f|-d)
+  log "daemon $* pipe=$pipe log=$CUDA_MPS_LOG_DIRECTORY"
+  if [ "$2" = "-M" ] && [ -n "$MPS_STANDIN_NO_M" ]; then echo "unknown option -M" >&2; exit 1; fi
+  rm -f "$pipe/quit"; echo $$ > "$pipe/standin.pid"
+  # Ends with its parent too (a supervisor killed with SIGKILL leaves no stray daemon).
+  while [ ! -e "$pipe/quit" ] && kill -0 "$PPID" 2>/dev/null; do sleep 0.05; done
+  log "daemon quit"; exit 0 ;;
+esac
+read -r cmd
+log "client $cmd"
+pid=$(cat "$pipe/standin.pid" 2>/dev/null)
+if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then echo "Cannot find MPS control daemon process"; exit 1; fi
+case "$cmd" in
+get_server_list) exit 0 ;;
+quit) touch "$pipe/quit"; exit 0 ;;
+*) exit 1 ;;
+esac
+"#;
+
+/// Writes the stand-in `nvidia-cuda-mps-control` into `dir` and returns its path.
+pub fn install_mps_control(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(MPS_CONTROL);
+    std::fs::write(&path, MPS_CONTROL_SCRIPT).expect("write the MPS control stand-in");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .expect("make the MPS control stand-in executable");
+    path
+}

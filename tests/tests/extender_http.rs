@@ -71,6 +71,7 @@ fn ready_state(slots_per_gpu: u32, binder: Arc<RecordingBinder>) -> Arc<Extender
         translation: Translation::default(),
         reservation_timeout: TIMEOUT,
         heartbeat_max_age: None,
+        sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
     };
     let state = Arc::new(ExtenderState::new(config, binder));
     state.set_ready(true);

@@ -69,6 +69,7 @@ fn state() -> Arc<ExtenderState> {
         translation: Translation::default(),
         reservation_timeout: Duration::from_secs(60),
         heartbeat_max_age: Some(Duration::from_secs(120)),
+        sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
     };
     let state = Arc::new(ExtenderState::new(config, Arc::new(NoBinds)));
     // Filled by hand, as the watches would have listed it.

@@ -118,11 +118,16 @@ fn workloads() -> Vec<(PathBuf, String, PodSpec)> {
 #[test]
 fn every_workload_has_a_read_only_root_requests_limits_and_no_privileges() {
     let all = workloads();
-    assert_eq!(all.len(), 4, "webhook, extender, scheduler, device plugin");
+    assert_eq!(
+        all.len(),
+        5,
+        "webhook, extender, scheduler, device plugin, MPS daemon"
+    );
     for (file, name, spec) in all {
         let pod_sc = spec.security_context.clone().unwrap_or_default();
-        // The device plugin alone runs as root: the kubelet's socket directories are root's.
-        if name != "tessera-device-plugin" {
+        // The device plugin and the MPS daemon alone run as root: the kubelet's socket
+        // directories are root's, and setting a GPU's compute mode needs root.
+        if name != "tessera-device-plugin" && name != "tessera-mps-daemon" {
             assert_eq!(
                 pod_sc.run_as_non_root,
                 Some(true),
@@ -250,4 +255,54 @@ fn kustomize_renders_the_tree() {
         );
     }
     assert!(rendered.contains("namespace: tessera-system"));
+}
+
+#[test]
+fn the_mps_daemon_is_never_restarted_under_running_work_and_shares_its_root() {
+    let all = workloads();
+    let (_, _, mps) = all
+        .iter()
+        .find(|(_, n, _)| n == "tessera-mps-daemon")
+        .expect("an MPS DaemonSet");
+    let (_, _, plugin) = all
+        .iter()
+        .find(|(_, n, _)| n == "tessera-device-plugin")
+        .expect("the device plugin");
+    let docs = documents();
+    let ds = docs
+        .iter()
+        .find(|(_, d)| d["metadata"]["name"] == "tessera-mps-daemon")
+        .map(|(_, d)| d)
+        .unwrap();
+    assert_eq!(ds["spec"]["updateStrategy"]["type"], "OnDelete");
+    let host = |spec: &PodSpec, path: &str| {
+        spec.volumes
+            .iter()
+            .flatten()
+            .any(|v| v.host_path.as_ref().is_some_and(|h| h.path == path))
+    };
+    assert!(host(mps, "/run/tessera/mps") && host(mps, "/run/tessera/mps/shm"));
+    assert!(host(plugin, "/run/tessera/mps"));
+    let mounted_at = |spec: &PodSpec, at: &str| {
+        spec.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path == at)
+    };
+    assert!(
+        mounted_at(mps, "/dev/shm"),
+        "the server's /dev/shm is the shared directory"
+    );
+    assert!(
+        mounted_at(plugin, "/run/tessera/mps"),
+        "same path as on the node"
+    );
+    assert!(
+        plugin.containers[0]
+            .args
+            .iter()
+            .flatten()
+            .any(|a| a == "--mps-root=/run/tessera/mps")
+    );
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use tessera_core::cluster::Cluster;
+use tessera_core::ledger::Sharing;
 
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,6 +39,9 @@ pub struct GpuReport {
     pub model: String,
     /// False once the device plugin marked it unhealthy.
     pub healthy: bool,
+    /// How its shares are enforced now: `mps multi-user`, `mps single-user (…)`, or `none`
+    /// (whole GPUs only, unless the extender runs with soft sharing).
+    pub isolation: String,
     /// Memory, MiB.
     pub mem_total_mib: u64,
     /// Memory not held, MiB.
@@ -62,6 +66,18 @@ pub struct Holder {
     pub mem_mib: u64,
     /// Compute, thousandths.
     pub core_milli: u32,
+}
+
+/// The isolation of a GPU in words (the ledger keeps it as what the GPU may take).
+fn isolation(node: &tessera_core::ledger::NodeLedger, sharing: Sharing) -> String {
+    match sharing {
+        Sharing::AnyUser => "mps multi-user".to_string(),
+        Sharing::OneUser => match node.mps_user() {
+            Some(user) => format!("mps single-user (serving {})", user.describe()),
+            None => "mps single-user".to_string(),
+        },
+        Sharing::WholeOnly => "none".to_string(),
+    }
 }
 
 impl Report {
@@ -97,6 +113,7 @@ impl Report {
                             uuid: g.ident.uuid.clone(),
                             model: g.ident.model.clone(),
                             healthy: g.healthy,
+                            isolation: isolation(n, g.sharing),
                             mem_total_mib: g.mem_total_mib,
                             mem_free_mib: g.mem_free_mib,
                             core_free_milli: g.core_free,
@@ -147,10 +164,11 @@ impl Report {
                     )
                 };
                 out.push_str(&format!(
-                    "  gpu {} {} {}  mem {}/{} MiB  compute {}%  {}\n",
+                    "  gpu {} {} {}  isolation {}  mem {}/{} MiB  compute {}%  {}\n",
                     g.index,
                     g.uuid,
                     g.model,
+                    g.isolation,
                     used_mem,
                     g.mem_total_mib,
                     used_core / 10,
@@ -238,7 +256,7 @@ mod tests {
                 assignment_error: None,
                 group: None,
                 terminal: false,
-                run_as: tessera_core::request::RunAs::Unstated,
+                run_as: tessera_core::request::RunAs::Uid(1000),
             });
         }
         c
@@ -263,7 +281,7 @@ mod tests {
         );
         let table = r.table(false);
         assert!(
-            table.contains("gpu 0 GPU-0 T4  mem 12288/16384 MiB  compute 75%  free 4096 MiB, 25%"),
+            table.contains("gpu 0 GPU-0 T4  isolation mps single-user (serving UID 1000)  mem 12288/16384 MiB  compute 75%  free 4096 MiB, 25%"),
             "{table}"
         );
         assert!(

@@ -64,6 +64,7 @@ pub struct RealNode {
     /// The stand-in GPUs' UUIDs.
     pub gpus: Vec<String>,
     _plugin: KillOnDrop,
+    _mps: KillOnDrop,
 }
 
 /// Cluster-scoped objects the suite made, removed on drop.
@@ -375,9 +376,28 @@ async fn start_device_plugin(h: &Harness, dir: &Path) -> Option<RealNode> {
     let lib_dir = dir.join("nvml");
     std::fs::create_dir(&lib_dir).unwrap();
     let lib = standin::install(&lib_dir, &config);
+    // Shares hold only behind MPS: the real `tessera mps-daemon` over the stand-ins, and the
+    // device plugin reading its status (shares are placed only on GPUs with live isolation).
+    let mps_root = dir.join("mps");
+    let control = standin::install_mps_control(&lib_dir);
+    let mps_metrics = free_addr().to_string();
+    let mps_args: [&std::ffi::OsStr; 11] = [
+        "--log-level".as_ref(),
+        "info".as_ref(),
+        "mps-daemon".as_ref(),
+        "--mps-root".as_ref(),
+        mps_root.as_ref(),
+        "--mps-control".as_ref(),
+        control.as_ref(),
+        "--nvml-lib".as_ref(),
+        lib.as_os_str(),
+        "--metrics-listen".as_ref(),
+        mps_metrics.as_ref(),
+    ];
+    let mps = spawn_logged(tessera(), mps_args, &dir.join("mps-daemon.log"));
     let socket = format!("{}.sock", h.ns);
     let metrics = free_addr().to_string();
-    let args: [&std::ffi::OsStr; 19] = [
+    let args: [&std::ffi::OsStr; 21] = [
         "--log-level".as_ref(),
         "info".as_ref(),
         "device-plugin".as_ref(),
@@ -397,6 +417,8 @@ async fn start_device_plugin(h: &Harness, dir: &Path) -> Option<RealNode> {
         "1".as_ref(),
         "--kubeconfig".as_ref(),
         h.kubeconfig.as_os_str(),
+        "--mps-root".as_ref(),
+        mps_root.as_ref(),
     ];
     let plugin = spawn_logged(tessera(), args, &dir.join("device-plugin.log"));
     let nodes: Api<Node> = Api::all(h.client.clone());
@@ -427,5 +449,6 @@ async fn start_device_plugin(h: &Harness, dir: &Path) -> Option<RealNode> {
         name: node,
         gpus,
         _plugin: plugin,
+        _mps: mps,
     })
 }

@@ -14,6 +14,10 @@
 //! - `nvml-standin.lost`: GPU indices, one a line, whose queries fail with NVML_ERROR_GPU_IS_LOST.
 //! - `nvml-standin.xid`: appended by the test, one event a line, `INDEX XID`. Each event set
 //!   reports every line once, to the devices registered for critical XID events.
+//! - `nvml-standin.mode.INDEX`: the GPU's compute mode as NVML numbers it (0 default, 2
+//!   prohibited, 3 exclusive process); absent means 0. `nvmlDeviceSetComputeMode` writes it, so
+//!   a test (or another process) sees what the code under test set. `nvml-standin.noroot`
+//!   makes the setter fail with NVML_ERROR_NO_PERMISSION, like a caller that is not root.
 //!
 //! The struct layouts and return codes follow NVML's `nvml.h` (as exposed by nvml-wrapper-sys).
 
@@ -31,6 +35,7 @@ const SUCCESS: Ret = 0;
 const ERROR_UNINITIALIZED: Ret = 1;
 const ERROR_INVALID_ARGUMENT: Ret = 2;
 const ERROR_NOT_SUPPORTED: Ret = 3;
+const ERROR_NO_PERMISSION: Ret = 4;
 const ERROR_INSUFFICIENT_SIZE: Ret = 7;
 const ERROR_DRIVER_NOT_LOADED: Ret = 9;
 const ERROR_TIMEOUT: Ret = 10;
@@ -235,6 +240,7 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
         ERROR_UNINITIALIZED => c"Uninitialized",
         ERROR_INVALID_ARGUMENT => c"Invalid Argument",
         ERROR_NOT_SUPPORTED => c"Not Supported",
+        ERROR_NO_PERMISSION => c"Insufficient Permissions",
         ERROR_INSUFFICIENT_SIZE => c"Insufficient Size",
         ERROR_DRIVER_NOT_LOADED => c"Driver Not Loaded",
         ERROR_TIMEOUT => c"Timeout",
@@ -447,4 +453,31 @@ pub extern "C" fn nvmlEventSetWait_v2(
             Err(code) => return code,
         }
     }
+}
+
+fn mode_file(state: &State, index: usize) -> PathBuf {
+    state.dir.join(format!("nvml-standin.mode.{index}"))
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn nvmlDeviceGetComputeMode(device: *mut c_void, mode: *mut c_uint) -> Ret {
+    ret(with_state(|s| {
+        let i = device_index(s, device)?;
+        let text = std::fs::read_to_string(mode_file(s, i)).unwrap_or_default();
+        out(mode, text.trim().parse().unwrap_or(0))
+    }))
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn nvmlDeviceSetComputeMode(device: *mut c_void, mode: c_uint) -> Ret {
+    ret(with_state(|s| {
+        let i = device_index(s, device)?;
+        if s.dir.join("nvml-standin.noroot").exists() {
+            return Err(ERROR_NO_PERMISSION);
+        }
+        if mode > 3 {
+            return Err(ERROR_INVALID_ARGUMENT);
+        }
+        std::fs::write(mode_file(s, i), format!("{mode}\n")).map_err(|_| ERROR_UNKNOWN)
+    }))
 }

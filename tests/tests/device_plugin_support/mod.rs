@@ -106,6 +106,9 @@ impl Node {
             reconcile_every: Duration::from_secs(3600),
             heartbeat_every: Duration::from_secs(3600),
             inventory_min_interval: Duration::from_millis(10),
+            mps_root: None,
+            mps_poll: Duration::from_millis(50),
+            mps_status_max_age_secs: 10,
         }
     }
 }
