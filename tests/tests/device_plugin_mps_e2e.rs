@@ -9,7 +9,7 @@
 //! and an image whose program prints its env, mounts and those directories:
 //! `TESSERA_E2E_MOUNTS_IMAGE` (default `local/mounts:1`), built from `tests/images/mounts.c`:
 //! `gcc -static -O2 -o mounts tests/images/mounts.c`, then the testbed's
-//! `images/mkimage.py mounts.tar local/mounts:1 /mounts mounts` and
+//! `images/mkimage.py mounts.tar local/mounts:1 /mounts mounts=/mounts` and
 //! `ctr -n k8s.io images import mounts.tar` (with the node's containerd socket).
 //! `TESSERA_E2E_PLUGIN_DIR` and `TESSERA_E2E_NODE` as in `device_plugin_e2e.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -38,10 +38,12 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-async fn allocatable(nodes: &Api<KubeNode>, node: &str) -> Option<String> {
-    let n = nodes.get(node).await.ok()?;
-    let a = n.status?.allocatable?;
-    a.get(keys::RESOURCE_GPU).map(|q| q.0.clone())
+/// The node's `(capacity, allocatable)` of `tessera.dev/gpu`.
+async fn gpu_slots(nodes: &Api<KubeNode>, node: &str) -> Option<(String, String)> {
+    let status = nodes.get(node).await.ok()?.status?;
+    let capacity = status.capacity?.get(keys::RESOURCE_GPU)?.0.clone();
+    let allocatable = status.allocatable?.get(keys::RESOURCE_GPU)?.0.clone();
+    Some((capacity, allocatable))
 }
 
 fn share_pod(node: &str, ns: &str, gpu: &str) -> Pod {
@@ -111,26 +113,30 @@ async fn e2e_a_share_container_reaches_the_mps_daemon_through_allocate_mounts() 
     let kube_pods = Arc::new(KubePods::start(client.clone(), &node_name).await);
     let gpus = Arc::new(NvmlGpus::load(&config.nvml_lib).unwrap());
     let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::new(&mut registry);
     let plugin = Arc::new(Plugin::new(
         config,
         gpus,
         kube_pods.clone(),
         kube_pods,
-        Metrics::new(&mut registry),
+        metrics.clone(),
     ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = Arc::clone(&plugin);
     let task = tokio::spawn(async move { runner.run(stopped).await });
 
-    // No daemon: registered, but nothing allocatable.
+    // No daemon: registered (8 slots known to the kubelet), but none allocatable.
     let t0 = std::time::Instant::now();
-    e2e::wait_for("allocatable 0 without a daemon", SLOW, || async {
-        (allocatable(&nodes, &node_name).await.as_deref() == Some("0")).then_some(())
-    })
+    let none = ("8".to_string(), "0".to_string());
+    e2e::wait_for(
+        "capacity 8, allocatable 0 without a daemon",
+        SLOW,
+        || async { (gpu_slots(&nodes, &node_name).await.as_ref() == Some(&none)).then_some(()) },
+    )
     .await
     .unwrap();
     println!(
-        "no MPS daemon: {node_name} allocatable tessera.dev/gpu=0 after {:?}",
+        "no MPS daemon: {node_name} tessera.dev/gpu capacity 8, allocatable 0 after {:?}",
         t0.elapsed()
     );
     let status = MpsStatus {
@@ -151,8 +157,9 @@ async fn e2e_a_share_container_reaches_the_mps_daemon_through_allocate_mounts() 
         }
     });
     let t1 = std::time::Instant::now();
+    let all = ("8".to_string(), "8".to_string());
     e2e::wait_for("allocatable 8 once the daemon is ready", SLOW, || async {
-        (allocatable(&nodes, &node_name).await.as_deref() == Some("8")).then_some(())
+        (gpu_slots(&nodes, &node_name).await.as_ref() == Some(&all)).then_some(())
     })
     .await
     .unwrap();
