@@ -29,6 +29,9 @@ echo "== can a process without CAP_SYS_ADMIN set the compute mode?"
 setpriv --bounding-set=-all --inh-caps=-all nvidia-smi -i 0 -c EXCLUSIVE_PROCESS 2>&1 | tail -1
 nvidia-smi -i 0 -c DEFAULT >/dev/null 2>&1
 
+echo "== the whole GPU without MPS, for reference"
+PROBE_CAP_GIB=4 python3 "$here/client.py" no-mps
+
 echo "== tessera mps-daemon (its /dev/shm is <root>/shm, as in its DaemonSet)"
 $ns "$shm exec $tessera mps-daemon --mps-root $root --metrics-listen 127.0.0.1:9403" \
   >"$out/mps-daemon.log" 2>&1 &
@@ -52,8 +55,43 @@ a=$!
 python3 "$here/run_client.py" "$out/alloc.json" share-16g-50 1000 &
 b=$!
 wait $a $b
+echo "== three clients at once (85% of the GPU), three users"
+python3 "$here/run_client.py" "$out/alloc.json" share-8g-25 &
+a=$!
+python3 "$here/run_client.py" "$out/alloc.json" share-16g-50 1000 &
+b=$!
+python3 "$here/run_client.py" "$out/alloc.json" share-4g-10 2000 &
+c=$!
+wait $a $b $c
 echo "== MPS server list"
 echo get_server_list | CUDA_MPS_PIPE_DIRECTORY=$root/pipe nvidia-cuda-mps-control
+echo "== a whole-GPU container goes through MPS too (100%)"
+PROBE_CAP_GIB=150 python3 "$here/run_client.py" "$out/alloc.json" whole
+
+echo "== the control daemon killed (SIGKILL): status withdrawn, and back after the restart"
+python3 - "$root" <<'PY'
+import os, signal, sys, time
+root = sys.argv[1]
+status = os.path.join(root, "status.json")
+def control_pid():
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"nvidia-cuda-mps-control") and b"-f" in argv:
+            return int(p)
+pid = control_pid()
+t0 = time.time()
+os.kill(pid, signal.SIGKILL)
+while os.path.exists(status):
+    time.sleep(0.01)
+gone = time.time() - t0
+while not os.path.exists(status):
+    time.sleep(0.01)
+print(f"status withdrawn after {gone*1000:.0f} ms; back (new daemon healthy) after {time.time()-t0:.2f} s")
+PY
+python3 "$here/run_client.py" "$out/alloc.json" share-4g-10
 
 echo "== SIGTERM: status withdrawn, compute mode restored"
 kill -TERM $daemon; wait $daemon

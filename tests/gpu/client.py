@@ -51,6 +51,8 @@ def main():
         "memLimit": os.environ.get("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"),
         "threadPct": os.environ.get("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"),
         "pipe": os.environ.get("CUDA_MPS_PIPE_DIRECTORY"),
+        # Under MPS the device reports the SMs the client may use.
+        "sms": torch.cuda.get_device_properties(0).multi_processor_count,
         "reachableGiB": round(mem, 2),
         "tflops": round(rate, 1),
     }), flush=True)

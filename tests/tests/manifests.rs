@@ -156,6 +156,13 @@ fn every_workload_has_a_read_only_root_requests_limits_and_no_privileges() {
                 "{name}/{}",
                 c.name
             );
+            // Only the MPS daemon adds one: NVML sets a compute mode only with CAP_SYS_ADMIN.
+            let added = caps.add.unwrap_or_default();
+            if name == "tessera-mps-daemon" {
+                assert_eq!(added, ["SYS_ADMIN"], "{name}/{}", c.name);
+            } else {
+                assert!(added.is_empty(), "{name}/{} adds {added:?}", c.name);
+            }
             let res = c.resources.clone().unwrap_or_default();
             for what in ["cpu", "memory"] {
                 assert!(
