@@ -535,3 +535,75 @@ mod concurrent {
         }
     }
 }
+
+/// `iso` runs a single-user MPS server already serving UID 1000; `bare` has no live isolation.
+fn isolation_state() -> Arc<ExtenderState> {
+    use tessera_core::inventory::Isolation;
+    use tessera_core::ledger::{ContainerPlacement, Holding, Placement, Share};
+    use tessera_core::request::RunAs;
+    let state = ready_state(10, Arc::new(RecordingBinder::default()));
+    state.update(|c| {
+        for (name, isolation) in [("iso", Isolation::Mps), ("bare", Isolation::None)] {
+            let mut inventory = testing::gpus(name, 2, "T4", 16384);
+            for g in &mut inventory.gpus {
+                g.isolation = isolation;
+            }
+            c.ledger
+                .upsert_node(name, None, &inventory, HostCapacity::untracked());
+        }
+        let placement = Placement {
+            containers: vec![ContainerPlacement {
+                container: "main".into(),
+                shares: vec![Share {
+                    gpu: 0,
+                    mem_mib: 4096,
+                    core_milli: 250,
+                }],
+            }],
+        };
+        let holding = Holding {
+            placement,
+            cpu_milli: 0,
+            mem_mib: 0,
+            run_as: RunAs::Uid(1000),
+        };
+        c.ledger
+            .node_mut("iso")
+            .unwrap()
+            .apply("ml/first", holding)
+            .unwrap();
+    });
+    state
+}
+
+/// The captured filter body asking for a 4 GiB share, run as `uid`, on nodes `iso` and `bare`.
+fn share_as(uid: i64) -> Value {
+    let mut body = as_tessera_request(fixture("filter.nodenames.request.json"), "4096");
+    body["NodeNames"] = serde_json::json!(["iso", "bare"]);
+    body["Pod"]["spec"]["securityContext"] = serde_json::json!({"runAsUser": uid});
+    // Another pod per user: the extender remembers a pod's request by its UID.
+    body["Pod"]["metadata"]["uid"] = Value::String(format!("pod-of-{uid}"));
+    body["Pod"]["metadata"]["name"] = Value::String(format!("pod-of-{uid}"));
+    body
+}
+
+#[tokio::test]
+async fn filter_places_shares_only_where_mps_isolates_them_and_keeps_single_user_nodes_to_one_uid()
+{
+    let addr = serve(isolation_state()).await;
+    let (status, out) = post(addr, "filter", &share_as(1000)).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["NodeNames"], serde_json::json!(["iso"]));
+    let bare = out["FailedNodes"]["bare"].as_str().unwrap();
+    assert!(
+        bare.contains("no live MPS isolation, whole GPUs only"),
+        "{bare}"
+    );
+    let (_, out) = post(addr, "filter", &share_as(2000)).await;
+    assert_eq!(out["NodeNames"], serde_json::json!([]));
+    let iso = out["FailedNodes"]["iso"].as_str().unwrap();
+    assert!(
+        iso.contains("serves UID 1000; this pod runs as UID 2000"),
+        "{iso}"
+    );
+}

@@ -7,7 +7,7 @@
 use crate::frag::TypicalPods;
 use crate::hash::FnvMap;
 use crate::ledger::{ClusterLedger, NodeLedger};
-use crate::request::PodRequest;
+use crate::request::{PodRequest, RunAs};
 use crate::score::Policy;
 
 /// Most request shapes remembered; past it the memo starts over.
@@ -21,6 +21,8 @@ struct Shape {
     models: Vec<String>,
     cpu_milli: u64,
     mem_mib: u64,
+    /// A single-user MPS node fits one user's pods and not another's.
+    run_as: RunAs,
 }
 
 impl Shape {
@@ -37,6 +39,7 @@ impl Shape {
             models: pod.models.clone(),
             cpu_milli: pod.cpu_milli,
             mem_mib: pod.mem_mib,
+            run_as: pod.run_as,
         }
     }
 }

@@ -105,6 +105,8 @@ pub struct NodeLedger {
     pub(super) holders: BTreeMap<String, Holding>,
     /// See [`NodeLedger::mps_user`].
     pub(super) mps_user: Option<RunAs>,
+    /// Some GPU is behind a single-user MPS server (worked out once: fit asks per node).
+    pub(super) single_user_mps: bool,
     /// Every GPU is the same model with the same memory (worked out once: scoring asks per node).
     gpus_alike: bool,
     /// Renewed on every change from a counter shared by all ledgers, so a cache entry stamped
@@ -132,6 +134,10 @@ impl NodeLedger {
         slots_per_gpu: u32,
         policy: SharingPolicy,
     ) -> Self {
+        let single_user_mps = inventory
+            .gpus
+            .iter()
+            .any(|g| Sharing::of(g.isolation, policy) == Sharing::OneUser);
         let gpus_alike = inventory
             .gpus
             .windows(2)
@@ -161,6 +167,7 @@ impl NodeLedger {
             mem_free_mib: host.mem_mib.unwrap_or(u64::MAX),
             holders: BTreeMap::new(),
             mps_user: None,
+            single_user_mps,
             gpus_alike,
             version: next_version(),
             slot: 0,

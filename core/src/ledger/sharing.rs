@@ -47,7 +47,7 @@ impl Sharing {
 impl NodeLedger {
     /// True when some GPU of the node is behind a single-user MPS server.
     pub fn single_user_mps(&self) -> bool {
-        self.gpus.iter().any(|g| g.sharing == Sharing::OneUser)
+        self.single_user_mps
     }
 
     /// The user the node's single-user MPS server serves now: the user of the pods holding
