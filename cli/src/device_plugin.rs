@@ -51,37 +51,20 @@ async fn serve(
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     let plugin = Plugin::new(config, gpus, kube.clone(), kube, metrics);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        crate::serve::shutdown_signal().await;
-        let _ = stop.send(true);
-    });
+    let stopped = crate::serve::stop_on_signal();
     let registry = Arc::new(registry);
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(move || metrics_text(Arc::clone(&registry))));
-    let listener = tokio::net::TcpListener::bind(metrics_listen)
-        .await
-        .with_context(|| format!("--metrics-listen {metrics_listen}"))?;
-    let mut http_stop = stopped.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+        .route(
+            "/metrics",
+            get(move || crate::serve::metrics_text(Arc::clone(&registry))),
+        );
+    let http =
+        crate::serve::serve_agent_http(metrics_listen, "--metrics-listen", router, stopped.clone())
+            .await?;
     plugin.run(stopped).await.context("device plugin")?;
     http.await
         .context("metrics server task")?
         .context("metrics server")?;
     Ok(())
-}
-
-async fn metrics_text(registry: Arc<Registry>) -> String {
-    let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-        tracing::warn!(error = %e, "encoding metrics");
-    }
-    text
 }

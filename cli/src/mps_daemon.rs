@@ -36,28 +36,18 @@ pub fn run(args: MpsDaemonCli) -> anyhow::Result<()> {
 async fn serve(config: Config, modes: NvmlModes, listen: SocketAddr) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        crate::serve::shutdown_signal().await;
-        let _ = stop.send(true);
-    });
+    let stopped = crate::serve::stop_on_signal();
     let (ready_tx, ready) = watch::channel(false);
     let registry = Arc::new(registry);
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(move || readyz(ready.clone())))
-        .route("/metrics", get(move || metrics_text(Arc::clone(&registry))));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("--metrics-listen {listen}"))?;
-    let mut http_stop = stopped.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+        .route(
+            "/metrics",
+            get(move || crate::serve::metrics_text(Arc::clone(&registry))),
+        );
+    let http =
+        crate::serve::serve_agent_http(listen, "--metrics-listen", router, stopped.clone()).await?;
     tessera_mps::run(config, &modes, metrics, ready_tx, stopped)
         .await
         .context("mps-daemon")?;
@@ -74,12 +64,4 @@ async fn readyz(ready: watch::Receiver<bool>) -> (StatusCode, &'static str) {
             "not ready: no MPS control daemon answering\n",
         )
     }
-}
-
-async fn metrics_text(registry: Arc<Registry>) -> String {
-    let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-        tracing::warn!(error = %e, "encoding metrics");
-    }
-    text
 }

@@ -62,3 +62,43 @@ pub async fn serve(addr: SocketAddr, router: Router, tls: Option<TlsFiles>) -> a
     tessera_serve::serve_tls(listener, config, router, shutdown_signal(), DRAIN).await;
     Ok(())
 }
+
+/// The stop signal of a node agent (device plugin, MPS daemon): a watch that turns true on
+/// SIGTERM or Ctrl-C, for the agent and its small HTTP server alike.
+pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    stopped
+}
+
+/// Binds `addr` (named by `flag` in errors) and serves `router` over plain HTTP until `stopped`
+/// turns true: a node agent's `/healthz`, `/readyz` and `/metrics`.
+pub async fn serve_agent_http(
+    addr: SocketAddr,
+    flag: &str,
+    router: Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{flag} {addr}"))?;
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    }))
+}
+
+/// The registry in Prometheus text format.
+pub async fn metrics_text(registry: Arc<prometheus_client::registry::Registry>) -> String {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        tracing::warn!(error = %e, "encoding metrics");
+    }
+    text
+}

@@ -128,16 +128,9 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
     let stamp = jiff::Timestamp::now();
     let ns_name = format!("tessera-e2e-dp-{}", stamp.as_second());
     let node = Node::two_gpus();
-    let mut config = node.config();
-    config.plugin_dir = PathBuf::from(
-        env("TESSERA_E2E_PLUGIN_DIR").unwrap_or_else(|| "/var/lib/kubelet/device-plugins".into()),
-    );
-    config.kubelet_socket = config.plugin_dir.join("kubelet.sock");
-    config.socket_name = format!("{ns_name}.sock");
-    config.node_name = node_name.clone();
+    let mut config = node.real_kubelet_config(&node_name, &ns_name);
     config.recover_after = Duration::from_secs(30);
     config.reconcile_every = Duration::from_secs(1);
-    config.heartbeat_every = Duration::from_secs(30);
     let pod_resources = PathBuf::from(
         env("TESSERA_E2E_POD_RESOURCES_SOCKET")
             .unwrap_or_else(|| "/var/lib/kubelet/pod-resources/kubelet.sock".into()),

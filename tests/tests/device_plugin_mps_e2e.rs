@@ -16,7 +16,6 @@
 
 mod device_plugin_support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,15 +99,8 @@ async fn e2e_a_share_container_reaches_the_mps_daemon_through_allocate_mounts() 
     std::fs::write(root.path().join("shm/from-the-daemon"), "").unwrap();
 
     let node = Node::two_gpus();
-    let mut config = node.config();
-    config.plugin_dir = PathBuf::from(
-        env("TESSERA_E2E_PLUGIN_DIR").unwrap_or_else(|| "/var/lib/kubelet/device-plugins".into()),
-    );
-    config.kubelet_socket = config.plugin_dir.join("kubelet.sock");
-    config.socket_name = format!("{ns_name}.sock");
-    config.node_name = node_name.clone();
+    let mut config = node.real_kubelet_config(&node_name, &ns_name);
     config.pod_resources_socket = None;
-    config.heartbeat_every = Duration::from_secs(30);
     config.mps_root = Some(root.path().to_path_buf());
     let kube_pods = Arc::new(KubePods::start(client.clone(), &node_name).await);
     let gpus = Arc::new(NvmlGpus::load(&config.nvml_lib).unwrap());
@@ -125,13 +117,29 @@ async fn e2e_a_share_container_reaches_the_mps_daemon_through_allocate_mounts() 
     let runner = Arc::clone(&plugin);
     let task = tokio::spawn(async move { runner.run(stopped).await });
 
-    // No daemon: registered (8 slots known to the kubelet), but none allocatable.
+    // No daemon: registered (8 slots known to the kubelet), but none allocatable, in a node
+    // status the kubelet wrote after this plugin registered.
     let t0 = std::time::Instant::now();
+    e2e::wait_for("registration", SLOW, || async {
+        (metrics.registrations.get() > 0).then_some(())
+    })
+    .await
+    .unwrap();
+    let registered = k8s_openapi::jiff::Timestamp::now();
     let none = ("8".to_string(), "0".to_string());
     e2e::wait_for(
         "capacity 8, allocatable 0 without a daemon",
         SLOW,
-        || async { (gpu_slots(&nodes, &node_name).await.as_ref() == Some(&none)).then_some(()) },
+        || async {
+            let n = nodes.get(&node_name).await.ok()?;
+            let fresh = n.status?.conditions?.iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.last_heartbeat_time
+                        .as_ref()
+                        .is_some_and(|b| b.0 > registered)
+            });
+            (fresh && gpu_slots(&nodes, &node_name).await.as_ref() == Some(&none)).then_some(())
+        },
     )
     .await
     .unwrap();

@@ -113,6 +113,24 @@ impl Node {
     }
 }
 
+impl Node {
+    /// [`Node::config`] for the e2e cluster's real kubelet on `node_name`: its device plugin
+    /// directory (`TESSERA_E2E_PLUGIN_DIR`, default the kubelet's), a socket named after
+    /// `unique`, a 30 s heartbeat.
+    pub fn real_kubelet_config(&self, node_name: &str, unique: &str) -> Config {
+        let mut config = self.config();
+        config.plugin_dir = std::env::var("TESSERA_E2E_PLUGIN_DIR")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| "/var/lib/kubelet/device-plugins".into(), PathBuf::from);
+        config.kubelet_socket = config.plugin_dir.join("kubelet.sock");
+        config.socket_name = format!("{unique}.sock");
+        config.node_name = node_name.to_string();
+        config.heartbeat_every = Duration::from_secs(30);
+        config
+    }
+}
+
 /// A UUID shaped like NVML's.
 pub fn uuid(i: u32) -> String {
     format!("GPU-00000000-0000-0000-0000-00000000000{i}")
