@@ -110,10 +110,7 @@ fn graft(doc: &Value, edits: &[(prop::sample::Index, String, Value)]) -> Value {
 }
 
 fn edits() -> impl Strategy<Value = Vec<(prop::sample::Index, String, Value)>> {
-    prop::collection::vec(
-        (any::<prop::sample::Index>(), text(), json_value()),
-        0..4,
-    )
+    prop::collection::vec((any::<prop::sample::Index>(), text(), json_value()), 0..4)
 }
 
 fn admission_fixtures() -> Vec<Value> {
@@ -189,7 +186,9 @@ fn admission_reviews_decode_and_mutate_without_crashing() {
 
 fn extender_fixtures() -> Vec<(&'static str, Value)> {
     let read = |name: &str| -> Value {
-        let path = webhook_support::repo_root().join("tests/fixtures/extender").join(name);
+        let path = webhook_support::repo_root()
+            .join("tests/fixtures/extender")
+            .join(name);
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     };
     let filter = read("filter.nodenames.request.json");
@@ -223,7 +222,10 @@ fn extender_args_for_every_verb_get_an_answer_and_never_a_5xx() {
         reservation_timeout: std::time::Duration::from_secs(60),
         heartbeat_max_age: None,
     };
-    let state = Arc::new(tessera_extender::ExtenderState::new(config, Arc::new(Binds)));
+    let state = Arc::new(tessera_extender::ExtenderState::new(
+        config,
+        Arc::new(Binds),
+    ));
     state.set_ready(true);
     let addr = rt.block_on(tessera_tests::http::serve(state));
     let client = reqwest::Client::new();
@@ -256,11 +258,7 @@ fn annotation_codecs_never_panic_and_what_decodes_round_trips() {
         "memoryMiB": 40960, "healthy": true}]});
     let assignment = json!({"version": 1, "node": "n", "containers": []});
     let seeds = [inventory, assignment];
-    let strategy = (
-        any::<prop::sample::Index>(),
-        edits(),
-        any::<String>(),
-    );
+    let strategy = (any::<prop::sample::Index>(), edits(), any::<String>());
     runner()
         .run(&strategy, |(which, edits, raw)| {
             let text = graft(which.get(&seeds), &edits).to_string();
@@ -270,8 +268,7 @@ fn annotation_codecs_never_panic_and_what_decodes_round_trips() {
                     prop_assert_eq!(again.ok(), Some(inv));
                 }
                 if let Ok(a) = annotations::decode_assignment(t) {
-                    let again =
-                        annotations::decode_assignment(&annotations::encode_assignment(&a));
+                    let again = annotations::decode_assignment(&annotations::encode_assignment(&a));
                     prop_assert_eq!(again.ok(), Some(a));
                 }
             }
