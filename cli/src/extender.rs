@@ -38,8 +38,15 @@ async fn serve_extender(options: Options) -> anyhow::Result<()> {
     tokio::spawn(expire_reservations(state.clone()));
     tokio::spawn(refresh_mix(state.clone()));
     tracing::info!(listen = %options.listen, policy = options.policy.name(), "extender starting");
+    let limits = tessera_serve::Limits {
+        max_connections: options.max_connections as usize,
+        idle: options.idle_timeout,
+        request: options.request_timeout,
+        max_body_bytes: tessera_extender::routes::MAX_BODY_BYTES as u64,
+        ..tessera_serve::Limits::default()
+    };
     let tls = serve::TlsFiles::from_flags(options.tls_cert, options.tls_key);
-    serve::serve(options.listen, router(state), tls).await
+    serve::serve(options.listen, router(state), tls, limits).await
 }
 
 async fn expire_reservations(state: Arc<ExtenderState>) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use tessera_serve::Limits;
 use tessera_serve::tls::{self, CertStore};
 
 pub use tessera_serve::shutdown_signal;
@@ -36,13 +37,19 @@ impl TlsFiles {
     }
 }
 
-/// Serves `router` on `addr` (HTTPS when `tls` is given) until the process is told to stop.
-pub async fn serve(addr: SocketAddr, router: Router, tls: Option<TlsFiles>) -> anyhow::Result<()> {
+/// Serves `router` on `addr` (HTTPS when `tls` is given) within `limits` until the process is
+/// told to stop.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    tls: Option<TlsFiles>,
+    limits: Limits,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
     let Some(files) = tls else {
-        tessera_serve::serve_plain(listener, router, shutdown_signal(), DRAIN).await;
+        tessera_serve::serve_plain(listener, router, shutdown_signal(), DRAIN, limits).await;
         return Ok(());
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -59,7 +66,7 @@ pub async fn serve(addr: SocketAddr, router: Router, tls: Option<TlsFiles>) -> a
         seen,
         std::future::pending(),
     ));
-    tessera_serve::serve_tls(listener, config, router, shutdown_signal(), DRAIN).await;
+    tessera_serve::serve_tls(listener, config, router, shutdown_signal(), DRAIN, limits).await;
     Ok(())
 }
 

@@ -111,9 +111,20 @@ pub fn parse_cpu_milli(value: &str) -> Result<u64, QuantityError> {
         let frac: u64 = frac3.parse().map_err(|_| QuantityError::NotANumber {
             value: value.to_string(),
         })?;
-        return Ok(whole * 1000 + frac);
+        return whole
+            .checked_mul(1000)
+            .and_then(|w| w.checked_add(frac))
+            .ok_or_else(|| too_large(value));
     }
-    Ok(parse_whole(text)? * 1000)
+    parse_whole(text)?
+        .checked_mul(1000)
+        .ok_or_else(|| too_large(value))
+}
+
+fn too_large(value: &str) -> QuantityError {
+    QuantityError::TooLarge {
+        value: value.to_string(),
+    }
 }
 
 /// Parses a memory quantity into MiB, rounding up (`"1Gi"` → 1024).
@@ -174,5 +185,24 @@ mod tests {
         assert_eq!(parse_cpu_milli("2"), Ok(2000));
         assert_eq!(parse_mem_mib("1Gi"), Ok(1024));
         assert_eq!(parse_mem_mib("1"), Ok(1));
+    }
+
+    #[test]
+    fn cpu_quantities_that_overflow_millicores_are_refused_by_name() {
+        for text in [
+            "18446744073709552",
+            "18446744073709551615.5",
+            "9223372036854775807",
+        ] {
+            assert_eq!(
+                parse_cpu_milli(text),
+                Err(QuantityError::TooLarge { value: text.into() }),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_cpu_milli("9223372036854775"),
+            Ok(9_223_372_036_854_775_000)
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use tessera_core::decide;
 use tessera_core::ledger::Holding;
-use tessera_core::request::{self, PodRequest, RequestContext};
+use tessera_core::request::PodRequest;
 
 use crate::binder::BindTarget;
 use crate::state::ExtenderState;
@@ -17,22 +17,18 @@ use tessera_core::cluster::Cluster;
 /// Serves one bind.
 pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderBindingResult {
     let key = format!("{}/{}", args.pod_namespace, args.pod_name);
-    let Some(pod) = state.take_pending(&args.pod_uid) else {
+    let Some(request) = state.take_pending(&args.pod_uid) else {
         state.metrics().bind_outcome("refused");
         return failed(format!(
             "pod {key} (uid {}) was not filtered by this extender",
             args.pod_uid
         ));
     };
-    let ctx = RequestContext {
-        translation: state.config().translation,
-        largest_gpu_mib: None,
-    };
-    let request = match request::pod_request(&pod, ctx) {
+    let request = match request {
         Ok(r) => r,
         Err(e) => {
             state.metrics().bind_outcome("refused");
-            return failed(e.to_string());
+            return failed(e);
         }
     };
     let deadline = state
@@ -42,7 +38,7 @@ pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderB
     let target = match reserved {
         Ok(target) => target,
         Err(why) => {
-            state.remember(&pod);
+            state.keep(&args.pod_uid, Ok(request));
             state.metrics().bind_outcome("refused");
             return failed(format!("cannot bind {key} to {}: {why}", args.node));
         }
@@ -57,7 +53,7 @@ pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderB
                 c.reservations.cancel(&mut c.ledger, &key);
                 c.forget_member(&key);
             });
-            state.remember(&pod);
+            state.keep(&args.pod_uid, Ok(request));
             state.metrics().bind_outcome("failed");
             failed(format!("binding {key} to {}: {why}", args.node))
         }

@@ -53,6 +53,18 @@ pub struct Options {
     /// Kubeconfig to use (default: in-cluster, then `$KUBECONFIG`, then `~/.kube/config`).
     #[arg(long, env = "TESSERA_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Most connections served at once; at the cap new connections wait in the listen backlog.
+    /// Keep it below the process's open-file limit.
+    #[arg(long, env = "TESSERA_EXTENDER_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Longest a connection may stay open with no request in flight (HTTP/1 keep-alive and
+    /// HTTP/2; a new connection gets 10 s for its first request).
+    #[arg(long, env = "TESSERA_EXTENDER_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Longest from a request's headers to its answer, body included (kube-scheduler's own
+    /// extender `httpTimeout` defaults to 30 s); past it the answer is 408.
+    #[arg(long, env = "TESSERA_EXTENDER_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
 }
 
 fn policy_parser() -> impl TypedValueParser<Value = Policy> {

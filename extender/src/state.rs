@@ -16,7 +16,7 @@ use tessera_core::decide::Memo;
 use tessera_core::ledger::SharingPolicy;
 
 pub use tessera_core::cluster::Cluster;
-use tessera_core::request::Translation;
+use tessera_core::request::{self, PodRequest, RequestContext, Translation};
 use tessera_core::score::Policy;
 
 /// Settings of the extender's decisions.
@@ -36,9 +36,26 @@ pub struct Config {
     pub sharing: SharingPolicy,
 }
 
-/// Most filtered-but-unbound pods remembered; past it the oldest memory is dropped (the pod's
-/// next scheduling attempt filters it again).
+/// Most filtered-but-unbound pods remembered; past it the memory is dropped (the pod's next
+/// scheduling attempt filters it again).
 pub const MAX_PENDING_PODS: usize = 10_000;
+
+/// Most bytes the remembered requests may take in all; past it the memory is dropped too.
+pub const MAX_PENDING_BYTES: usize = 32 << 20;
+
+/// Most bytes one pod's remembered request may take (a pod of hundreds of GPU containers with
+/// long names); a larger one is remembered as the reason its bind is refused.
+pub const MAX_PENDING_POD_BYTES: usize = 64 << 10;
+
+/// What bind needs of a filtered pod: its effective request, or why it has none. Only these
+/// facts are kept, never the pod (a 4 MB pod would otherwise stay 4 MB until its bind).
+pub type PendingRequest = Result<PodRequest, String>;
+
+#[derive(Default)]
+struct Pending {
+    requests: HashMap<String, (PendingRequest, usize)>,
+    bytes: usize,
+}
 
 /// Shared extender state.
 pub struct ExtenderState {
@@ -49,8 +66,8 @@ pub struct ExtenderState {
     binder: Arc<dyn Binder>,
     metrics: Metrics,
     memo: Mutex<Memo>,
-    /// Pods filtered and not yet bound, by UID: bind names only the pod, not its request.
-    pending: Mutex<HashMap<String, Pod>>,
+    /// Requests of pods filtered and not yet bound, by UID: bind names only the pod.
+    pending: Mutex<Pending>,
 }
 
 impl std::fmt::Debug for ExtenderState {
@@ -126,24 +143,54 @@ impl ExtenderState {
         self.update(|c| c.reservations.expire(&mut c.ledger, now_ms))
     }
 
-    /// Remembers a pod seen by filter, for its bind.
+    /// Remembers what bind needs of a pod seen by filter.
     pub fn remember(&self, pod: &Pod) {
-        let Some(uid) = pod.metadata.uid.clone() else {
+        let Some(uid) = pod.metadata.uid.as_deref() else {
             return;
         };
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if pending.len() >= MAX_PENDING_PODS && !pending.contains_key(&uid) {
-            pending.clear();
-        }
-        pending.insert(uid, pod.clone());
+        let ctx = RequestContext {
+            translation: self.config.translation,
+            largest_gpu_mib: None,
+        };
+        let request = request::pod_request(pod, ctx).map_err(|e| e.to_string());
+        self.keep(uid, request);
     }
 
-    /// The pod with `uid` seen by filter, forgetting it.
-    pub fn take_pending(&self, uid: &str) -> Option<Pod> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid)
+    /// Remembers `request` for the pod with `uid` (again, after a bind that failed).
+    pub fn keep(&self, uid: &str, request: PendingRequest) {
+        let mut size = uid.len() + request_bytes(&request);
+        let request = if size > MAX_PENDING_POD_BYTES {
+            let why = format!(
+                "the pod's request takes {size} bytes to remember, over the limit of {MAX_PENDING_POD_BYTES}"
+            );
+            size = uid.len() + why.len();
+            Err(why)
+        } else {
+            request
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, old)) = pending.requests.remove(uid) {
+            pending.bytes -= old;
+        }
+        if pending.requests.len() >= MAX_PENDING_PODS || pending.bytes + size > MAX_PENDING_BYTES {
+            *pending = Pending::default();
+        }
+        pending.bytes += size;
+        pending.requests.insert(uid.to_string(), (request, size));
+    }
+
+    /// The request of the pod with `uid` seen by filter, forgetting it.
+    pub fn take_pending(&self, uid: &str) -> Option<PendingRequest> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let (request, size) = pending.requests.remove(uid)?;
+        pending.bytes -= size;
+        Some(request)
+    }
+
+    /// Pods remembered for their bind, and the bytes their requests take.
+    pub fn pending_size(&self) -> (usize, usize) {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        (pending.requests.len(), pending.bytes)
     }
 
     /// Marks the caches synced (readiness).
@@ -154,5 +201,23 @@ impl ExtenderState {
     /// True once the caches are synced.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// Bytes a remembered request holds, its strings included (an estimate within a few words).
+fn request_bytes(request: &PendingRequest) -> usize {
+    let base = std::mem::size_of::<PendingRequest>() + 64;
+    match request {
+        Err(why) => base + why.len(),
+        Ok(r) => {
+            let containers: usize = r
+                .containers
+                .iter()
+                .map(|c| std::mem::size_of_val(c) + c.container.len())
+                .sum();
+            let models: usize = r.models.iter().map(|m| 24 + m.len()).sum();
+            let group = r.group.as_ref().map_or(0, |g| g.key.len());
+            base + containers + models + group
+        }
     }
 }

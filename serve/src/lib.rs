@@ -3,10 +3,11 @@
 //! and HTTP/2 with header and handshake deadlines, and graceful shutdown on SIGTERM. The webhook
 //! and the extender serve through it, so tests drive exactly what production runs.
 
+mod conn;
 pub mod expiry;
 pub mod serve;
 pub mod signal;
 pub mod tls;
 
-pub use serve::{serve_plain, serve_tls};
+pub use serve::{Limits, serve_plain, serve_tls};
 pub use signal::shutdown_signal;

@@ -1,26 +1,62 @@
-//! Serves a router over rustls (or plain HTTP) on an already bound listener: HTTP/1.1 and HTTP/2 with
-//! keep-alive, a handshake deadline, and graceful shutdown — on the shutdown signal it stops
-//! accepting, lets in-flight requests finish (connections are told to close after them) and
-//! gives up after the drain deadline.
+//! Serves a router over rustls (or plain HTTP) on an already bound listener: HTTP/1.1 and HTTP/2
+//! with keep-alive, and [`Limits`] on what one client may hold — a cap on connections (the
+//! listener is not polled at the cap), deadlines for the handshake, the first request, headers,
+//! each request and idle connections, and a 413 for a declared body over the limit (see
+//! `conn`). On the shutdown signal it stops accepting, lets in-flight requests finish
+//! (connections are told to close after them) and gives up after the drain deadline.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::conn;
+
 /// Longest a client may take to finish the TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
-/// Longest a client may take to send request headers.
+/// Longest a client may take to send request headers (HTTP/1; also between keep-alive requests).
 const HEADERS: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (out of descriptors and the like) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What one client may hold of a server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most connections served at once. At the cap the listener is not polled: new connections
+    /// wait in the kernel's backlog until one closes.
+    pub max_connections: usize,
+    /// Longest a connection may wait for its first request after the TLS handshake.
+    pub first_request: Duration,
+    /// Longest a connection may stay open with no request in flight after its first (HTTP/1
+    /// keep-alive and HTTP/2 alike).
+    pub idle: Duration,
+    /// Longest from a request's headers to its response, its body included; past it the
+    /// answer is 408.
+    pub request: Duration,
+    /// Largest body accepted: a request declaring a larger Content-Length is answered 413
+    /// before any of it is read.
+    pub max_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            first_request: HEADERS,
+            idle: Duration::from_secs(30),
+            request: Duration::from_secs(30),
+            max_body_bytes: 64 << 20,
+        }
+    }
+}
 
 /// Serves `app` on `listener` with `tls` until `shutdown` resolves, then drains for at most
 /// `drain`.
@@ -30,8 +66,10 @@ pub async fn serve_tls(
     app: Router,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
+    limits: Limits,
 ) {
-    serve_with(listener, Some(TlsAcceptor::from(tls)), app, shutdown, drain).await;
+    let acceptor = Some(TlsAcceptor::from(tls));
+    serve_with(listener, acceptor, app, shutdown, drain, limits).await;
 }
 
 /// Serves `app` on `listener` over plain HTTP, with the same limits and shutdown as
@@ -41,8 +79,9 @@ pub async fn serve_plain(
     app: Router,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
+    limits: Limits,
 ) {
-    serve_with(listener, None, app, shutdown, drain).await;
+    serve_with(listener, None, app, shutdown, drain, limits).await;
 }
 
 async fn serve_with(
@@ -51,33 +90,53 @@ async fn serve_with(
     app: Router,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
+    limits: Limits,
 ) {
-    let graceful = GracefulShutdown::new();
+    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(false);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADERS);
+    builder.http2().timer(TokioTimer::new());
     tokio::pin!(shutdown);
+    let mut failures: u64 = 0;
     loop {
+        // Back-pressure: at the cap, the next connection is not accepted until one closes.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // One line when accepting starts failing and one when it recovers, not one
+                    // per attempt.
+                    if failures == 0 {
+                        warn!(error = %e, "accept failed; retrying every 50 ms");
+                    }
+                    failures += 1;
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        if failures > 0 {
+            info!(failures, "accepting again");
+            failures = 0;
+        }
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let (acceptor, app, builder) = (acceptor.clone(), app.clone(), builder.clone());
+        let stop = stop_rx.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let result = match acceptor {
                 Some(acceptor) => {
                     let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
@@ -85,13 +144,9 @@ async fn serve_with(
                         Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => return debug!(%peer, "TLS handshake timed out"),
                     };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
+                    conn::serve(stream, &builder, app, limits, stop).await
                 }
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                    watcher.watch(conn.into_owned()).await
-                }
+                None => conn::serve(tcp, &builder, app, limits, stop).await,
             };
             if let Err(e) = result {
                 debug!(%peer, error = %e, "connection ended with an error");
@@ -100,8 +155,10 @@ async fn serve_with(
     }
     drop(listener);
     info!("shutting down: draining open connections");
+    let _ = stop_tx.send(true);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => info!("all connections drained"),
+        _ = slots.acquire_many(all) => info!("all connections drained"),
         () = tokio::time::sleep(drain) => warn!(?drain, "drain deadline passed; closing"),
     }
 }

@@ -220,6 +220,8 @@ async fn serve_webhook(
         },
         max_body_bytes: 4 << 20,
         request_timeout: Duration::from_secs(5),
+        max_connections: 1024,
+        idle_timeout: Duration::from_secs(30),
         tls_reload: Duration::from_secs(2),
         drain: Duration::from_secs(1),
         self_managed: None,
@@ -247,7 +249,8 @@ async fn serve_framework(
             FIXED
         }),
     );
-    tessera_serve::serve_tls(listener, config, app, stop, Duration::from_secs(1)).await;
+    let limits = tessera_serve::Limits::default();
+    tessera_serve::serve_tls(listener, config, app, stop, Duration::from_secs(1), limits).await;
     Ok(())
 }
 

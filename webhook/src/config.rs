@@ -75,6 +75,14 @@ pub struct WebhookArgs {
         default_value = "5000"
     )]
     pub request_timeout_ms: u64,
+    /// Most connections served at once; at the cap new connections wait in the listen backlog.
+    /// Keep it below the process's open-file limit.
+    #[arg(long, env = "TESSERA_WEBHOOK_MAX_CONNECTIONS", default_value = "1024")]
+    pub max_connections: usize,
+    /// Longest a connection may stay open with no request in flight, in milliseconds (HTTP/1
+    /// keep-alive and HTTP/2; a new connection gets 10 s for its first request).
+    #[arg(long, env = "TESSERA_WEBHOOK_IDLE_TIMEOUT_MS", default_value = "30000")]
+    pub idle_timeout_ms: u64,
     /// How often the certificate files are checked for changes, in milliseconds.
     #[arg(long, env = "TESSERA_WEBHOOK_TLS_RELOAD_MS", default_value = "2000")]
     pub tls_reload_ms: u64,
@@ -140,6 +148,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Per-request time limit.
     pub request_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Longest a connection may idle.
+    pub idle_timeout: Duration,
     /// Certificate poll interval.
     pub tls_reload: Duration,
     /// Drain deadline at shutdown.
@@ -181,6 +193,8 @@ impl TryFrom<WebhookArgs> for Config {
         for (flag, v) in [
             ("max-body-bytes", a.max_body_bytes as u64),
             ("request-timeout-ms", a.request_timeout_ms),
+            ("max-connections", a.max_connections as u64),
+            ("idle-timeout-ms", a.idle_timeout_ms),
             ("tls-reload-ms", a.tls_reload_ms),
             ("profiles-reload-ms", a.profiles_reload_ms),
         ] {
@@ -227,6 +241,8 @@ impl TryFrom<WebhookArgs> for Config {
             },
             max_body_bytes: a.max_body_bytes,
             request_timeout: Duration::from_millis(a.request_timeout_ms),
+            max_connections: a.max_connections,
+            idle_timeout: Duration::from_millis(a.idle_timeout_ms),
             tls_reload: Duration::from_millis(a.tls_reload_ms),
             drain: Duration::from_secs(a.drain_seconds),
         })

@@ -41,6 +41,9 @@ pub enum WebhookError {
     /// The request took longer than the limit.
     #[error("request took longer than {0} ms")]
     Timeout(u128),
+    /// The decision could not be run (its thread panicked or the pool is gone).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl WebhookError {
@@ -53,6 +56,7 @@ impl WebhookError {
             | WebhookError::NoRequest => StatusCode::BAD_REQUEST,
             WebhookError::Body { status, .. } => *status,
             WebhookError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 use crate::admission;
@@ -24,6 +25,8 @@ struct App {
     state: Arc<WebhookState>,
     registry: Arc<Registry>,
     max_body_bytes: usize,
+    /// Reviews decided at once, each on a blocking thread.
+    admission: Arc<Semaphore>,
 }
 
 /// The webhook's router. `registry` is encoded at `/metrics`; requests larger than
@@ -38,16 +41,21 @@ pub fn router(state: Arc<WebhookState>, registry: Arc<Registry>, max_body_bytes:
             state,
             registry,
             max_body_bytes,
+            admission: Arc::new(Semaphore::new(admission_threads())),
         })
+}
+
+/// One review decided at a time per CPU: more would only queue on the cores.
+fn admission_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 async fn mutate(State(app): State<App>, req: Request) -> Response {
     let start = Instant::now();
     let limit = app.state.request_timeout();
-    let result = match tokio::time::timeout(limit, read_body(req, app.max_body_bytes)).await {
+    let result = match tokio::time::timeout(limit, answer(&app, req)).await {
         Err(_) => Err(WebhookError::Timeout(limit.as_millis())),
-        Ok(Err(e)) => Err(e),
-        Ok(Ok(body)) => admission::review(&app.state, &body),
+        Ok(result) => result,
     };
     let seconds = start.elapsed().as_secs_f64();
     match result {
@@ -70,30 +78,57 @@ async fn mutate(State(app): State<App>, req: Request) -> Response {
     }
 }
 
+/// Reads the body, then decides on a blocking thread: decoding and rendering are CPU work and
+/// never run on the server's I/O workers. The permit goes with the work, so a review that
+/// outlives its deadline still counts against the bound until it ends.
+async fn answer(app: &App, req: Request) -> Result<admission::Answer, WebhookError> {
+    let body = read_body(req, app.max_body_bytes).await?;
+    let permit = app
+        .admission
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| WebhookError::Internal(e.to_string()))?;
+    let state = app.state.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        admission::review(&state, &body)
+    })
+    .await
+    .map_err(|e| WebhookError::Internal(e.to_string()))?
+}
+
 async fn read_body(req: Request, max: usize) -> Result<axum::body::Bytes, WebhookError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let too_large = |size: String| WebhookError::Body {
+    let too_large = |size: &str| WebhookError::Body {
         status: StatusCode::PAYLOAD_TOO_LARGE,
-        message: format!("{size} bytes is over the limit of {max} bytes"),
+        message: format!("{size} is over the limit of {max} bytes"),
     };
     if let Some(n) = declared
         && n > max as u64
     {
-        return Err(too_large(n.to_string()));
+        return Err(too_large(&format!("Content-Length {n}")));
     }
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     let body: Body = req.into_body();
     axum::body::to_bytes(body, max).await.map_err(|e| {
-        if declared.is_none() {
-            too_large("more than".to_string())
+        let e = e.into_inner();
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            return too_large("the body");
+        }
+        let message = if chunked {
+            // hyper reads a body by Transfer-Encoding and drops a Content-Length beside it.
+            format!("not valid chunked encoding (Transfer-Encoding: chunked wins over any Content-Length): {e}")
         } else {
-            WebhookError::Body {
-                status: StatusCode::BAD_REQUEST,
-                message: e.to_string(),
-            }
+            format!("could not be read: {e}")
+        };
+        WebhookError::Body {
+            status: StatusCode::BAD_REQUEST,
+            message,
         }
     })
 }

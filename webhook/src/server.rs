@@ -9,6 +9,7 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
+use tessera_serve::Limits;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -19,6 +20,9 @@ use crate::profiles::{self, FileError, Loaded};
 use crate::routes::router;
 use crate::state::WebhookState;
 use crate::tls::{self, CertStore, TlsError};
+
+/// Time past `--request-timeout-ms` before the server itself cuts a request off.
+const REQUEST_SLACK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -138,7 +142,18 @@ impl Webhook {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
-        tessera_serve::serve_tls(listener, self.tls, app, signal, self.config.drain).await;
+        let limits = Limits {
+            max_connections: self.config.max_connections,
+            idle: self.config.idle_timeout,
+            first_request: self
+                .config
+                .idle_timeout
+                .min(Limits::default().first_request),
+            // The handler answers 503 at its own limit; this only cuts off what never reaches it.
+            request: self.config.request_timeout + REQUEST_SLACK,
+            max_body_bytes: self.config.max_body_bytes as u64,
+        };
+        tessera_serve::serve_tls(listener, self.tls, app, signal, self.config.drain, limits).await;
         let _ = reloader.await;
         if let Some(task) = profiles {
             let _ = task.await;

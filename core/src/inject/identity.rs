@@ -150,7 +150,7 @@ impl Renderer<'_> {
             .ok_or(RenderProblem::NoReplicas)?;
         // Only a real pod's ordinal counts (the peers ConfigMap renders with a stand-in member 0).
         let own = self.facts.pod.and(self.facts.member).map(|(_, own)| own);
-        Ok(at_least_member(known, own))
+        super::bounds::check_replicas(at_least_member(known, own))
     }
 
     fn peers(&self, out: &mut String) -> Result<(), RenderProblem> {

@@ -8,6 +8,7 @@
 //! second pass change nothing. A profile that cannot render for a pod is an error and no patch
 //! at all is produced.
 
+pub mod bounds;
 mod compile;
 mod gpu;
 mod group;
@@ -79,6 +80,52 @@ pub enum RenderProblem {
     /// A GPU request that does not read.
     #[error("{0}")]
     Request(Box<RequestError>),
+    /// The ordinal is not below the StatefulSet's replicas or the maximum ensemble size.
+    #[error("StatefulSet ordinal {ordinal} (from {from}) is not below {what} ({limit})")]
+    OrdinalOutOfRange {
+        /// The ordinal read.
+        ordinal: u32,
+        /// Where it was read: the pod-index label or the pod name.
+        from: String,
+        /// The bound.
+        limit: u32,
+        /// What the bound is.
+        what: &'static str,
+    },
+    /// More replicas than identity is rendered for.
+    #[error("{replicas} replicas is more than the maximum ensemble size ({limit})")]
+    EnsembleTooLarge {
+        /// The replica count.
+        replicas: u32,
+        /// [`bounds::MAX_ENSEMBLE`].
+        limit: u32,
+    },
+    /// More containers than injection serves.
+    #[error("the pod has {count} containers and init containers; injection serves at most {limit}")]
+    TooManyContainers {
+        /// Containers plus init containers.
+        count: usize,
+        /// [`bounds::MAX_CONTAINERS`].
+        limit: usize,
+    },
+    /// Rendered env values and files past their budget.
+    #[error("rendered env values and files reach {bytes} bytes; the limit is {limit}")]
+    RenderedTooLarge {
+        /// Bytes rendered so far.
+        bytes: usize,
+        /// [`bounds::MAX_RENDERED_BYTES`].
+        limit: usize,
+    },
+    /// Env vars and mounts copied into every container past their budget.
+    #[error(
+        "env vars and mounts copied into the pod's containers would take {bytes} bytes; the limit is {limit}"
+    )]
+    PatchTooLarge {
+        /// Bytes the copies would take.
+        bytes: usize,
+        /// [`bounds::MAX_COPIED_BYTES`].
+        limit: usize,
+    },
     /// A foreign GPU name Tessera cannot express.
     #[error("container {container:?}: {resource} has no tessera.dev equivalent")]
     NoEquivalent {

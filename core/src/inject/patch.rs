@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::view::PodView;
+use super::view::{PodView, StrMap};
 
 /// One JSON Patch operation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,13 +77,13 @@ impl Changes {
         set_keys(
             &mut ops,
             "/metadata/labels",
-            meta.labels.is_some(),
+            meta.labels.as_ref(),
             self.labels,
         );
         set_keys(
             &mut ops,
             "/metadata/annotations",
-            meta.annotations.is_some(),
+            meta.annotations.as_ref(),
             self.annotations,
         );
         let containers = pod.containers();
@@ -132,10 +132,18 @@ impl Changes {
 }
 
 /// Sets string `keys` in the map at `path`, adding the map whole when the pod has none (an
-/// `add` below a missing map fails to apply).
-fn set_keys(ops: &mut Vec<Op>, path: &str, exists: bool, keys: BTreeMap<String, String>) {
-    if exists {
+/// `add` below a missing map fails to apply). Keys that already hold the value are left out.
+fn set_keys(
+    ops: &mut Vec<Op>,
+    path: &str,
+    existing: Option<&StrMap<'_>>,
+    keys: BTreeMap<String, String>,
+) {
+    if let Some(have) = existing {
         for (k, v) in keys {
+            if have.get(k.as_str()).is_some_and(|h| h.as_str() == v) {
+                continue;
+            }
             ops.push(Op::add(format!("{path}/{}", escape(&k)), Value::String(v)));
         }
     } else if !keys.is_empty() {

@@ -11,7 +11,8 @@ use super::profile::Spiffe;
 use super::select::{injected_names, select};
 use super::view::PodView;
 use super::{
-    ENV_SPIFFE_ID, FILES_ANNOTATION_DOMAIN, RenderError, TOKEN_MOUNT_PATH, TOKEN_VOLUME, gpu, group,
+    ENV_SPIFFE_ID, FILES_ANNOTATION_DOMAIN, RenderError, TOKEN_MOUNT_PATH, TOKEN_VOLUME, bounds,
+    gpu, group,
 };
 use crate::keys;
 
@@ -59,50 +60,110 @@ pub fn mutate(
     }
     let sel = select(profiles, pod, namespace, ctx.namespace_labels);
     let mut out = Outcome {
-        already: sel.done,
         warnings: sel.warnings,
         ..Outcome::default()
     };
-    if sel.apply.is_empty() {
+    let mut apply = sel.apply;
+    let mut held = Vec::new();
+    for p in sel.marked {
+        // The marker is a claim anyone creating the pod can write: it counts only when the pod
+        // already holds everything the profile adds.
+        if holds(p, pod, namespace, ctx) {
+            out.already.push(p.name.clone());
+            held.push(p);
+        } else {
+            apply.push(p);
+        }
+    }
+    if apply.is_empty() {
         return Ok(out);
     }
+    apply.sort_by(|a, b| a.name.cmp(&b.name));
+    // The SPIFFE settings of a profile applied earlier reach the containers added now.
+    let spiffe = apply
+        .iter()
+        .chain(&held)
+        .find_map(|p| p.spec.spiffe.as_ref())
+        .or(ctx.spiffe);
+    let mut b = build(&apply, spiffe, pod, namespace, ctx, &mut out.warnings)?;
+    let mut marker: BTreeSet<String> = injected_names(pod.annotation(keys::ANNOTATION_INJECTED))
+        .into_iter()
+        .filter(|(n, _)| !apply.iter().any(|p| p.name == *n))
+        .map(|(n, h)| format!("{n}@{h}"))
+        .collect();
+    marker.extend(apply.iter().map(|p| format!("{}@{}", p.name, p.hash)));
+    b.changes.annotations.insert(
+        keys::ANNOTATION_INJECTED.to_string(),
+        marker.into_iter().collect::<Vec<_>>().join(","),
+    );
+    out.ops = b
+        .finish(pod)
+        .map_err(|problem| error(apply[0], "spec.identity", problem))?;
+    out.applied = apply.iter().map(|p| p.name.clone()).collect();
+    Ok(out)
+}
+
+/// True when applying `p` to `pod` again would change nothing.
+fn holds(p: &Profile, pod: &PodView<'_>, namespace: &str, ctx: &Context<'_>) -> bool {
+    let mut warnings = Vec::new();
+    let spiffe = p.spec.spiffe.as_ref().or(ctx.spiffe);
+    build(&[p], spiffe, pod, namespace, ctx, &mut warnings)
+        .ok()
+        .and_then(|b| b.finish(pod).ok())
+        .is_some_and(|ops| ops.is_empty())
+}
+
+/// Collects what `apply` (not empty, in name order) adds to `pod`.
+fn build(
+    apply: &[&Profile],
+    spiffe: Option<&Spiffe>,
+    pod: &PodView<'_>,
+    namespace: &str,
+    ctx: &Context<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Builder, RenderError> {
+    let Some(first) = apply.first() else {
+        return Ok(Builder::new(pod));
+    };
+    bounds::check_containers(pod).map_err(|problem| error(first, "spec.containers", problem))?;
     let mut b = Builder::new(pod);
     let facts = Facts::of(pod, namespace);
-    for p in &sel.apply {
+    for p in apply {
         b.sidecars(p);
+        if p.spec.identity.is_some()
+            && let Ok(Facts {
+                member: Some((sts, ordinal)),
+                ..
+            }) = &facts
+        {
+            let known = ctx.replicas.and_then(|f| f(sts));
+            bounds::check_ordinal(pod, *ordinal, known)
+                .map_err(|problem| error(p, "spec.identity", problem))?;
+        }
         if has_identity(p)
             && let Some(facts) = member_facts(&facts, p)?
         {
             b.identity(p, facts, ctx)?;
         }
-        b.gpu(p, pod, &mut out.warnings)?;
-        group::apply(p, pod, ctx.replicas, &mut b.changes, &mut out.warnings)?;
+        b.gpu(p, pod, warnings)?;
+        group::apply(p, pod, ctx.replicas, &mut b.changes, warnings)?;
     }
-    if let Some(s) = sel
-        .apply
-        .iter()
-        .find_map(|p| p.spec.spiffe.as_ref())
-        .or(ctx.spiffe)
-    {
-        let facts = Facts::of(pod, namespace).ok();
+    if let Some(s) = spiffe {
         let sa = facts.as_ref().map_or("default", |f| f.service_account);
         b.spiffe(
             s,
             &format!("spiffe://{}/ns/{namespace}/sa/{sa}", s.trust_domain),
         );
     }
-    let mut marker: Vec<String> = injected_names(pod.annotation(keys::ANNOTATION_INJECTED))
-        .into_iter()
-        .map(|(n, h)| format!("{n}@{h}"))
-        .collect();
-    marker.extend(sel.apply.iter().map(|p| format!("{}@{}", p.name, p.hash)));
-    marker.sort();
-    b.changes
-        .annotations
-        .insert(keys::ANNOTATION_INJECTED.to_string(), marker.join(","));
-    out.applied = sel.apply.iter().map(|p| p.name.clone()).collect();
-    out.ops = b.finish(pod);
-    Ok(out)
+    Ok(b)
+}
+
+fn error(p: &Profile, field: &str, problem: super::RenderProblem) -> RenderError {
+    RenderError {
+        profile: p.name.clone(),
+        field: field.into(),
+        problem,
+    }
 }
 
 fn has_identity(p: &Profile) -> bool {
@@ -135,6 +196,8 @@ struct Builder {
     /// Env vars and mounts for every app container, in order, first of a name wins.
     env: Vec<(String, Value)>,
     mounts: Vec<(String, Value)>,
+    /// Bytes of identity rendered so far (see [`bounds::MAX_RENDERED_BYTES`]).
+    rendered: usize,
 }
 
 impl Builder {
@@ -159,6 +222,7 @@ impl Builder {
             volumes,
             env: Vec::new(),
             mounts: Vec::new(),
+            rendered: 0,
         }
     }
 
@@ -234,6 +298,8 @@ impl Builder {
         };
         for (name, t) in &p.env {
             let value = r.render(format_args!("spec.identity.env[{name}]"), t)?;
+            bounds::add_rendered(&mut self.rendered, value.len())
+                .map_err(|problem| error(p, "spec.identity.env", problem))?;
             self.add_env(name, value);
         }
         if let (Some(_), Some((sts, _))) = (&p.peer_entry, facts.member) {
@@ -250,6 +316,8 @@ impl Builder {
         let mut items = Vec::new();
         for (file, t) in &p.files {
             let text = r.render(format_args!("spec.identity.files.items[{file}]"), t)?;
+            bounds::add_rendered(&mut self.rendered, text.len())
+                .map_err(|problem| error(p, "spec.identity.files", problem))?;
             let key = format!("{}.{FILES_ANNOTATION_DOMAIN}/{file}", p.name);
             let field = format!("metadata.annotations['{key}']");
             items.push(json!({"path": file, "fieldRef": {"fieldPath": field}}));
@@ -309,8 +377,19 @@ impl Builder {
         Ok(())
     }
 
-    /// Adds the collected env and mounts to every app container and writes the patch.
-    fn finish(mut self, pod: &PodView<'_>) -> Vec<Op> {
+    /// Adds the collected env and mounts to every app container and writes the patch; the
+    /// copies are counted against their budget before any is made.
+    fn finish(mut self, pod: &PodView<'_>) -> Result<Vec<Op>, super::RenderProblem> {
+        let per_container = self
+            .env
+            .iter()
+            .chain(&self.mounts)
+            .map(|(_, v)| bounds::json_len(v) + 1)
+            .sum();
+        let targets = pod.containers().len()
+            + self.changes.containers.len()
+            + self.changes.init_containers.len();
+        bounds::check_copies(per_container, targets)?;
         for (i, c) in pod.containers().iter().enumerate() {
             let have_env: BTreeSet<&str> =
                 c.env.iter().flatten().map(|e| e.name.as_str()).collect();
@@ -345,7 +424,7 @@ impl Builder {
             merge(c, "env", "name", &self.env);
             merge(c, "volumeMounts", "mountPath", &self.mounts);
         }
-        self.changes.into_ops(pod)
+        Ok(self.changes.into_ops(pod))
     }
 }
 

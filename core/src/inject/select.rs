@@ -15,8 +15,9 @@ use crate::keys;
 pub struct Selection<'p> {
     /// Profiles to apply now, in name order.
     pub apply: Vec<&'p Profile>,
-    /// Selected profiles the marker says were applied already.
-    pub done: Vec<String>,
+    /// Selected profiles the `tessera.dev/injected` marker names: applied already if the pod
+    /// holds what they add (checked by the caller).
+    pub marked: Vec<&'p Profile>,
     /// Notes for the client (AdmissionResponse `warnings`).
     pub warnings: Vec<String>,
 }
@@ -79,7 +80,7 @@ pub fn select<'p>(
             continue;
         }
         if injected.iter().any(|(n, _)| *n == p.name) {
-            out.done.push(p.name.clone());
+            out.marked.push(p);
         } else {
             out.apply.push(p);
         }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
+mod bounds;
 mod group;
 
 fn profiles(yaml: &str) -> Vec<Profile> {
@@ -219,14 +220,11 @@ fn ordinal_comes_from_the_pod_name_without_the_index_label_and_replicas_from_the
 }
 
 #[test]
-fn a_scale_out_member_lists_itself_among_the_peers_while_the_cache_lags() {
+fn a_member_past_the_profile_replicas_lists_itself_among_the_peers() {
+    // No StatefulSet cache (a --profiles webhook without a cluster): the profile's replicas
+    // (3) are raised to cover the member, up to the maximum ensemble size.
     let ps = profiles(ZK);
-    let lookup = |sts: &str| (sts == "zk").then_some(3);
-    let c = Context {
-        replicas: Some(&lookup),
-        ..ctx()
-    };
-    let (_, pod, _) = run(&ps, &zk_pod(4), &c);
+    let (_, pod, _) = run(&ps, &zk_pod(4), &ctx());
     let ann = pod.metadata.annotations.unwrap();
     assert_eq!(ann["zookeeper.files.tessera.dev/myid"], "5");
     assert_eq!(

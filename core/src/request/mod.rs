@@ -220,8 +220,9 @@ pub fn pod_request(pod: &Pod, ctx: RequestContext) -> Result<PodRequest, Request
     };
     for container in &spec.containers {
         let (cpu, mem) = host_request(container);
-        request.cpu_milli += cpu;
-        request.mem_mib += mem;
+        // Saturating: a sum past u64 fits no node, which is the answer an overflow should give.
+        request.cpu_milli = request.cpu_milli.saturating_add(cpu);
+        request.mem_mib = request.mem_mib.saturating_add(mem);
         if let Some(demand) = container_demand(container, ctx)? {
             request.containers.push(ContainerDemand {
                 container: container.name.clone(),

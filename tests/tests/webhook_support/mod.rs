@@ -140,6 +140,8 @@ pub struct Options {
     pub max_body_bytes: usize,
     pub tls_reload: Duration,
     pub spiffe: Option<tessera_core::inject::profile::Spiffe>,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
 }
 
 impl Default for Options {
@@ -150,6 +152,8 @@ impl Default for Options {
             max_body_bytes: 4 << 20,
             tls_reload: Duration::from_millis(20),
             spiffe: None,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -184,6 +188,8 @@ impl Server {
             },
             max_body_bytes: opts.max_body_bytes,
             request_timeout: Duration::from_secs(5),
+            max_connections: opts.max_connections,
+            idle_timeout: opts.idle_timeout,
             tls_reload: opts.tls_reload,
             drain: Duration::from_secs(5),
             self_managed: None,

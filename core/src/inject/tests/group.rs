@@ -258,17 +258,24 @@ fn an_unknown_anti_affinity_mode_does_not_read_as_a_profile() {
 }
 
 #[test]
-fn a_scale_out_member_counts_itself_while_the_cache_still_has_the_old_size() {
-    // zk scaled 3 -> 5: zk-4 is admitted before the webhook's StatefulSet cache sees 5. A size
-    // of 3 would make the extender refuse it on every zone of a 3-zone cluster.
+fn a_member_past_the_cached_replicas_is_denied_naming_the_label_and_the_limit() {
+    // The StatefulSet's replicas bound the ordinal when known. A cache that lags a scale-out
+    // denies the new member once; the StatefulSet controller retries its creation.
     let ps = profiles(ZK_QUORUM);
     let lookup = |sts: &str| (sts == "zk").then_some(3);
     let c = Context {
         replicas: Some(&lookup),
         ..ctx()
     };
-    let (_, _, doc) = run(&ps, &zk_pod(4), &c);
-    assert_eq!(labels_of(&doc)["tessera.dev/group-size"], "5");
-    let (_, _, doc) = run(&ps, &zk_pod(1), &c);
+    let text = zk_pod(4).to_string();
+    let view: PodView<'_> = serde_json::from_str(&text).unwrap();
+    let err = mutate(&ps, &view, &c).unwrap_err().to_string();
+    assert!(
+        err.contains("ordinal 4")
+            && err.contains("apps.kubernetes.io/pod-index")
+            && err.contains("replicas (3)"),
+        "{err}"
+    );
+    let (_, _, doc) = run(&ps, &zk_pod(2), &c);
     assert_eq!(labels_of(&doc)["tessera.dev/group-size"], "3");
 }

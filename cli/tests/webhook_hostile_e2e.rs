@@ -1,0 +1,141 @@
+//! The huge-ordinal pod through a real apiserver (`TESSERA_E2E_KUBECONFIG`; skipped, saying so,
+//! when unset): `tessera webhook` registered by URL with `failurePolicy: Fail` denies a
+//! StatefulSet-owned pod whose `apps.kubernetes.io/pod-index` is 4294967295 with the label and
+//! the limit in the reason, stays up, and admits (and injects) the next ordinary member.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
+use tessera_tests::cluster::Harness;
+use tessera_tests::e2e;
+use tessera_tests::process::{free_addr, spawn_logged};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Removes the MutatingWebhookConfiguration when dropped, pass or fail.
+struct Registered(PathBuf, String);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let name = self.1.clone();
+        e2e::cleanup_blocking(self.0.clone(), move |client| async move {
+            let api: Api<MutatingWebhookConfiguration> = Api::all(client);
+            let _ = api.delete(&name, &DeleteParams::default()).await;
+        });
+    }
+}
+
+fn member(ns: &str, ordinal: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("zk-{}", ordinal.len()), "namespace": ns,
+            "labels": {"app": "zk", "apps.kubernetes.io/pod-index": ordinal},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "zk",
+                "uid": "00000000-0000-0000-0000-000000000001", "controller": true}]},
+        "spec": {"subdomain": "zk-hs",
+            "containers": [{"name": "zookeeper", "image": "registry.k8s.io/pause:3.10"}]}
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_ordinal_is_denied_and_the_next_member_admitted_through_the_apiserver() {
+    let test = "a_huge_ordinal_is_denied_and_the_next_member_admitted_through_the_apiserver";
+    let Some(kubeconfig) = e2e::kubeconfig(test) else {
+        return;
+    };
+    let h = Harness::start_with(&kubeconfig, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = support::serving_files(dir.path());
+    let profiles =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/profiles/zookeeper.yaml");
+    let addr = free_addr();
+    let listen = addr.to_string();
+    let log = dir.path().join("webhook.log");
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let _webhook = spawn_logged(
+        Path::new(env!("CARGO_BIN_EXE_tessera")),
+        [
+            "webhook".as_ref(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+            "--profiles".as_ref(),
+            profiles.as_os_str(),
+        ],
+        &log,
+    );
+    let config: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": h.ns},
+        "webhooks": [{"name": "hostile.tessera.dev",
+            "clientConfig": {"url": format!("https://{addr}/mutate"),
+                "caBundle": base64_of(ca.as_bytes())},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                "resources": ["pods"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": h.ns}},
+            "failurePolicy": "Fail", "sideEffects": "None", "timeoutSeconds": 10,
+            "admissionReviewVersions": ["v1"]}]
+    }))
+    .unwrap();
+    let configs: Api<MutatingWebhookConfiguration> = Api::all(h.client.clone());
+    configs
+        .create(&PostParams::default(), &config)
+        .await
+        .unwrap();
+    let _registered = Registered(kubeconfig.clone(), h.ns.clone());
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), &h.ns);
+    let huge = member(&h.ns, "4294967295");
+    // Dry runs until the apiserver calls the webhook (it picks up new configurations shortly).
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let reason = e2e::wait_for("the webhook to deny the huge ordinal", LIMIT, || {
+        let (pods, huge, dry) = (pods.clone(), huge.clone(), dry.clone());
+        async move { pods.create(&dry, &huge).await.err().map(|e| e.to_string()) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nwebhook log:\n{}", read(&log)));
+    assert!(
+        reason.contains("label apps.kubernetes.io/pod-index")
+            && reason.contains("maximum ensemble size (1000)"),
+        "{reason}"
+    );
+    let denied = pods
+        .create(&PostParams::default(), &huge)
+        .await
+        .unwrap_err();
+    assert!(
+        denied.to_string().contains("ordinal 4294967295"),
+        "{denied}"
+    );
+    let admitted = pods
+        .create(&PostParams::default(), &member(&h.ns, "1"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nwebhook log:\n{}", read(&log)));
+    let annotations = admitted.metadata.annotations.unwrap_or_default();
+    assert!(
+        annotations.contains_key("tessera.dev/injected"),
+        "{annotations:?}"
+    );
+    println!("denied: {reason}");
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

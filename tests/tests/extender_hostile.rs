@@ -1,0 +1,113 @@
+//! Hostile input to the extender over real HTTP: 4 MB pods leave a few hundred bytes each
+//! behind them until their bind, a declared body over the limit is refused before it is sent,
+//! and a body that stalls is cut off at the request deadline.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tessera_core::request::Translation;
+use tessera_core::score::Policy;
+use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState, router};
+use tessera_tests::http::{post_ok, serve};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+struct Binds;
+
+impl Binder for Binds {
+    fn bind(&self, _: BindTarget) -> BindFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn state() -> Arc<ExtenderState> {
+    let config = Config {
+        policy: Policy::Fragmentation,
+        slots_per_gpu: 10,
+        translation: Translation::default(),
+        reservation_timeout: Duration::from_secs(60),
+        heartbeat_max_age: None,
+    };
+    let state = Arc::new(ExtenderState::new(config, Arc::new(Binds)));
+    state.set_ready(true);
+    state
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/fixtures/extender/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn filtered_4mb_pods_are_remembered_by_their_request_only() {
+    let state = state();
+    let addr = serve(state.clone()).await;
+    let big = "x".repeat(4 << 20);
+    let mut body = fixture("filter.nodenames.request.json");
+    body["Pod"]["metadata"]["annotations"] = json!({"example.dev/big": big});
+    for i in 0..63 {
+        body["Pod"]["metadata"]["uid"] = json!(format!("uid-{i}"));
+        post_ok(addr, "filter", &body).await;
+    }
+    let (pods, bytes) = state.pending_size();
+    assert_eq!(pods, 63);
+    assert!(bytes < 63 * 4096, "{bytes} bytes remembered for 63 pods");
+    let mut bind = fixture("bind.request.json");
+    bind["PodUID"] = json!("uid-62");
+    let out = post_ok(addr, "bind", &bind).await;
+    assert_eq!(out["Error"], "", "{out}");
+}
+
+async fn plain_server(limits: tessera_serve::Limits) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(state());
+    let never = std::future::pending::<()>();
+    tokio::spawn(tessera_serve::serve_plain(
+        listener,
+        app,
+        never,
+        Duration::from_secs(1),
+        limits,
+    ));
+    addr
+}
+
+/// Writes `head` (and nothing more) and reads the answer until the server closes.
+async fn answer_to(addr: std::net::SocketAddr, head: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(LIMIT, tcp.read_to_end(&mut out))
+        .await
+        .expect("the server answers and closes")
+        .ok();
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test]
+async fn a_declared_body_over_the_limit_gets_413_and_a_stalled_body_408() {
+    let limits = tessera_serve::Limits {
+        request: Duration::from_millis(300),
+        idle: Duration::from_millis(300),
+        max_body_bytes: 64 << 20,
+        ..tessera_serve::Limits::default()
+    };
+    let addr = plain_server(limits).await;
+    let huge = answer_to(
+        addr,
+        "POST /filter HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000000000000000\r\n\r\n",
+    )
+    .await;
+    assert!(huge.starts_with("HTTP/1.1 413"), "{huge}");
+    let stalled = answer_to(
+        addr,
+        "POST /filter HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"Pod\":",
+    )
+    .await;
+    assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
+}
