@@ -31,6 +31,7 @@ fn state() -> Arc<ExtenderState> {
         translation: Translation::default(),
         reservation_timeout: Duration::from_secs(60),
         heartbeat_max_age: None,
+        sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
     };
     let state = Arc::new(ExtenderState::new(config, Arc::new(Binds)));
     state.set_ready(true);

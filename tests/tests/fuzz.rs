@@ -221,6 +221,7 @@ fn extender_args_for_every_verb_get_an_answer_and_never_a_5xx() {
         translation: tessera_core::request::Translation::default(),
         reservation_timeout: std::time::Duration::from_secs(60),
         heartbeat_max_age: None,
+        sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
     };
     let state = Arc::new(tessera_extender::ExtenderState::new(
         config,
