@@ -15,6 +15,8 @@ use crate::metrics::Metrics;
 
 /// Longest wait for one `get_server_list` or `quit` answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// When the first health check of a fresh control daemon comes, at the latest.
+const FIRST_CHECK: Duration = Duration::from_millis(300);
 
 /// The wait before restart `n` (0-based): 0.5 s doubling to 30 s.
 pub fn backoff(restarts: u32) -> Duration {
@@ -97,7 +99,9 @@ struct Run<'a> {
 
 impl Run<'_> {
     async fn watch(&self, mut child: Child, shutdown: &mut watch::Receiver<bool>) -> Ended {
-        let mut tick = tokio::time::interval(self.config.health_every);
+        // The first check waits a moment: the control daemon needs it to open its pipe.
+        let first = tokio::time::Instant::now() + self.config.health_every.min(FIRST_CHECK);
+        let mut tick = tokio::time::interval_at(first, self.config.health_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut healthy, mut failed) = (false, 0u32);
         loop {
