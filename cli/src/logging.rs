@@ -23,11 +23,14 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
-/// Installs the subscriber; logs go to stderr so stdout stays for results.
+/// Installs the subscriber; logs go to stderr so stdout stays for results. Colour only on a
+/// terminal: a file or a container log gets plain text.
 pub fn init(args: &LogArgs) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match args.log_format {
         LogFormat::Text => builder.try_init(),

@@ -60,7 +60,8 @@ impl Node {
             .args(["--health-ms", "100", "--stop-seconds", "5"])
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{port}"))
-            .env("MPS_STANDIN_LOG", self.dir.path().join("control.log"));
+            .env("MPS_STANDIN_LOG", self.dir.path().join("control.log"))
+            .stderr(std::process::Stdio::piped());
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -120,7 +121,7 @@ fn control_pid(root: &Path) -> Option<u32> {
 fn takes_the_gpus_publishes_readiness_restarts_the_daemon_and_gives_back_on_sigterm() {
     let node = Node::new();
     let port = free_port();
-    let mut daemon = node.start(port, &[]);
+    let daemon = node.start(port, &[]);
     let status = until("the status file", || node.status());
     assert_eq!(
         status["gpus"],
@@ -170,8 +171,12 @@ fn takes_the_gpus_publishes_readiness_restarts_the_daemon_and_gives_back_on_sigt
     until("the status back", || node.status());
 
     signal(daemon.id(), "-TERM");
-    let exit = daemon.wait().unwrap();
-    assert!(exit.success(), "{exit:?}");
+    let out = daemon.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    // The log says what happened, in plain text when it does not go to a terminal.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("restarting the MPS control daemon"), "{log}");
+    assert!(!log.contains('\x1b'), "colour codes in a log file: {log}");
     assert!(node.status().is_none(), "no status after shutdown");
     assert!(node.log().contains("client quit"), "{}", node.log());
     assert!(node.log().contains("daemon quit"), "{}", node.log());
