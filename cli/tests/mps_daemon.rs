@@ -88,8 +88,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Status code of `GET path`.
-fn get(port: u16, path: &str) -> Option<u16> {
+/// Status code and whole response of `GET path`.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(
         s,
@@ -98,7 +98,8 @@ fn get(port: u16, path: &str) -> Option<u16> {
     .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    text.split_whitespace().nth(1)?.parse().ok()
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, text))
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -136,7 +137,7 @@ fn takes_the_gpus_publishes_readiness_restarts_the_daemon_and_gives_back_on_sigt
     );
     assert_eq!(node.mode(1), "0", "a GPU MPS cannot hold is left as it was");
     until("/readyz 200", || {
-        (get(port, "/readyz") == Some(200)).then_some(())
+        (get(port, "/readyz")?.0 == 200).then_some(())
     });
     let root = node.root().display().to_string();
     let log = node.log();
@@ -145,17 +146,7 @@ fn takes_the_gpus_publishes_readiness_restarts_the_daemon_and_gives_back_on_sigt
         "{log}"
     );
     assert!(log.contains("client get_server_list"), "{log}");
-    let metrics = until("metrics", || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        Some(text)
-    });
+    let (_, metrics) = until("metrics", || get(port, "/metrics"));
     assert!(metrics.contains("tessera_mps_ready 1"), "{metrics}");
     assert!(metrics.contains("tessera_mps_gpus 1"), "{metrics}");
 

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -14,7 +13,6 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use tessera_tests::cluster::Harness;
 use tessera_tests::e2e;
-use tessera_tests::process::{free_addr, spawn_logged};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -26,30 +24,14 @@ async fn a_webhook_serving_a_profiles_file_keeps_peer_lists() {
     };
     let h = Harness::start_with(&kubeconfig, 0, 0).await;
     let dir = tempfile::tempdir().unwrap();
-    support::serving_files(dir.path());
-    let profiles =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/profiles/zookeeper.yaml");
-    let listen = free_addr().to_string();
-    let log = dir.path().join("webhook.log");
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let _webhook = spawn_logged(
-        Path::new(env!("CARGO_BIN_EXE_tessera")),
-        [
+    let webhook = support::file_mode_webhook(
+        dir.path(),
+        &[
             "--log-level".as_ref(),
             "info".as_ref(),
-            "webhook".as_ref(),
-            "--listen".as_ref(),
-            listen.as_ref(),
-            "--tls-cert".as_ref(),
-            cert.as_os_str(),
-            "--tls-key".as_ref(),
-            key.as_os_str(),
-            "--profiles".as_ref(),
-            profiles.as_os_str(),
             "--kubeconfig".as_ref(),
             kubeconfig.as_os_str(),
         ],
-        &log,
     );
     let name = e2e::unique("zk");
     let sts = e2e::zookeeper_statefulset(&name);
@@ -79,7 +61,7 @@ async fn a_webhook_serving_a_profiles_file_keeps_peer_lists() {
         })
         .await
         .unwrap_or_else(|e| {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            let log = std::fs::read_to_string(&webhook.log).unwrap_or_default();
             panic!("{e}\nwebhook log:\n{log}")
         });
         let listed = hosts.values().map(|v| v.matches(".zk-hs.").count()).max();

@@ -16,7 +16,6 @@ use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 use tessera_tests::cluster::Harness;
 use tessera_tests::e2e;
-use tessera_tests::process::{free_addr, spawn_logged};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -53,28 +52,8 @@ async fn a_huge_ordinal_is_denied_and_the_next_member_admitted_through_the_apise
     };
     let h = Harness::start_with(&kubeconfig, 0, 0).await;
     let dir = tempfile::tempdir().unwrap();
-    let ca = support::serving_files(dir.path());
-    let profiles =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/profiles/zookeeper.yaml");
-    let addr = free_addr();
-    let listen = addr.to_string();
-    let log = dir.path().join("webhook.log");
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let _webhook = spawn_logged(
-        Path::new(env!("CARGO_BIN_EXE_tessera")),
-        [
-            "webhook".as_ref(),
-            "--listen".as_ref(),
-            listen.as_ref(),
-            "--tls-cert".as_ref(),
-            cert.as_os_str(),
-            "--tls-key".as_ref(),
-            key.as_os_str(),
-            "--profiles".as_ref(),
-            profiles.as_os_str(),
-        ],
-        &log,
-    );
+    let webhook = support::file_mode_webhook(dir.path(), &[]);
+    let (addr, ca, log) = (webhook.addr, &webhook.ca, &webhook.log);
     let config: MutatingWebhookConfiguration = serde_json::from_value(json!({
         "metadata": {"name": h.ns},
         "webhooks": [{"name": "hostile.tessera.dev",
@@ -105,7 +84,7 @@ async fn a_huge_ordinal_is_denied_and_the_next_member_admitted_through_the_apise
         async move { pods.create(&dry, &huge).await.err().map(|e| e.to_string()) }
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}\nwebhook log:\n{}", read(&log)));
+    .unwrap_or_else(|e| panic!("{e}\nwebhook log:\n{}", read(log)));
     assert!(
         reason.contains("label apps.kubernetes.io/pod-index")
             && reason.contains("maximum ensemble size (1000)"),
@@ -122,7 +101,7 @@ async fn a_huge_ordinal_is_denied_and_the_next_member_admitted_through_the_apise
     let admitted = pods
         .create(&PostParams::default(), &member(&h.ns, "1"))
         .await
-        .unwrap_or_else(|e| panic!("{e}\nwebhook log:\n{}", read(&log)));
+        .unwrap_or_else(|e| panic!("{e}\nwebhook log:\n{}", read(log)));
     let annotations = admitted.metadata.annotations.unwrap_or_default();
     assert!(
         annotations.contains_key("tessera.dev/injected"),

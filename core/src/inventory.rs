@@ -54,15 +54,6 @@ impl Isolation {
     pub fn is_live(self) -> bool {
         self != Isolation::None
     }
-
-    /// The name used in the inventory, metrics and `tessera inspect`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Isolation::None => "none",
-            Isolation::Mps => "mps",
-            Isolation::MpsMultiUser => "mpsMultiUser",
-        }
-    }
 }
 
 /// All GPUs of a node.

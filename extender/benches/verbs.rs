@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, criterion_group};
 use tessera_core::decide::Memo;
 use tessera_core::frag::{FragCache, TypicalPod, TypicalPods};
-use tessera_core::request::{GpuDemand, Translation};
-use tessera_core::score::Policy;
+use tessera_core::request::GpuDemand;
 use tessera_core::testing;
 use tessera_extender::wire::ExtenderArgs;
 use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState, filter, prioritize};
@@ -147,12 +146,9 @@ fn touch(state: &ExtenderState, round: usize) {
 fn bench(c: &mut Criterion) {
     let before = rss_mib();
     let config = Config {
-        policy: Policy::Fragmentation,
-        slots_per_gpu: 10,
-        translation: Translation::default(),
         reservation_timeout: Duration::from_secs(60),
         heartbeat_max_age: None,
-        sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
+        ..Config::default()
     };
     let state = ExtenderState::new(config, Arc::new(NoBinds));
     state.update(|c| {

@@ -118,6 +118,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_flags_make_the_default_config() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            options: Options,
+        }
+        let options = Cli::try_parse_from(["tessera"]).unwrap().options;
+        assert_eq!(options.config(), Config::default());
+    }
+
+    #[test]
     fn durations_parse_with_units_and_bad_ones_say_why() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));

@@ -20,7 +20,7 @@ use tessera_core::request::{self, PodRequest, RequestContext, Translation};
 use tessera_core::score::Policy;
 
 /// Settings of the extender's decisions.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {
     /// Scoring policy.
     pub policy: Policy,
@@ -34,6 +34,20 @@ pub struct Config {
     pub heartbeat_max_age: Option<Duration>,
     /// Where fractional shares may go: GPUs with live isolation only, or any (soft sharing).
     pub sharing: SharingPolicy,
+}
+
+/// The settings of `tessera extender` with no flags (kept equal by a test in `options`).
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            policy: Policy::Fragmentation,
+            slots_per_gpu: 10,
+            translation: Translation::default(),
+            reservation_timeout: Duration::from_secs(120),
+            heartbeat_max_age: Some(Duration::from_secs(300)),
+            sharing: SharingPolicy::IsolatedOnly,
+        }
+    }
 }
 
 /// Most filtered-but-unbound pods remembered; past it the memory is dropped (the pod's next

@@ -15,8 +15,6 @@ use serde_json::json;
 use tessera_core::annotations;
 use tessera_core::inventory::NodeInventory;
 use tessera_core::keys;
-use tessera_core::request::Translation;
-use tessera_core::score::Policy;
 use tessera_core::testing;
 use tessera_extender::api_binder::ApiBinder;
 use tessera_extender::watch::{self, WatchConfig};
@@ -96,12 +94,9 @@ impl Harness {
     /// An extender watching this cluster, served on 127.0.0.1, once its caches have synced.
     pub async fn extender(&self) -> (Arc<ExtenderState>, SocketAddr, tokio::task::JoinHandle<()>) {
         let config = Config {
-            policy: Policy::Fragmentation,
-            slots_per_gpu: 10,
-            translation: Translation::default(),
             reservation_timeout: Duration::from_secs(60),
             heartbeat_max_age: Some(Duration::from_secs(600)),
-            sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
+            ..Config::default()
         };
         let state = Arc::new(ExtenderState::new(
             config,

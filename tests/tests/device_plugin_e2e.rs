@@ -20,7 +20,6 @@
 mod device_plugin_support;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use device_plugin_support::*;
@@ -29,10 +28,6 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use tessera_core::annotations::decode_assignment;
 use tessera_core::keys;
-use tessera_device_plugin::Plugin;
-use tessera_device_plugin::metrics::Metrics;
-use tessera_device_plugin::nvml::NvmlGpus;
-use tessera_device_plugin::pods::KubePods;
 
 const SLOW: Duration = Duration::from_secs(90);
 
@@ -137,20 +132,8 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
     );
     config.pod_resources_socket = Some(pod_resources.clone());
 
-    let kube_pods = Arc::new(KubePods::start(client.clone(), &node_name).await);
-    let gpus = Arc::new(NvmlGpus::load(&config.nvml_lib).unwrap());
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = Metrics::new(&mut registry);
-    let plugin = Arc::new(Plugin::new(
-        config,
-        gpus,
-        kube_pods.clone(),
-        kube_pods,
-        metrics.clone(),
-    ));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = Arc::clone(&plugin);
-    let task = tokio::spawn(async move { runner.run(stopped).await });
+    let plugin = OnCluster::start(client.clone(), &node_name, config).await;
+    let metrics = &plugin.metrics;
 
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = Namespace {
@@ -226,7 +209,7 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
         println!(
             "corrections counted: {}",
             metric(
-                &registry,
+                &plugin.registry,
                 "tessera_device_plugin_assignment_corrections_total"
             )
         );
@@ -311,12 +294,7 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
         .delete(&ns_name, &DeleteParams::default())
         .await
         .unwrap();
-    stop.send(true).unwrap();
-    tokio::time::timeout(WAIT, task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    plugin.stop().await;
 }
 
 fn metric(registry: &prometheus_client::registry::Registry, name: &str) -> String {

@@ -16,7 +16,6 @@
 
 mod device_plugin_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use device_plugin_support::*;
@@ -25,10 +24,6 @@ use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use tessera_core::annotations::{decode_assignment, encode_assignment};
 use tessera_core::keys;
 use tessera_core::plugin::mps::{MpsStatus, STATUS_VERSION};
-use tessera_device_plugin::Plugin;
-use tessera_device_plugin::metrics::Metrics;
-use tessera_device_plugin::nvml::NvmlGpus;
-use tessera_device_plugin::pods::KubePods;
 use tessera_tests::e2e;
 
 const SLOW: Duration = Duration::from_secs(90);
@@ -102,20 +97,8 @@ async fn e2e_a_share_container_reaches_the_mps_daemon_through_allocate_mounts() 
     let mut config = node.real_kubelet_config(&node_name, &ns_name);
     config.pod_resources_socket = None;
     config.mps_root = Some(root.path().to_path_buf());
-    let kube_pods = Arc::new(KubePods::start(client.clone(), &node_name).await);
-    let gpus = Arc::new(NvmlGpus::load(&config.nvml_lib).unwrap());
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = Metrics::new(&mut registry);
-    let plugin = Arc::new(Plugin::new(
-        config,
-        gpus,
-        kube_pods.clone(),
-        kube_pods,
-        metrics.clone(),
-    ));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = Arc::clone(&plugin);
-    let task = tokio::spawn(async move { runner.run(stopped).await });
+    let plugin = OnCluster::start(client.clone(), &node_name, config).await;
+    let metrics = &plugin.metrics;
 
     // No daemon: registered (8 slots known to the kubelet), but none allocatable, in a node
     // status the kubelet wrote after this plugin registered.
@@ -230,10 +213,5 @@ async fn e2e_a_share_container_reaches_the_mps_daemon_through_allocate_mounts() 
         .await
         .unwrap();
     beat.abort();
-    stop.send(true).unwrap();
-    tokio::time::timeout(WAIT, task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    plugin.stop().await;
 }

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tessera_core::request::Translation;
-use tessera_core::score::Policy;
 use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState, router};
 use tessera_tests::http::{post_ok, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,12 +24,9 @@ impl Binder for Binds {
 
 fn state() -> Arc<ExtenderState> {
     let config = Config {
-        policy: Policy::Fragmentation,
-        slots_per_gpu: 10,
-        translation: Translation::default(),
         reservation_timeout: Duration::from_secs(60),
         heartbeat_max_age: None,
-        sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
+        ..Config::default()
     };
     let state = Arc::new(ExtenderState::new(config, Arc::new(Binds)));
     state.set_ready(true);

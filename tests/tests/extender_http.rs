@@ -9,8 +9,6 @@ use serde_json::Value;
 use std::sync::Mutex;
 use std::time::Duration;
 use tessera_core::ledger::HostCapacity;
-use tessera_core::request::Translation;
-use tessera_core::score::Policy;
 use tessera_core::testing;
 
 use tessera_core::annotations;
@@ -66,12 +64,10 @@ fn state() -> Arc<ExtenderState> {
 /// watches would have listed it.
 fn ready_state(slots_per_gpu: u32, binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
     let config = Config {
-        policy: Policy::Fragmentation,
         slots_per_gpu,
-        translation: Translation::default(),
         reservation_timeout: TIMEOUT,
         heartbeat_max_age: None,
-        sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
+        ..Config::default()
     };
     let state = Arc::new(ExtenderState::new(config, binder));
     state.set_ready(true);

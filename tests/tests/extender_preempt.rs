@@ -8,8 +8,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tessera_core::annotations::{Assignment, ContainerAssignment, GpuShare};
 use tessera_core::cluster::{NodeFacts, PodFacts};
-use tessera_core::request::Translation;
-use tessera_core::score::Policy;
 use tessera_core::testing;
 use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState};
 use tessera_tests::http::{post_ok as post, serve};
@@ -64,12 +62,9 @@ fn now() -> i64 {
 /// one share as important as the preemptor.
 fn state() -> Arc<ExtenderState> {
     let config = Config {
-        policy: Policy::Fragmentation,
-        slots_per_gpu: 10,
-        translation: Translation::default(),
         reservation_timeout: Duration::from_secs(60),
         heartbeat_max_age: Some(Duration::from_secs(120)),
-        sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
+        ..Config::default()
     };
     let state = Arc::new(ExtenderState::new(config, Arc::new(NoBinds)));
     // Filled by hand, as the watches would have listed it.

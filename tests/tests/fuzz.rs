@@ -216,12 +216,9 @@ impl tessera_extender::Binder for Binds {
 fn extender_args_for_every_verb_get_an_answer_and_never_a_5xx() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = tessera_extender::Config {
-        policy: tessera_core::score::Policy::Fragmentation,
-        slots_per_gpu: 10,
-        translation: tessera_core::request::Translation::default(),
         reservation_timeout: std::time::Duration::from_secs(60),
         heartbeat_max_age: None,
-        sharing: tessera_core::ledger::SharingPolicy::IsolatedOnly,
+        ..tessera_extender::Config::default()
     };
     let state = Arc::new(tessera_extender::ExtenderState::new(
         config,

@@ -148,11 +148,6 @@ impl ClusterLedger {
         self
     }
 
-    /// How fractional shares are placed.
-    pub fn policy(&self) -> SharingPolicy {
-        self.policy
-    }
-
     /// Nodes in insertion order.
     pub fn nodes(&self) -> &[NodeLedger] {
         &self.nodes

@@ -68,6 +68,10 @@ impl NodeLedger {
 
     /// Works out [`NodeLedger::mps_user`] again from the holders (after a change).
     pub(super) fn refresh_mps_user(&mut self) {
+        // Most nodes have no single-user server: nothing to track on every apply and release.
+        if !self.single_user_mps {
+            return;
+        }
         let gpus = &self.gpus;
         let on_single_user = |h: &super::Holding| {
             h.placement.shares().any(|s| {

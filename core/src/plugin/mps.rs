@@ -170,17 +170,7 @@ pub fn client_for(
 ) -> Result<Option<MpsClient>, ShareRefused> {
     let (mut with_mps, mut without) = (Vec::new(), Vec::new());
     for share in shares {
-        let refuse = |f: fn(String, String) -> ShareRefused| f(node.into(), share.uuid.clone());
-        let Some(gpu) = gpus.iter().find(|g| g.uuid == share.uuid) else {
-            return Err(refuse(|node, uuid| ShareRefused::UnknownGpu { node, uuid }));
-        };
-        if !gpu.healthy {
-            return Err(if root.is_some() && gpu.mps && !gpu.isolation.is_live() {
-                refuse(|node, uuid| ShareRefused::MpsDown { node, uuid })
-            } else {
-                refuse(|node, uuid| ShareRefused::Unhealthy { node, uuid })
-            });
-        }
+        let gpu = usable(node, &share.uuid, gpus, root.is_some())?;
         if gpu.isolation.is_live() {
             with_mps.push(share.uuid.clone());
         } else {
@@ -191,6 +181,25 @@ pub fn client_for(
         (Some(root), false, true) => Ok(Some(mps_client(root))),
         (_, false, false) => Err(ShareRefused::Mixed { with_mps, without }),
         _ => Ok(None),
+    }
+}
+
+/// The node's GPU `uuid`, if it may take a container now.
+fn usable<'g>(
+    node: &str,
+    uuid: &str,
+    gpus: &'g [GpuInfo],
+    mps_on: bool,
+) -> Result<&'g GpuInfo, ShareRefused> {
+    let (node, uuid) = (node.to_string(), uuid.to_string());
+    match gpus.iter().find(|g| g.uuid == uuid) {
+        None => Err(ShareRefused::UnknownGpu { node, uuid }),
+        // Unhealthy only for want of a daemon: say so, it is back within seconds.
+        Some(g) if !g.healthy && mps_on && g.mps && !g.isolation.is_live() => {
+            Err(ShareRefused::MpsDown { node, uuid })
+        }
+        Some(g) if !g.healthy => Err(ShareRefused::Unhealthy { node, uuid }),
+        Some(g) => Ok(g),
     }
 }
 

@@ -131,6 +131,44 @@ impl Node {
     }
 }
 
+/// The plugin running in this process against the e2e cluster: pods from the apiserver, NVML
+/// from the node's stand-in.
+pub struct OnCluster {
+    pub metrics: Metrics,
+    pub registry: prometheus_client::registry::Registry,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), tessera_device_plugin::kubelet::ServeError>>,
+}
+
+impl OnCluster {
+    /// Starts the plugin with `config` on node `node` of the cluster `client` talks to.
+    pub async fn start(client: kube::Client, node: &str, config: Config) -> Self {
+        let pods = Arc::new(tessera_device_plugin::pods::KubePods::start(client, node).await);
+        let gpus = Arc::new(NvmlGpus::load(&config.nvml_lib).unwrap());
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        let plugin = Plugin::new(config, gpus, pods.clone(), pods, metrics.clone());
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move { plugin.run(stopped).await });
+        Self {
+            metrics,
+            registry,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops the plugin and waits for it to finish cleanly.
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
 /// A UUID shaped like NVML's.
 pub fn uuid(i: u32) -> String {
     format!("GPU-00000000-0000-0000-0000-00000000000{i}")
