@@ -1,11 +1,14 @@
-//! `tessera extender`: connects to the apiserver, starts the node and pod watches, releases
-//! reservations that time out, refreshes the request mix, and serves the verbs until SIGTERM.
+//! `tessera extender`: connects to the apiserver, joins the leader election, starts the node
+//! and pod watches, releases reservations that time out, refreshes the request mix, and serves
+//! the verbs until SIGTERM; then it stops leading and frees the Lease.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tessera_extender::api_binder::ApiBinder;
+use tessera_extender::leader::{self, Leadership};
+use tessera_extender::stale;
 use tessera_extender::watch::{self, WatchConfig};
 use tessera_extender::{ExtenderState, Options, router};
 
@@ -27,15 +30,25 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 
 async fn serve_extender(options: Options) -> anyhow::Result<()> {
     let client = crate::kube_client::connect(options.kubeconfig.as_deref()).await?;
-    let state = Arc::new(ExtenderState::new(
-        options.config(),
-        Arc::new(ApiBinder::new(client.clone())),
-    ));
+    let identity = leader::identity();
+    let lease = options.lease();
+    let leadership = Arc::new(match &lease {
+        Some(_) => Leadership::elected(identity.clone()),
+        None => Leadership::single(identity.clone()),
+    });
+    let binder = ApiBinder::new(client.clone()).with_fence(leadership.clone());
+    let state = Arc::new(
+        ExtenderState::new(options.config(), Arc::new(binder)).with_leadership(leadership.clone()),
+    );
+    let election = lease.map(|lease| {
+        tracing::info!(%identity, lease = %lease.name, namespace = %lease.namespace, "joining the leader election");
+        leader::start(client.clone(), leadership, lease)
+    });
     let watch_config = WatchConfig {
         scheduler_name: options.scheduler_name.clone(),
     };
-    tokio::spawn(watch::run(client, state.clone(), watch_config));
-    tokio::spawn(expire_reservations(state.clone()));
+    tokio::spawn(watch::run(client.clone(), state.clone(), watch_config));
+    tokio::spawn(expire_reservations(client, state.clone()));
     tokio::spawn(refresh_mix(state.clone()));
     tracing::info!(listen = %options.listen, policy = options.policy.name(), "extender starting");
     let limits = tessera_serve::Limits {
@@ -46,10 +59,15 @@ async fn serve_extender(options: Options) -> anyhow::Result<()> {
         ..tessera_serve::Limits::default()
     };
     let tls = serve::TlsFiles::from_flags(options.tls_cert, options.tls_key);
-    serve::serve(options.listen, router(state), tls, limits).await
+    let served = serve::serve(options.listen, router(state), tls, limits).await;
+    // In-flight binds have drained: stop leading and free the Lease for a standby.
+    if let Some(election) = election {
+        election.step_down().await;
+    }
+    served
 }
 
-async fn expire_reservations(state: Arc<ExtenderState>) {
+async fn expire_reservations(client: kube::Client, state: Arc<ExtenderState>) {
     let mut tick = tokio::time::interval(EXPIRY_PERIOD);
     loop {
         tick.tick().await;
@@ -58,6 +76,8 @@ async fn expire_reservations(state: Arc<ExtenderState>) {
                 pod,
                 "reservation expired: the pod never showed up bound; shares released"
             );
+            // An assignment left behind is removed by the leader (the watch sends no event).
+            stale::recheck(&client, state.clone(), pod);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tessera_webhook::{Config, Webhook, WebhookArgs};
-use tessera_webhook::{certs, peers, watch};
+use tessera_webhook::{cert_sync, peers, watch};
 
 use crate::serve;
 
@@ -52,11 +52,11 @@ async fn serve_webhook(config: Config) -> anyhow::Result<()> {
     let client = cluster_client(&config).await?;
     if let (Some(client), Some(managed)) = (&client, &config.self_managed) {
         let files = (config.tls_cert.as_path(), config.tls_key.as_path());
-        certs::ensure(client, managed, files)
+        cert_sync::ensure(client, managed, files)
             .await
             .context("--self-managed-certs")?;
         let (c, k) = (config.tls_cert.clone(), config.tls_key.clone());
-        tokio::spawn(certs::run(client.clone(), managed.clone(), c, k));
+        tokio::spawn(cert_sync::run(client.clone(), managed.clone(), c, k));
     }
     let mut registry = Registry::default();
     let mut webhook = Webhook::new(config.clone(), provider, &mut registry).with_context(|| {

@@ -47,13 +47,18 @@ async fn inspect_shows_who_holds_which_share() {
                 }],
             }],
         };
+        let writer = tessera_core::cluster::Writer {
+            holder: "inspect-e2e".into(),
+            term: 0,
+        };
         binder
             .bind(BindTarget {
                 namespace: h.ns.clone(),
                 name: name.into(),
                 uid: pod.metadata.uid.clone().unwrap(),
                 node: node.clone(),
-                annotations: bind_annotations(&assignment, "2026-11-24T00:00:00Z"),
+                annotations: bind_annotations(&assignment, "2026-11-24T00:00:00Z", &writer),
+                writer: writer.clone(),
             })
             .await
             .unwrap();

@@ -40,7 +40,7 @@ async fn e2e_suite() {
     let mut s = Suite::start(&kubeconfig, &binary).await;
     zookeeper_follows_scale(&s).await;
     ai_pods_share_without_overcommit(&s).await;
-    let trace = trace_pods_survive_an_extender_kill(&mut s).await;
+    let trace = trace_pods_survive_leader_loss_and_a_rolling_restart(&mut s).await;
     deleting_pods_frees_their_shares(&s, &trace).await;
     if s.real_node.is_some() {
         admission_to_running_container(&s).await;
@@ -234,11 +234,12 @@ fn trace_sample() -> Vec<TracePod> {
     pods
 }
 
-/// 300 pods of the production trace (the first by name) are submitted at once; while
-/// kube-scheduler places them the extender is killed with SIGKILL and restarted. All bind,
-/// each gets exactly its request, no GPU is over-committed, and the restarted extender holds
-/// exactly the bound shares with nothing left reserved.
-async fn trace_pods_survive_an_extender_kill(s: &mut Suite) -> Vec<TracePod> {
+/// 300 pods of the production trace (the first by name) are submitted at once to two extender
+/// replicas; while kube-scheduler places them the leader is killed with SIGKILL (and replaced),
+/// then both replicas are replaced one at a time with SIGTERM, as a rolling update does. All
+/// bind, each gets exactly its request, no GPU is over-committed, no GPU pod is bound without
+/// its assignment, and the final leader holds exactly the bound shares with nothing reserved.
+async fn trace_pods_survive_leader_loss_and_a_rolling_restart(s: &mut Suite) -> Vec<TracePod> {
     let t0 = Instant::now();
     let trace = trace_sample();
     let pods = s.pods();
@@ -280,7 +281,11 @@ async fn trace_pods_survive_an_extender_kill(s: &mut Suite) -> Vec<TracePod> {
     let before = e2e::wait_for("a first 60 trace pods bound", SLOW, bound_at_least(60))
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", s.logs()));
-    s.kill_and_restart_extender().await;
+    let failover = s.kill_leader().await;
+    let midway = e2e::wait_for("150 trace pods bound", SLOW, bound_at_least(150))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.logs()));
+    let rolling_gap = s.rolling_restart().await;
     let all = e2e::wait_for(
         "all trace pods bound",
         Duration::from_secs(240),
@@ -330,15 +335,11 @@ async fn trace_pods_survive_an_extender_kill(s: &mut Suite) -> Vec<TracePod> {
     // scheduler in the cluster (not only this namespace's) bound with an assignment.
     let addr = s.extender_addr;
     let want = holding_pods(&s.h.client).await as f64;
-    let counted = e2e::wait_for(
-        "the restarted extender's counts",
-        e2e::SYNC_LIMIT,
-        || async move {
-            let holding = metric(addr, "tessera_extender_holding_pods")?;
-            let pending = metric(addr, "tessera_extender_pending_reservations")?;
-            (holding == want && pending == 0.0).then_some(())
-        },
-    )
+    let counted = e2e::wait_for("the leader's counts", e2e::SYNC_LIMIT, || async move {
+        let holding = metric(addr, "tessera_extender_holding_pods")?;
+        let pending = metric(addr, "tessera_extender_pending_reservations")?;
+        (holding == want && pending == 0.0).then_some(())
+    })
     .await;
     if let Err(e) = counted {
         let holding = metric(addr, "tessera_extender_holding_pods");
@@ -346,10 +347,12 @@ async fn trace_pods_survive_an_extender_kill(s: &mut Suite) -> Vec<TracePod> {
     }
     let milli: u32 = report.per_gpu.values().map(|h| h.core_milli).sum();
     println!(
-        "trace: {TRACE_PODS} pods submitted through the webhook in {submitted:.1?}; extender \
-         SIGKILLed after {before} were bound and restarted; all {TRACE_PODS} bound after \
-         {placed_in:.1?}; {} pods hold {:.1} GPUs of compute on {} GPUs, none over-committed; the \
-         restarted extender holds the same {} pods with 0 reservations",
+        "trace: {TRACE_PODS} pods submitted through the webhook in {submitted:.1?}; leading \
+         extender SIGKILLed after {before} were bound, standby leading after {failover:.1?}; \
+         rolling restart of both replicas after {midway} were bound, longest without a leader \
+         {rolling_gap:.1?}; all {TRACE_PODS} bound after {placed_in:.1?}; {} pods hold {:.1} GPUs \
+         of compute on {} GPUs, none over-committed; the leader holds the same {} pods with 0 \
+         reservations",
         report.assigned,
         f64::from(milli) / 1000.0,
         report.per_gpu.len(),

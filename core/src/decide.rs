@@ -10,6 +10,7 @@ pub use memo::{MAX_SHAPES, Memo, ShapeId};
 
 use crate::affinity::Spread;
 use crate::annotations::{self, Assignment};
+use crate::cluster::Writer;
 use crate::fit::{self, GpuChoice};
 use crate::keys;
 use crate::ledger::{ClusterLedger, Placement};
@@ -201,13 +202,16 @@ pub fn assign(
     Ok((index, scored.placement))
 }
 
-/// The pod annotations written before the Binding: the assignment, the bind time (RFC 3339)
-/// and `bind-phase: allocating`, which the device plugin's Allocate looks for.
+/// The pod annotations written before the Binding: the assignment, the bind time (RFC 3339),
+/// the leader and term that wrote them, and `bind-phase: allocating`, which the device plugin's
+/// Allocate looks for.
 pub fn bind_annotations(
     assignment: &Assignment,
     bind_time_rfc3339: &str,
+    writer: &Writer,
 ) -> BTreeMap<String, String> {
     [
+        (keys::ANNOTATION_ASSIGNED_BY, writer.encode()),
         (
             keys::ANNOTATION_GPU_ASSIGNMENT,
             annotations::encode_assignment(assignment),

@@ -31,6 +31,8 @@ pub const ANNOTATION_GPU_INVENTORY_HEARTBEAT: &str = "tessera.dev/gpu-inventory-
 pub const ANNOTATION_GPU_ASSIGNMENT: &str = "tessera.dev/gpu-assignment";
 /// Pod annotation: RFC 3339 time the extender bound the pod.
 pub const ANNOTATION_BIND_TIME: &str = "tessera.dev/bind-time";
+/// Pod annotation: the extender leader and Lease term that wrote the assignment (`holder@term`).
+pub const ANNOTATION_ASSIGNED_BY: &str = "tessera.dev/assigned-by";
 /// Pod annotation: `allocating` after bind, `allocated` once the device plugin served it.
 pub const ANNOTATION_BIND_PHASE: &str = "tessera.dev/bind-phase";
 /// Value of [`ANNOTATION_BIND_PHASE`] between bind and the device plugin's Allocate.

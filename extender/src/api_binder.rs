@@ -7,7 +7,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
+use std::sync::Arc;
+
 use crate::binder::{BindFuture, BindTarget, Binder};
+use crate::leader::Leadership;
 
 /// Field manager recorded on the annotation patch.
 pub const FIELD_MANAGER: &str = "tessera-extender";
@@ -16,17 +19,39 @@ pub const FIELD_MANAGER: &str = "tessera-extender";
 #[derive(Clone)]
 pub struct ApiBinder {
     client: Client,
+    fence: Option<Arc<Leadership>>,
 }
 
 impl ApiBinder {
     /// A binder using `client`.
     pub fn new(client: Client) -> Self {
-        ApiBinder { client }
+        ApiBinder {
+            client,
+            fence: None,
+        }
+    }
+
+    /// Checks before each write that this replica still leads in the bind's term.
+    pub fn with_fence(mut self, leadership: Arc<Leadership>) -> Self {
+        self.fence = Some(leadership);
+        self
+    }
+
+    fn still_leading(&self, target: &BindTarget) -> Result<(), String> {
+        match &self.fence {
+            Some(l) if l.writer().as_ref() != Some(&target.writer) => Err(format!(
+                "this replica no longer leads term {} (the Lease is held by {})",
+                target.writer.term,
+                l.holder().as_deref().unwrap_or("nobody")
+            )),
+            _ => Ok(()),
+        }
     }
 
     async fn bind_now(&self, target: BindTarget) -> Result<(), String> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &target.namespace);
         if !target.annotations.is_empty() {
+            self.still_leading(&target)?;
             let patch = serde_json::json!({
                 "metadata": { "uid": target.uid, "annotations": target.annotations }
             });
@@ -41,6 +66,7 @@ impl ApiBinder {
             .await
             .map_err(|e| format!("patching annotations: {e}"))?;
         }
+        self.still_leading(&target)?;
         let binding = Binding {
             metadata: ObjectMeta {
                 name: Some(target.name.clone()),

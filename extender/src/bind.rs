@@ -12,11 +12,19 @@ use tessera_core::request::PodRequest;
 use crate::binder::BindTarget;
 use crate::state::ExtenderState;
 use crate::wire::{ExtenderBindingArgs, ExtenderBindingResult};
-use tessera_core::cluster::Cluster;
+use tessera_core::cluster::{Cluster, Writer};
 
 /// Serves one bind.
 pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderBindingResult {
     let key = format!("{}/{}", args.pod_namespace, args.pod_name);
+    // Only the leader binds, and what it writes names its term (see `leader`).
+    let Some(writer) = state.leadership().writer() else {
+        state.metrics().bind_outcome("refused");
+        return failed(format!(
+            "pod {key}: this extender replica is not the leader (the Lease is held by {}); retry",
+            state.leadership().holder().as_deref().unwrap_or("nobody")
+        ));
+    };
     let Some(request) = state.take_pending(&args.pod_uid) else {
         state.metrics().bind_outcome("refused");
         return failed(format!(
@@ -34,7 +42,7 @@ pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderB
     let deadline = state
         .now_ms()
         .saturating_add(state.config().reservation_timeout.as_millis() as u64);
-    let reserved = state.update(|c| reserve(c, state, &request, &key, &args, deadline));
+    let reserved = state.update(|c| reserve(c, state, &request, &key, &args, deadline, writer));
     let target = match reserved {
         Ok(target) => target,
         Err(why) => {
@@ -72,8 +80,12 @@ fn reserve(
     key: &str,
     args: &ExtenderBindingArgs,
     deadline_ms: u64,
+    writer: Writer,
 ) -> Result<BindTarget, String> {
     let mut annotations = BTreeMap::new();
+    // kube-scheduler binds a pod anew only once its last bind failed: an earlier term's bind of
+    // it that this replica held as in flight is over.
+    c.reservations.cancel(&mut c.ledger, key);
     // kube-scheduler filters the next pod while this bind is in flight, so the group rule is
     // checked again here, and the member counts from now on (undone if the bind fails).
     if let Some(group) = &request.group
@@ -85,7 +97,7 @@ fn reserve(
         let (index, placement) = decide::assign(c.view(state.config().policy), request, &args.node)
             .map_err(|e| e.to_string())?;
         let assignment = c.ledger.nodes()[index].to_assignment(&placement);
-        annotations = decide::bind_annotations(&assignment, &crate::clock::now_rfc3339());
+        annotations = decide::bind_annotations(&assignment, &crate::clock::now_rfc3339(), &writer);
         let holding = Holding {
             placement,
             cpu_milli: 0,
@@ -105,5 +117,6 @@ fn reserve(
         uid: args.pod_uid.clone(),
         node: args.node.clone(),
         annotations,
+        writer,
     })
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use tessera_core::cluster::Writer;
+
 /// What to bind where, and the annotations to write first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindTarget {
@@ -19,6 +21,9 @@ pub struct BindTarget {
     pub node: String,
     /// Annotations to patch onto the pod before the Binding (empty for pods without GPUs).
     pub annotations: BTreeMap<String, String>,
+    /// The leader and term binding it: each write waits for nothing and goes ahead only while
+    /// this replica still leads in that term.
+    pub writer: Writer,
 }
 
 /// A boxed future, so binders can be used as trait objects.

@@ -13,6 +13,7 @@ use crate::wire::{ExtenderArgs, ExtenderFilterResult, NodeList, NodeName};
 /// Serves one filter.
 pub fn filter<'a>(state: &ExtenderState, mut args: ExtenderArgs<'a>) -> ExtenderFilterResult<'a> {
     state.remember(&args.pod);
+    forget_earlier_bind(state, &args);
     let pod = match pod_request(state, &args) {
         Ok(pod) => pod,
         Err(error) => {
@@ -68,6 +69,21 @@ pub fn filter<'a>(state: &ExtenderState, mut args: ExtenderArgs<'a>) -> Extender
         failed_nodes: verdict.failed,
         failed_and_unresolvable_nodes: verdict.unresolvable,
         error: String::new(),
+    }
+}
+
+/// kube-scheduler places a pod anew only once its last bind is over (failed or timed out), so a
+/// reservation still held for it (another term's bind held in flight, see
+/// `tessera_core::cluster::Judge`) must not count against its own placement.
+fn forget_earlier_bind(state: &ExtenderState, args: &ExtenderArgs<'_>) {
+    let meta = &args.pod.metadata;
+    let key = format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or("default"),
+        meta.name.as_deref().unwrap_or_default()
+    );
+    if state.read().reservations.is_pending(&key) {
+        state.update(|c| c.reservations.cancel(&mut c.ledger, &key));
     }
 }
 

@@ -11,6 +11,7 @@ pub mod binder;
 pub mod clock;
 pub mod error;
 pub mod filter;
+pub mod leader;
 pub mod metrics;
 pub mod options;
 pub mod preempt;

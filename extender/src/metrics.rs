@@ -43,6 +43,7 @@ pub struct Metrics {
     holding: Gauge,
     reservations: Gauge,
     unplaced: Gauge,
+    leader: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,7 +109,14 @@ impl Metrics {
             "Pod GPU assignments that cannot be counted (unknown node or GPU, over-commit)",
             unplaced.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica leads (answers the verbs, removes stale assignments), 0 on a standby",
+            leader.clone(),
+        );
         Metrics {
+            leader,
             registry,
             requests,
             latency,
@@ -143,6 +151,11 @@ impl Metrics {
                 verb: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// Records whether this replica leads now.
+    pub fn set_leader(&self, leads: bool) {
+        self.leader.set(i64::from(leads));
     }
 
     /// The text exposition, with the state gauges taken from `cluster` now.

@@ -12,6 +12,7 @@ use tessera_core::ledger::SharingPolicy;
 use tessera_core::request::Translation;
 use tessera_core::score::Policy;
 
+use crate::leader::LeaseSettings;
 use crate::state::Config;
 
 /// `tessera extender` flags.
@@ -50,6 +51,25 @@ pub struct Options {
     /// take whole-GPU containers only.
     #[arg(long, env = "TESSERA_EXTENDER_SOFT_SHARING", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub soft_sharing: bool,
+    /// Elect a leader among the replicas on a Lease: only the leader answers the verbs and
+    /// removes stale assignments; the others keep warm caches and are not ready. Off: this
+    /// process leads alone (run exactly one).
+    #[arg(long, env = "TESSERA_EXTENDER_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: bool,
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_LEASE_NAME",
+        default_value = "tessera-extender"
+    )]
+    pub lease_name: String,
+    /// Namespace of the leader Lease (default: the pod's own namespace, else `tessera-system`).
+    #[arg(long, env = "TESSERA_EXTENDER_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long a leader's claim lasts without renewal (it renews when a third is left); a
+    /// killed leader is replaced within about this long.
+    #[arg(long, env = "TESSERA_EXTENDER_LEASE_DURATION", default_value = "10s", value_parser = parse_lease_duration)]
+    pub lease_duration: Duration,
     /// Kubeconfig to use (default: in-cluster, then `$KUBECONFIG`, then `~/.kube/config`).
     #[arg(long, env = "TESSERA_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
@@ -69,6 +89,17 @@ pub struct Options {
 
 fn policy_parser() -> impl TypedValueParser<Value = Policy> {
     PossibleValuesParser::new(Policy::ALL.map(Policy::name)).try_map(|name| Policy::parse(&name))
+}
+
+/// Whole seconds, at least 3 (the Lease counts in seconds and renews a third before expiry).
+fn parse_lease_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.subsec_nanos() != 0 || d.as_secs() < 3 {
+        return Err(format!(
+            "`{text}`: the lease duration is whole seconds, at least 3s"
+        ));
+    }
+    Ok(d)
 }
 
 /// `90s`, `2m`, `1h`, `500ms`, or plain seconds.
@@ -92,6 +123,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl Options {
+    /// Where the leader Lease lives, when electing.
+    pub fn lease(&self) -> Option<LeaseSettings> {
+        self.leader_elect.then(|| LeaseSettings {
+            name: self.lease_name.clone(),
+            namespace: self
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(crate::leader::default_namespace),
+            duration: self.lease_duration,
+        })
+    }
+
     /// The state settings these flags make.
     pub fn config(&self) -> Config {
         Config {
@@ -127,6 +170,16 @@ mod tests {
         }
         let options = Cli::try_parse_from(["tessera"]).unwrap().options;
         assert_eq!(options.config(), Config::default());
+        // Replicas elect a leader unless told to run alone.
+        let lease = options.lease().unwrap();
+        assert_eq!(
+            (lease.name.as_str(), lease.duration),
+            ("tessera-extender", Duration::from_secs(10))
+        );
+        let alone = Cli::try_parse_from(["tessera", "--leader-elect=false"]).unwrap();
+        assert_eq!(alone.options.lease(), None);
+        let named = Cli::try_parse_from(["tessera", "--lease-namespace", "ops"]).unwrap();
+        assert_eq!(named.options.lease().unwrap().namespace, "ops");
     }
 
     #[test]
@@ -140,5 +193,8 @@ mod tests {
             Err("unknown duration unit `d` in `5d`".to_string())
         );
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_lease_duration("15s"), Ok(Duration::from_secs(15)));
+        assert!(parse_lease_duration("2s").is_err());
+        assert!(parse_lease_duration("2500ms").is_err());
     }
 }

@@ -52,11 +52,23 @@ async fn until_synced(
     request: Request,
     next: Next,
 ) -> Response {
-    if state.is_ready() {
-        return next.run(request).await;
+    if !state.is_ready() {
+        let body = "the extender's node and pod caches are not synced yet; retry";
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     }
-    let body = "the extender's node and pod caches are not synced yet; retry";
-    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    // A standby's caches are warm, but only the leader decides: two deciders would hand out
+    // the same share.
+    if state.leadership().writer().is_none() {
+        return (StatusCode::SERVICE_UNAVAILABLE, standby(&state)).into_response();
+    }
+    next.run(request).await
+}
+
+fn standby(state: &ExtenderState) -> String {
+    format!(
+        "this extender replica is a standby (the Lease is held by {}); retry",
+        state.leadership().holder().as_deref().unwrap_or("nobody")
+    )
 }
 
 /// Counts and times every verb.
@@ -76,7 +88,9 @@ async fn observe(
 }
 
 async fn metrics(State(state): State<Arc<ExtenderState>>) -> impl IntoResponse {
-    let text = state.metrics().encode(&state.read());
+    let metrics = state.metrics();
+    metrics.set_leader(state.leadership().writer().is_some());
+    let text = metrics.encode(&state.read());
     (
         [(
             header::CONTENT_TYPE,
@@ -86,11 +100,15 @@ async fn metrics(State(state): State<Arc<ExtenderState>>) -> impl IntoResponse {
     )
 }
 
-async fn readyz(State(state): State<Arc<ExtenderState>>) -> (StatusCode, &'static str) {
-    if state.is_ready() {
-        (StatusCode::OK, "ready")
+/// Ready once the caches are synced, leader or standby (the Service routes by the leader
+/// label, see `leader`); the body says which.
+async fn readyz(State(state): State<Arc<ExtenderState>>) -> (StatusCode, String) {
+    if !state.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced".into())
+    } else if state.leadership().writer().is_none() {
+        (StatusCode::OK, format!("ready: {}", standby(&state)))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+        (StatusCode::OK, "ready: leading".into())
     }
 }
 

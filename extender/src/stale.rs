@@ -1,17 +1,19 @@
 //! Removes GPU assignments that no bind will complete (see
 //! `tessera_core::cluster::Cluster::is_stale_assignment`): bind writes the annotation before
-//! the Binding, so a failed Binding or a crash in between leaves an unbound pod naming GPUs.
-//! The removal carries the resourceVersion it was decided on, so a pod that changed meanwhile
-//! (bound after all, or annotated anew by a later bind) is left alone. "No reservation pending"
-//! means "no bind in flight" because one extender makes every reservation (the Deployment runs a
-//! single replica) and a reservation outlives any bind call (`--reservation-timeout`, 120 s).
+//! the Binding, so a failed Binding, or a replica killed or deposed in between, leaves an unbound
+//! pod naming GPUs. Only the leader removes them, and another term's only once its reservation
+//! timeout has passed (until then it is held as a bind in flight). The removal carries the
+//! resourceVersion it was decided on, so a pod that changed meanwhile (bound after all, or
+//! annotated anew by a later bind) is left alone.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
+use tessera_core::cluster::PodFacts;
 use tessera_core::keys;
 
 use crate::api_binder::FIELD_MANAGER;
+use crate::state::ExtenderState;
 
 /// Removes `pod`'s assignment in the background; the watch has judged it stale.
 pub fn clear(client: &Client, pod: &Pod) {
@@ -28,7 +30,10 @@ pub fn clear(client: &Client, pod: &Pod) {
     tokio::spawn(async move {
         let patch = serde_json::json!({"metadata": {
             "resourceVersion": version,
-            "annotations": {keys::ANNOTATION_GPU_ASSIGNMENT: null},
+            "annotations": {
+                keys::ANNOTATION_GPU_ASSIGNMENT: null,
+                keys::ANNOTATION_ASSIGNED_BY: null,
+            },
         }});
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
@@ -46,6 +51,32 @@ pub fn clear(client: &Client, pod: &Pod) {
             Err(e) => {
                 tracing::warn!(pod = %key, error = %e, "could not remove a stale GPU assignment")
             }
+        }
+    });
+}
+
+/// Judges the pod `key` (`namespace/name`) again as the apiserver holds it now, and removes its
+/// assignment if stale: a bind held in flight whose timeout just passed sends no watch event.
+pub fn recheck(client: &Client, state: std::sync::Arc<ExtenderState>, key: String) {
+    let Some((namespace, name)) = key.split_once('/') else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let (name, client) = (name.to_string(), client.clone());
+    tokio::spawn(async move {
+        let pod = match api.get_opt(&name).await {
+            Ok(Some(pod)) => pod,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(pod = %key, error = %e, "could not re-check a GPU assignment");
+                return;
+            }
+        };
+        let facts = PodFacts::from_pod(&pod);
+        let writer = state.leadership().writer();
+        let judge = state.judge(writer.as_ref());
+        if state.read().is_stale_assignment(&facts, &judge) {
+            clear(&client, &pod);
         }
     });
 }

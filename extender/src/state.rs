@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::binder::Binder;
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
@@ -16,6 +17,7 @@ use tessera_core::decide::Memo;
 use tessera_core::ledger::SharingPolicy;
 
 pub use tessera_core::cluster::Cluster;
+use tessera_core::cluster::{Judge, Writer};
 use tessera_core::request::{self, PodRequest, RequestContext, Translation};
 use tessera_core::score::Policy;
 
@@ -78,6 +80,7 @@ pub struct ExtenderState {
     ready: AtomicBool,
     started: Instant,
     binder: Arc<dyn Binder>,
+    leadership: Arc<Leadership>,
     metrics: Metrics,
     memo: Mutex<Memo>,
     /// Requests of pods filtered and not yet bound, by UID: bind names only the pod.
@@ -103,9 +106,34 @@ impl ExtenderState {
             ready: AtomicBool::new(false),
             started: Instant::now(),
             binder,
+            leadership: Arc::new(Leadership::single("tessera-extender")),
             metrics: Metrics::new(),
             memo: Mutex::default(),
             pending: Mutex::default(),
+        }
+    }
+
+    /// Leads or stands by as `leadership` says (default: alone, always leading).
+    pub fn with_leadership(mut self, leadership: Arc<Leadership>) -> Self {
+        self.leadership = leadership;
+        self
+    }
+
+    /// This replica's standing among the extender replicas.
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
+    }
+
+    /// How this replica judges assignments now (see `tessera_core::cluster::Judge`); `leading`
+    /// must be this replica's current writer.
+    pub fn judge<'a>(&self, leading: Option<&'a Writer>) -> Judge<'a> {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Judge {
+            leading,
+            now_s,
+            timeout_s: i64::try_from(self.config.reservation_timeout.as_secs()).unwrap_or(i64::MAX),
         }
     }
 

@@ -95,9 +95,15 @@ async fn watch_pods(
         |state, batch| match batch {
             Batch::One(Event::Apply(p)) => {
                 let facts = PodFacts::from_pod(&p);
+                let writer = state.leadership().writer();
+                let judge = state.judge(writer.as_ref());
+                let now_ms = state.now_ms();
                 // Judged in the same update: applying an unbound pod changes no reservation.
                 let (notices, stale) = state.update(|c| {
-                    let stale = c.is_stale_assignment(&facts);
+                    let stale = c.is_stale_assignment(&facts, &judge);
+                    if c.adopt_in_flight(&facts, &judge, now_ms) {
+                        tracing::info!(pod = %facts.key, "holding another term's bind in flight");
+                    }
                     (c.apply_pod(facts), stale)
                 });
                 if stale {
@@ -112,10 +118,16 @@ async fn watch_pods(
             Batch::One(_) => Vec::new(),
             Batch::Relist(all) => {
                 let facts: Vec<PodFacts> = all.iter().map(PodFacts::from_pod).collect();
+                let writer = state.leadership().writer();
+                let judge = state.judge(writer.as_ref());
+                let now_ms = state.now_ms();
                 let (notices, stale) = state.update(|c| {
                     let stale: Vec<usize> = (0..facts.len())
-                        .filter(|&i| c.is_stale_assignment(&facts[i]))
+                        .filter(|&i| c.is_stale_assignment(&facts[i], &judge))
                         .collect();
+                    for f in &facts {
+                        c.adopt_in_flight(f, &judge, now_ms);
+                    }
                     (c.resync_pods(facts), stale)
                 });
                 for i in stale {

@@ -4,5 +4,6 @@ pub mod cluster;
 pub mod e2e;
 pub mod http;
 pub mod process;
+pub mod replicas;
 pub mod scheduler;
 pub mod standin;

@@ -41,7 +41,7 @@ pub fn start_extender(
     log: &Path,
 ) -> KillOnDrop {
     let listen = addr.to_string();
-    let args: [&OsStr; 9] = [
+    let args: [&OsStr; 10] = [
         "--log-level".as_ref(),
         "info".as_ref(),
         "extender".as_ref(),
@@ -51,6 +51,8 @@ pub fn start_extender(
         scheduler.as_ref(),
         "--kubeconfig".as_ref(),
         kubeconfig.as_os_str(),
+        // One process, stopped and started by the test: it leads alone.
+        "--leader-elect=false".as_ref(),
     ];
     spawn_logged(tessera, args, log)
 }

@@ -76,6 +76,12 @@ fn ready_state(slots_per_gpu: u32, binder: Arc<RecordingBinder>) -> Arc<Extender
 
 fn state_with(binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
     let state = ready_state(10, binder);
+    fill(&state);
+    state
+}
+
+/// The captured cluster's GPU nodes and what they hold.
+fn fill(state: &ExtenderState) {
     state.update(|c| {
         for (name, gpus, zone) in [
             ("node-1", 4, "zone-a"),
@@ -100,7 +106,6 @@ fn state_with(binder: Arc<RecordingBinder>) -> Arc<ExtenderState> {
         }
         testing::hold(c.ledger.node_mut("node-2").unwrap(), "ml/b0", 0, 8192, 500);
     });
-    state
 }
 
 #[tokio::test]
@@ -602,4 +607,122 @@ async fn filter_places_shares_only_where_mps_isolates_them_and_keeps_single_user
         iso.contains("serves UID 1000; this pod runs as UID 2000"),
         "{iso}"
     );
+}
+
+/// The Lease as the watch delivers it: `holder` renewed it just now, in its `term`.
+fn lease(holder: &str, term: i32) -> k8s_openapi::api::coordination::v1::Lease {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "tessera-extender", "namespace": "tessera-system"},
+        "spec": {"holderIdentity": holder, "leaseTransitions": term, "leaseDurationSeconds": 10,
+                 "renewTime": MicroTime(jiff::Timestamp::now())}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_standby_answers_no_verb_until_it_leads_then_binds_as_its_term() {
+    use tessera_extender::leader::Leadership;
+    let binder = Arc::new(RecordingBinder::default());
+    let config = Config {
+        reservation_timeout: TIMEOUT,
+        heartbeat_max_age: None,
+        ..Config::default()
+    };
+    let leadership = Arc::new(Leadership::elected("ext-b"));
+    let state =
+        Arc::new(ExtenderState::new(config, binder.clone()).with_leadership(leadership.clone()));
+    state.set_ready(true);
+    fill(&state);
+    let addr = serve(state.clone()).await;
+    let filter = as_tessera_request(fixture("filter.nodes.request.json"), "4096");
+    let verb = |name: &'static str, body: Value| async move {
+        let resp = reqwest::Client::new()
+            .post(format!("http://{addr}/{name}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+    let get = |path: &'static str| async move {
+        let resp = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+
+    // Another replica holds the Lease: warm and ready, but every verb is refused, naming it.
+    leadership.observe(Some(&lease("ext-a", 4)));
+    for (name, body) in [
+        ("filter", filter.clone()),
+        ("prioritize", filter.clone()),
+        ("bind", fixture("bind.request.json")),
+    ] {
+        let (status, text) = verb(name, body).await;
+        assert_eq!(status, 503, "{name}: {text}");
+        assert!(
+            text.contains("standby") && text.contains("ext-a"),
+            "{name}: {text}"
+        );
+    }
+    let (status, text) = get("/readyz").await;
+    assert_eq!(status, 200, "a standby is ready: readiness does not route");
+    assert!(text.contains("standby"), "{text}");
+    assert!(
+        get("/metrics")
+            .await
+            .1
+            .contains("tessera_extender_leader 0")
+    );
+    assert!(binder.binds.lock().unwrap().is_empty());
+
+    // A bind of the old leader's term is held in flight for gpu-a; then this replica wins.
+    state.update(|c| {
+        let index = c.ledger.node_index("node-3").unwrap();
+        use tessera_core::ledger::{ContainerPlacement, Holding, Placement, Share};
+        let holding = Holding {
+            placement: Placement {
+                containers: vec![ContainerPlacement {
+                    container: "main".into(),
+                    shares: vec![Share {
+                        gpu: 0,
+                        mem_mib: 16000,
+                        core_milli: 1000,
+                    }],
+                }],
+            },
+            cpu_milli: 0,
+            mem_mib: 0,
+            run_as: tessera_core::request::RunAs::Unstated,
+        };
+        c.reservations
+            .reserve(&mut c.ledger, "default/gpu-a", index, holding, u64::MAX)
+            .unwrap();
+    });
+    leadership.observe(Some(&lease("ext-b", 5)));
+    leadership.set_won(true);
+    assert!(
+        get("/metrics")
+            .await
+            .1
+            .contains("tessera_extender_leader 1")
+    );
+    // kube-scheduler places gpu-a anew: its earlier bind is over and stops counting.
+    let (status, text) = verb("filter", filter).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(!state.read().reservations.is_pending("default/gpu-a"));
+    let (status, out) = post(addr, "bind", &fixture("bind.request.json")).await;
+    assert_eq!((status, out["Error"].as_str()), (200, Some("")), "{out}");
+    let binds = binder.binds.lock().unwrap().clone();
+    assert_eq!(
+        binds[0].annotations[keys::ANNOTATION_ASSIGNED_BY],
+        "ext-b@5"
+    );
+    assert_eq!(
+        (binds[0].writer.holder.as_str(), binds[0].writer.term),
+        ("ext-b", 5)
+    );
+
+    // Deposed (another holder seen): refused again, whatever the election last said.
+    leadership.observe(Some(&lease("ext-c", 6)));
+    assert_eq!(verb("bind", fixture("bind.request.json")).await.0, 503);
 }

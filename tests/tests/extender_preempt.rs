@@ -51,6 +51,7 @@ fn holder(name: &str, node: &str, mem_mib: u64, priority: i32) -> PodFacts {
         group: None,
         terminal: false,
         run_as: tessera_core::request::RunAs::Unstated,
+        origin: tessera_core::cluster::Origin::default(),
     }
 }
 
@@ -145,6 +146,7 @@ async fn a_node_whose_device_plugin_went_quiet_offers_no_gpu() {
         c.apply_pod(PodFacts {
             terminal: true,
             run_as: tessera_core::request::RunAs::Unstated,
+            origin: tessera_core::cluster::Origin::default(),
             ..holder("peer", "n2", 1, 0)
         })
     });

@@ -270,7 +270,7 @@ async fn peers_configmap_follows_statefulset_scaling() {
 async fn self_managed_certificate_is_stored_trusted_and_kept() {
     use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
     use k8s_openapi::api::core::v1::Secret;
-    use tessera_webhook::certs::{self, SelfManaged};
+    use tessera_webhook::cert_sync::{self as certs, SelfManaged};
     let Some(client) = client().await else { return };
     let name = format!("e2e-tessera-webhook-{}", std::process::id());
     let mwc: MutatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
@@ -289,6 +289,7 @@ async fn self_managed_certificate_is_stored_trusted_and_kept() {
         service: "tessera-webhook".into(),
         webhook_configuration: name.clone(),
         cluster_domain: "cluster.local".into(),
+        extra_names: Vec::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));

@@ -1,24 +1,12 @@
-//! Self-managed serving certificate (opt-in, `--self-managed-certs`): a CA and a serving
-//! certificate for the webhook's Service, kept in a Secret, the CA written into the
-//! MutatingWebhookConfiguration's `caBundle`, and the serving certificate re-issued before it
-//! expires, so an expired certificate never blocks deployments.
+//! The certificates of the self-managed mode (`--self-managed-certs`, kept in the cluster by
+//! `cert_sync`): a CA and a serving certificate for the webhook's Service.
 //!
 //! The CA lives ten years and is kept; only the serving certificate rotates (one year, renewed
-//! 30 days before expiry), so the `caBundle` the apiserver trusts does not change under it. The
-//! files the server reads are rewritten too, and the reloader in `tls` picks them up.
+//! 30 days before expiry), so the `caBundle` the apiserver trusts does not change under it.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use thiserror::Error;
-use tracing::info;
 
 /// Lifetime of the CA.
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
@@ -27,32 +15,6 @@ const LEAF_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 /// Renew a serving certificate this long before it expires.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
 const CA_NAME: &str = "tessera-webhook-ca";
-
-/// Why certificates could not be issued or stored.
-#[derive(Debug, Error)]
-pub enum CertError {
-    /// rcgen refused.
-    #[error("generating a certificate: {0}")]
-    Generate(#[from] rcgen::Error),
-    /// The apiserver refused.
-    #[error("{what}: {source}")]
-    Api {
-        /// What was being done.
-        what: String,
-        /// Client failure.
-        #[source]
-        source: kube::Error,
-    },
-    /// The certificate files could not be written.
-    #[error("{path}: {source}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// I/O failure.
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// A CA and the serving pair it signed, PEM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,178 +112,15 @@ pub fn next_bundle(
 }
 
 fn pem_due(cert_pem: &str, now: Duration) -> bool {
+    pem_not_after(cert_pem).is_none_or(|t| due(t, now))
+}
+
+/// When a PEM certificate expires (Unix seconds), if it can be read.
+pub fn pem_not_after(cert_pem: &str) -> Option<u64> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    match CertificateDer::from_pem_slice(cert_pem.as_bytes()) {
-        Ok(der) => tessera_serve::expiry::not_after(&der).is_none_or(|t| due(t, now)),
-        Err(_) => true,
-    }
-}
-
-/// Where the certificate lives and what trusts it.
-#[derive(Debug, Clone)]
-pub struct SelfManaged {
-    /// Namespace of the Secret and the Service.
-    pub namespace: String,
-    /// Secret holding `ca.crt`, `ca.key`, `tls.crt`, `tls.key`.
-    pub secret: String,
-    /// The webhook's Service name.
-    pub service: String,
-    /// MutatingWebhookConfiguration whose `caBundle`s are set.
-    pub webhook_configuration: String,
-    /// Cluster DNS domain.
-    pub cluster_domain: String,
-}
-
-fn now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
-fn api_err(what: String) -> impl FnOnce(kube::Error) -> CertError {
-    move |source| CertError::Api { what, source }
-}
-
-/// Makes sure a valid pair is stored, trusted and on disk at `files`; returns when the serving
-/// certificate is next due.
-pub async fn ensure(
-    client: &kube::Client,
-    s: &SelfManaged,
-    files: (&Path, &Path),
-) -> Result<Duration, CertError> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
-    let held = secrets
-        .get_opt(&s.secret)
-        .await
-        .map_err(api_err(format!(
-            "reading Secret {}/{}",
-            s.namespace, s.secret
-        )))?
-        .map(|secret| {
-            let data = secret.data.unwrap_or_default();
-            let get = |k: &str| {
-                data.get(k)
-                    .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-                    .unwrap_or_default()
-            };
-            Bundle {
-                ca_cert: get("ca.crt"),
-                ca_key: get("ca.key"),
-                cert: get("tls.crt"),
-                key: get("tls.key"),
-            }
-        });
-    let names = dns_names(&s.service, &s.namespace, &s.cluster_domain);
-    let (bundle, fresh) = next_bundle(held, names, now())?;
-    if fresh {
-        let data = BTreeMap::from([
-            ("ca.crt", &bundle.ca_cert),
-            ("ca.key", &bundle.ca_key),
-            ("tls.crt", &bundle.cert),
-            ("tls.key", &bundle.key),
-        ])
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-        .collect();
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(s.secret.clone()),
-                namespace: Some(s.namespace.clone()),
-                ..Default::default()
-            },
-            type_: Some("kubernetes.io/tls".into()),
-            data: Some(data),
-            ..Default::default()
-        };
-        secrets
-            .patch(
-                &s.secret,
-                &PatchParams::apply("tessera-webhook").force(),
-                &Patch::Apply(&secret),
-            )
-            .await
-            .map_err(api_err(format!(
-                "writing Secret {}/{}",
-                s.namespace, s.secret
-            )))?;
-        info!(secret = %s.secret, "serving certificate issued");
-    }
-    set_ca_bundle(client, s, &bundle.ca_cert).await?;
-    write_if_changed(files.0, &bundle.cert)?;
-    write_if_changed(files.1, &bundle.key)?;
-    let not_after = pem_not_after(&bundle.cert);
-    Ok(Duration::from_secs(
-        not_after.saturating_sub((now() + RENEW_BEFORE).as_secs()),
-    ))
-}
-
-fn pem_not_after(cert_pem: &str) -> u64 {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    CertificateDer::from_pem_slice(cert_pem.as_bytes())
-        .ok()
-        .and_then(|d| tessera_serve::expiry::not_after(&d))
-        .unwrap_or(0)
-}
-
-async fn set_ca_bundle(client: &kube::Client, s: &SelfManaged, ca: &str) -> Result<(), CertError> {
-    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let what = format!("MutatingWebhookConfiguration {}", s.webhook_configuration);
-    let Some(mwc) = api
-        .get_opt(&s.webhook_configuration)
-        .await
-        .map_err(api_err(what.clone()))?
-    else {
-        return Ok(());
-    };
-    let mut mwc = mwc;
-    let mut changed = false;
-    for w in mwc.webhooks.iter_mut().flatten() {
-        if w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) != Some(ca.as_bytes()) {
-            w.client_config.ca_bundle = Some(ByteString(ca.as_bytes().to_vec()));
-            changed = true;
-        }
-    }
-    if !changed {
-        return Ok(());
-    }
-    // A replace carries the resourceVersion read above: a concurrent edit makes it fail and the
-    // next round retries, instead of overwriting it.
-    api.replace(&s.webhook_configuration, &PostParams::default(), &mwc)
-        .await
-        .map_err(api_err(what))?;
-    info!(configuration = %s.webhook_configuration, "caBundle updated");
-    Ok(())
-}
-
-/// Replaces `path` atomically (write beside, rename) when its content differs.
-fn write_if_changed(path: &Path, content: &str) -> Result<(), CertError> {
-    if std::fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
-        return Ok(());
-    }
-    let err = |source| CertError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, content).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
-}
-
-/// Keeps the certificate valid until the process ends: re-checks when the serving certificate
-/// is due, at least hourly, and after a failure in a minute.
-pub async fn run(client: kube::Client, s: SelfManaged, cert: PathBuf, key: PathBuf) {
-    loop {
-        let wait = match ensure(&client, &s, (&cert, &key)).await {
-            Ok(due_in) => due_in.min(Duration::from_secs(3600)),
-            Err(e) => {
-                tracing::warn!(error = %e, "self-managed certificate not refreshed");
-                Duration::from_secs(60)
-            }
-        };
-        tokio::time::sleep(wait).await;
-    }
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).ok()?;
+    tessera_serve::expiry::not_after(&der)
 }
 
 #[cfg(test)]
@@ -354,8 +153,8 @@ mod tests {
         let (b, _) = next_bundle(None, names, NOW).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (c, k) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-        write_if_changed(&c, &b.cert).unwrap();
-        write_if_changed(&k, &b.key).unwrap();
+        std::fs::write(&c, &b.cert).unwrap();
+        std::fs::write(&k, &b.key).unwrap();
         let provider = rustls::crypto::ring::default_provider();
         let loaded = crate::tls::load(&c, &k, &provider).unwrap();
         assert_eq!(loaded.not_after, NOW.as_secs() + LEAF_LIFETIME.as_secs());

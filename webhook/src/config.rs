@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tessera_core::inject::profile::Spiffe;
 
-use crate::certs::SelfManaged;
+use crate::cert_sync::SelfManaged;
 use thiserror::Error;
 
 /// Flags of `tessera webhook`.
@@ -115,6 +115,10 @@ pub struct WebhookArgs {
         default_value = "tessera-webhook"
     )]
     pub service: String,
+    /// More names (DNS or IP) for the self-managed serving certificate, besides the Service's:
+    /// for an apiserver that reaches the webhook by URL.
+    #[arg(long, env = "TESSERA_WEBHOOK_CERT_EXTRA_NAMES", value_delimiter = ',')]
+    pub cert_extra_names: Vec<String>,
     /// MutatingWebhookConfiguration whose caBundle is managed.
     #[arg(
         long,
@@ -226,6 +230,7 @@ impl TryFrom<WebhookArgs> for Config {
             service: a.service,
             webhook_configuration: a.webhook_configuration,
             cluster_domain: a.cluster_domain.clone(),
+            extra_names: a.cert_extra_names,
         });
         Ok(Config {
             self_managed,

@@ -7,6 +7,7 @@
 //! `tessera webhook` in `cli/` parses flags, sets up logging and signals, and calls [`Webhook`].
 
 pub mod admission;
+pub mod cert_sync;
 pub mod certs;
 pub mod config;
 pub mod crd;

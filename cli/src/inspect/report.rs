@@ -257,6 +257,7 @@ mod tests {
                 group: None,
                 terminal: false,
                 run_as: tessera_core::request::RunAs::Uid(1000),
+                origin: tessera_core::cluster::Origin::default(),
             });
         }
         c

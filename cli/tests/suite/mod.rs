@@ -1,6 +1,7 @@
 //! The e2e suite's setup: a namespace and fake GPU nodes (the harness), the shipped CRD and
 //! profiles, and Tessera's real binaries as local processes — the webhook registered with the
-//! apiserver by URL, the extender, kube-scheduler with the shipped `tessera-scheduler` profile,
+//! apiserver by URL, two extender replicas electing a leader (behind a stand-in for the Service
+//! that selects the leader's pod), kube-scheduler with the shipped `tessera-scheduler` profile,
 //! and, when the node is named, the device plugin on the real kubelet with the NVML stand-in.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
@@ -24,7 +25,8 @@ use serde_json::json;
 use tessera_core::keys;
 use tessera_tests::cluster::Harness;
 use tessera_tests::e2e::{self, KillOnDrop};
-use tessera_tests::process::{free_addr, spawn_logged, start_extender, wait_ready};
+use tessera_tests::process::{free_addr, spawn_logged, wait_ready};
+use tessera_tests::replicas::{LeaderRoute, Replica, start_replica};
 use tessera_tests::scheduler::{scheduler_config, start_scheduler};
 use tessera_tests::standin;
 
@@ -96,7 +98,10 @@ impl Drop for Registrations {
 /// the namespace and nodes.
 pub struct Suite {
     pub scheduler: KillOnDrop,
-    pub extender: Option<KillOnDrop>,
+    pub extenders: Vec<Replica>,
+    /// Replicas started so far (names the next one).
+    started: usize,
+    pub route: LeaderRoute,
     pub webhook: KillOnDrop,
     pub real_node: Option<RealNode>,
     registrations: Registrations,
@@ -146,17 +151,21 @@ impl Suite {
         registrations.webhook_config = Some(h.ns.clone());
         register_webhook(&h, webhook_addr, &ca).await;
 
-        let extender_addr = free_addr();
-        let extender = start_extender(
-            tessera(),
-            extender_addr,
-            keys::SCHEDULER_NAME,
-            kubeconfig,
-            &dir.path().join("extender.log"),
-        );
-        tokio::task::spawn_blocking(move || wait_ready(extender_addr))
-            .await
-            .unwrap();
+        let route = LeaderRoute::start(h.client.clone(), &h.ns).await;
+        let extender_addr = route.addr;
+        let mut extenders = Vec::new();
+        for i in 0..2 {
+            let replica = start_extender_replica(&h, dir.path(), i).await;
+            route.add(&replica);
+            extenders.push(replica);
+        }
+        let leading = e2e::wait_for("an extender leader", Duration::from_secs(30), || async {
+            route.leader()
+        })
+        .await;
+        if let Err(e) = leading {
+            panic!("{e}\n{}", read_logs(dir.path()));
+        }
         let config = dir.path().join("scheduler-config.yaml");
         let text = scheduler_config(kubeconfig, extender_addr, keys::SCHEDULER_NAME);
         std::fs::write(&config, text).unwrap();
@@ -168,7 +177,9 @@ impl Suite {
         let real_node = start_device_plugin(&h, dir.path()).await;
         let suite = Suite {
             scheduler,
-            extender: Some(extender),
+            extenders,
+            started: 2,
+            route,
             webhook,
             real_node,
             registrations,
@@ -179,7 +190,7 @@ impl Suite {
         suite.wait_injecting().await;
         println!(
             "setup: {NODES} fake GPU nodes of 8 GPUs, webhook at https://{webhook_addr}/mutate, \
-             extender at {extender_addr}, kube-scheduler profile {}, ready in {:.1?}",
+             2 extender replicas behind {extender_addr}, kube-scheduler profile {}, ready in {:.1?}",
             keys::SCHEDULER_NAME,
             t0.elapsed()
         );
@@ -196,40 +207,70 @@ impl Suite {
         Place::SuiteNodes(&self.h.ns)
     }
 
-    /// Kills the extender with SIGKILL and starts a new one on the same address.
-    pub async fn kill_and_restart_extender(&mut self) {
-        let mut old = self.extender.take().unwrap();
-        old.0.kill().unwrap();
-        old.0.wait().unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let log = self.dir.path().join("extender.log");
-        self.extender = Some(start_extender(
-            tessera(),
-            self.extender_addr,
-            keys::SCHEDULER_NAME,
-            &self.h.kubeconfig,
-            &log,
-        ));
-        let addr = self.extender_addr;
+    /// SIGKILLs the leading extender replica and starts its replacement, as the Deployment
+    /// would; returns how long the verbs had no leader (until the standby's pod is labelled).
+    pub async fn kill_leader(&mut self) -> Duration {
+        let leader = self.route.leader().expect("a leader");
+        let i = self.replica(&leader);
+        let killed = Instant::now();
+        self.extenders.remove(i).kill();
+        let failover = self.wait_new_leader(&leader, killed).await;
+        self.replace().await;
+        failover
+    }
+
+    /// Replaces every replica, one at a time, as a rolling update does (the new pod first, then
+    /// SIGTERM to an old one); returns the longest time the verbs had no leader.
+    pub async fn rolling_restart(&mut self) -> Duration {
+        let mut longest = Duration::ZERO;
+        let old: Vec<String> = self.extenders.iter().map(|r| r.name.clone()).collect();
+        for name in old {
+            self.replace().await;
+            let leader = self.route.leader();
+            let stopping = Instant::now();
+            let i = self.replica(&name);
+            self.extenders.remove(i).terminate();
+            if leader.as_deref() == Some(name.as_str()) {
+                longest = longest.max(self.wait_new_leader(&name, stopping).await);
+            }
+        }
+        longest
+    }
+
+    fn replica(&self, name: &str) -> usize {
+        self.extenders
+            .iter()
+            .position(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no live replica {name}"))
+    }
+
+    /// Starts one more replica and waits until its caches are synced.
+    async fn replace(&mut self) {
+        let replica = start_extender_replica(&self.h, self.dir.path(), self.started).await;
+        self.started += 1;
+        self.route.add(&replica);
+        let addr = replica.addr;
+        self.extenders.push(replica);
         tokio::task::spawn_blocking(move || wait_ready(addr))
             .await
             .unwrap();
     }
 
+    async fn wait_new_leader(&self, old: &str, since: Instant) -> Duration {
+        let route = &self.route;
+        let found = e2e::wait_for("a new extender leader", Duration::from_secs(60), || async {
+            route.leader().filter(|l| l != old)
+        })
+        .await;
+        if let Err(e) = found {
+            panic!("{e}\n{}", self.logs());
+        }
+        since.elapsed()
+    }
+
     /// The logs of the processes, for a failure message.
     pub fn logs(&self) -> String {
-        let mut out = String::new();
-        for name in ["webhook", "extender", "kube-scheduler", "device-plugin"] {
-            let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
-                .unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            out += &format!("--- {name} (last 40 lines) ---\n");
-            for line in tail.iter().rev() {
-                out += line;
-                out.push('\n');
-            }
-        }
-        out
+        read_logs(self.dir.path())
     }
 
     /// Waits until the apiserver calls the webhook for this namespace and the webhook has its
@@ -260,6 +301,46 @@ impl Suite {
             panic!("{e}\n{}", self.logs());
         }
     }
+}
+
+/// Replica `i` of the extender (`tessera-extender-<letter>`), its log in `extender-<letter>.log`.
+async fn start_extender_replica(h: &Harness, dir: &Path, i: usize) -> Replica {
+    let letter = char::from(b'a' + u8::try_from(i % 26).unwrap());
+    let name = format!("tessera-extender-{letter}");
+    start_replica(
+        &h.client,
+        tessera(),
+        &h.ns,
+        &name,
+        keys::SCHEDULER_NAME,
+        &h.kubeconfig,
+        &dir.join(format!("extender-{letter}.log")),
+    )
+    .await
+}
+
+/// The last lines of every process's log in `dir`, for a failure message.
+fn read_logs(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut out = String::new();
+    for name in names {
+        let text = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        out += &format!("--- {name} (last 40 lines) ---\n");
+        for line in tail.iter().rev() {
+            out += line;
+            out.push('\n');
+        }
+    }
+    out
 }
 
 async fn label_namespace(h: &Harness) {

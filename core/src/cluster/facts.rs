@@ -11,6 +11,8 @@ use crate::inventory::NodeInventory;
 use crate::keys;
 use crate::request::{Group, RunAs, pod_group, run_as};
 
+use super::fence::{Origin, Writer};
+
 /// A node as the scheduler sees it: zone, GPU inventory and the device plugin's heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeFacts {
@@ -82,6 +84,8 @@ pub struct PodFacts {
     pub terminal: bool,
     /// The user its GPU containers (the ones the assignment names) run as.
     pub run_as: RunAs,
+    /// Who wrote the assignment, and when.
+    pub origin: Origin,
 }
 
 impl PodFacts {
@@ -103,6 +107,13 @@ impl PodFacts {
             Some(Ok(a)) => (Some(a), None),
             Some(Err(e)) => (None, Some(CodecError::to_string(&e))),
         };
+        let annotation = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k));
+        let origin = Origin {
+            writer: annotation(keys::ANNOTATION_ASSIGNED_BY).and_then(|t| Writer::decode(t).ok()),
+            bind_time: annotation(keys::ANNOTATION_BIND_TIME)
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .map(|t| t.as_second()),
+        };
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
         let run_as = assignment.as_ref().map_or(RunAs::Unstated, |a| {
             run_as(pod, a.containers.iter().map(|c| c.container.as_str()))
@@ -117,6 +128,7 @@ impl PodFacts {
             group: pod_group(pod),
             terminal: matches!(phase, Some("Succeeded" | "Failed")),
             run_as,
+            origin,
         }
     }
 

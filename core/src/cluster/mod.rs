@@ -8,6 +8,7 @@
 //! restart rebuilds exactly what the live state holds (STYLE.md, principle 2).
 
 mod facts;
+mod fence;
 mod mix;
 mod sync;
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod tests;
 use std::collections::BTreeSet;
 
 pub use facts::{NodeFacts, PodFacts};
+pub use fence::{Judge, Origin, Writer};
 pub use sync::Notice;
 
 use crate::affinity::Spread;

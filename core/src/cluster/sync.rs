@@ -165,17 +165,6 @@ impl Cluster {
         notices
     }
 
-    /// True when `facts` carries a GPU assignment that no bind will complete: the pod is not
-    /// bound, not finished, and no reservation is pending for it. A bind that failed after
-    /// writing the annotation, or an extender killed between the annotation and the Binding,
-    /// leaves one behind. The ledger never counts it, but it names GPUs the pod does not have.
-    pub fn is_stale_assignment(&self, facts: &PodFacts) -> bool {
-        (facts.assignment.is_some() || facts.assignment_error.is_some())
-            && facts.node.is_none()
-            && !facts.terminal
-            && !self.reservations.is_pending(&facts.key)
-    }
-
     /// A pod was deleted: whatever it held or reserved is free.
     pub fn remove_pod(&mut self, key: &str) {
         self.pods.remove(key);

@@ -2,7 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::annotations::{Assignment, ContainerAssignment, GpuShare};
-use crate::ledger::{ContainerPlacement, Holding, Placement, Share};
+use crate::ledger::{ContainerPlacement, Holding, LedgerError, Placement, Share};
 use crate::testing;
 
 fn node(name: &str, gpus: u32, zone: &str) -> NodeFacts {
@@ -49,6 +49,7 @@ fn pod(key: &str, bound: Option<&str>, a: Option<Assignment>) -> PodFacts {
         group: None,
         terminal: false,
         run_as: crate::request::RunAs::Unstated,
+        origin: Origin::default(),
     }
 }
 
@@ -87,25 +88,31 @@ fn deleted_and_finished_pods_free_their_shares() {
 }
 
 fn reserve(c: &mut Cluster, key: &str, gpu: usize, mem_mib: u64, deadline_ms: u64) {
-    let holding = Holding {
+    let mut holding = holding(mem_mib, 300);
+    holding.placement.containers[0].shares[0].gpu = gpu;
+    let index = c.ledger.node_index("n1").unwrap();
+    c.reservations
+        .reserve(&mut c.ledger, key, index, holding, deadline_ms)
+        .unwrap();
+}
+
+/// One container's share of GPU 0.
+fn holding(mem_mib: u64, core_milli: u32) -> Holding {
+    Holding {
         placement: Placement {
             containers: vec![ContainerPlacement {
                 container: "main".into(),
                 shares: vec![Share {
-                    gpu,
+                    gpu: 0,
                     mem_mib,
-                    core_milli: 300,
+                    core_milli,
                 }],
             }],
         },
         cpu_milli: 0,
         mem_mib: 0,
         run_as: crate::request::RunAs::Unstated,
-    };
-    let index = c.ledger.node_index("n1").unwrap();
-    c.reservations
-        .reserve(&mut c.ledger, key, index, holding, deadline_ms)
-        .unwrap();
+    }
 }
 
 #[test]
@@ -125,32 +132,146 @@ fn a_reservation_survives_the_annotation_patch_and_is_confirmed_by_the_binding()
     assert_eq!(mem_free(&c, "n1", 0), 16384 - 4000);
 }
 
+fn writer(holder: &str, term: u64) -> Writer {
+    Writer {
+        holder: holder.into(),
+        term,
+    }
+}
+
+/// `pod` as written by `by` at `bind_time` (seconds).
+fn written(mut facts: PodFacts, by: &Writer, bind_time: i64) -> PodFacts {
+    facts.origin = Origin {
+        writer: Some(by.clone()),
+        bind_time: Some(bind_time),
+    };
+    facts
+}
+
+const NOW_S: i64 = 1_800_000_000;
+
+fn judge(leading: Option<&Writer>) -> Judge<'_> {
+    Judge {
+        leading,
+        now_s: NOW_S,
+        timeout_s: 120,
+    }
+}
+
 #[test]
-fn an_assignment_is_stale_only_on_an_unbound_pod_with_no_bind_in_flight() {
+fn the_leader_removes_its_own_failed_binds_once_no_reservation_is_pending() {
+    let me = writer("ext-a", 3);
     let mut c = Cluster::new(10);
     c.apply_node(node("n1", 1, "z1"));
-    let annotated = pod("ns/a", None, Some(assignment("n1", 0, 4000, 300)));
+    let annotated = written(
+        pod("ns/a", None, Some(assignment("n1", 0, 4000, 300))),
+        &me,
+        NOW_S,
+    );
     // Bind in flight: the annotation is written, the Binding is not yet.
     reserve(&mut c, "ns/a", 0, 4000, 100);
     c.apply_pod(annotated.clone());
-    assert!(!c.is_stale_assignment(&annotated));
-    // The reservation ran out (the extender that made it is gone, or its Binding failed).
+    assert!(!c.is_stale_assignment(&annotated, &judge(Some(&me))));
+    // The reservation ran out (the Binding failed, or the pod never showed up).
     c.reservations.expire(&mut c.ledger, 1_000);
-    assert!(c.is_stale_assignment(&annotated));
+    assert!(c.is_stale_assignment(&annotated, &judge(Some(&me))));
+    assert!(
+        !c.is_stale_assignment(&annotated, &judge(None)),
+        "a standby removes nothing"
+    );
     assert_eq!(mem_free(&c, "n1", 0), 16384, "never counted");
     // Bound, finished, or not annotated: nothing to remove.
-    assert!(!c.is_stale_assignment(&held("ns/a", "n1", 0, 4000, 300)));
+    let bound = written(held("ns/a", "n1", 0, 4000, 300), &me, NOW_S);
+    assert!(!c.is_stale_assignment(&bound, &judge(Some(&me))));
     let mut done = annotated.clone();
     done.terminal = true;
-    assert!(!c.is_stale_assignment(&done));
-    assert!(!c.is_stale_assignment(&pod("ns/a", None, None)));
-    // An annotation that cannot be read is as stale as one that can.
+    assert!(!c.is_stale_assignment(&done, &judge(Some(&me))));
+    assert!(!c.is_stale_assignment(&pod("ns/a", None, None), &judge(Some(&me))));
+    // An annotation that cannot be read (and so names no writer) is as stale as one that can.
     let unreadable = PodFacts {
         assignment: None,
         assignment_error: Some("bad version".into()),
+        origin: Origin::default(),
         ..annotated
     };
-    assert!(c.is_stale_assignment(&unreadable));
+    assert!(c.is_stale_assignment(&unreadable, &judge(Some(&me))));
+}
+
+#[test]
+fn another_terms_bind_in_flight_is_reserved_until_its_timeout_then_stale() {
+    let old = writer("ext-a", 3);
+    let me = writer("ext-b", 4);
+    let mut c = Cluster::new(10);
+    c.apply_node(node("n1", 1, "z1"));
+    // The deposed leader wrote the annotation 30 s ago; its Binding may still come.
+    let in_flight = written(
+        pod("ns/a", None, Some(assignment("n1", 0, 12000, 600))),
+        &old,
+        NOW_S - 30,
+    );
+    c.apply_pod(in_flight.clone());
+    assert!(!c.is_stale_assignment(&in_flight, &judge(Some(&me))));
+    assert!(c.adopt_in_flight(&in_flight, &judge(Some(&me)), 5_000));
+    assert_eq!(mem_free(&c, "n1", 0), 16384 - 12000, "its share is held");
+    assert!(
+        !c.adopt_in_flight(&in_flight, &judge(Some(&me)), 5_000),
+        "once"
+    );
+    // So a bind of this term cannot take the same memory.
+    let err = c
+        .reservations
+        .reserve(&mut c.ledger, "ns/b", 0, holding(8000, 300), 9_000)
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::OverCommit { .. }), "{err}");
+    // Its Binding lands: held for good, no longer subject to the timeout.
+    c.apply_pod(written(held("ns/a", "n1", 0, 12000, 600), &old, NOW_S - 30));
+    assert!(!c.reservations.is_pending("ns/a"));
+    assert_eq!(mem_free(&c, "n1", 0), 16384 - 12000);
+}
+
+#[test]
+fn a_bind_that_never_lands_is_released_when_its_timeout_passes() {
+    let old = writer("ext-a", 3);
+    let me = writer("ext-b", 4);
+    let mut c = Cluster::new(10);
+    c.apply_node(node("n1", 1, "z1"));
+    let in_flight = written(
+        pod("ns/a", None, Some(assignment("n1", 0, 4000, 300))),
+        &old,
+        NOW_S - 100,
+    );
+    c.apply_pod(in_flight.clone());
+    // 20 s of its 120 s are left: due 20 s from now on the reservations' clock.
+    assert!(c.adopt_in_flight(&in_flight, &judge(None), 5_000));
+    assert!(c.reservations.expire(&mut c.ledger, 24_999).is_empty());
+    assert_eq!(c.reservations.expire(&mut c.ledger, 25_000), vec!["ns/a"]);
+    assert_eq!(mem_free(&c, "n1", 0), 16384);
+    let later = Judge {
+        now_s: NOW_S + 20,
+        ..judge(Some(&me))
+    };
+    assert!(c.is_stale_assignment(&in_flight, &later));
+    assert!(
+        !c.adopt_in_flight(&in_flight, &later, 25_000),
+        "past its time"
+    );
+    // The same replica's own assignment of an earlier term is another term's too.
+    let mine_before = written(in_flight.clone(), &writer("ext-b", 2), NOW_S - 10);
+    assert!(!c.is_stale_assignment(&mine_before, &judge(Some(&me))));
+    // No bind time: age unknown, treated as old.
+    let mut undated = in_flight;
+    undated.origin.bind_time = None;
+    assert!(c.is_stale_assignment(&undated, &judge(Some(&me))));
+}
+
+#[test]
+fn writers_round_trip_and_bad_ones_are_refused() {
+    let w = writer("tessera-extender-5d8f-x2", 12);
+    assert_eq!(w.encode(), "tessera-extender-5d8f-x2@12");
+    assert_eq!(Writer::decode(&w.encode()), Ok(w));
+    for bad in ["", "x", "@3", "x@", "x@-1", "x@three"] {
+        assert!(Writer::decode(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]

@@ -150,7 +150,15 @@ fn assign_picks_gpus_on_the_bound_node_and_annotations_round_trip() {
     let assignment = ledger.nodes()[index].to_assignment(&placement);
     // Binpack takes the half-used GPU 0.
     assert_eq!(assignment.containers[0].gpus[0].uuid, "GPU-node-2-0");
-    let notes = bind_annotations(&assignment, "2026-11-23T20:02:26Z");
+    let writer = crate::cluster::Writer {
+        holder: "tessera-extender-0".into(),
+        term: 7,
+    };
+    let notes = bind_annotations(&assignment, "2026-11-23T20:02:26Z", &writer);
+    assert_eq!(
+        notes[crate::keys::ANNOTATION_ASSIGNED_BY],
+        "tessera-extender-0@7"
+    );
     assert_eq!(notes[crate::keys::ANNOTATION_BIND_PHASE], "allocating");
     assert_eq!(
         notes[crate::keys::ANNOTATION_BIND_TIME],

@@ -37,6 +37,7 @@ fn cluster(gpus: u32, pods: &[(&str, u32, u64, i32)]) -> Cluster {
             group: None,
             terminal: false,
             run_as: crate::request::RunAs::Unstated,
+            origin: crate::cluster::Origin::default(),
         });
         assert!(notices.is_empty(), "{notices:?}");
     }
