@@ -452,13 +452,16 @@ fn shipped_configuration(env: &Env, addr: SocketAddr, blank_ca: bool) -> String 
     let mut doc: serde_json::Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     doc["metadata"]["name"] = json!(env.mwc);
-    let hook = &mut doc["webhooks"][0];
-    hook["clientConfig"] = json!({"url": format!("https://{addr}/mutate")});
-    if blank_ca {
-        // The manifest as shipped before: `caBundle: ""`.
-        hook["clientConfig"]["caBundle"] = json!("");
+    for hook in doc["webhooks"].as_array_mut().unwrap() {
+        hook["clientConfig"] = json!({"url": format!("https://{addr}/mutate")});
+        if blank_ca {
+            // The manifest as shipped before: `caBundle: ""`.
+            hook["clientConfig"]["caBundle"] = json!("");
+        }
+        // Only the test's namespace, for every pod (no other test's pods are affected).
+        hook["namespaceSelector"] = json!({"matchLabels": {"tessera-e2e-certs": env.ns}});
+        hook.as_object_mut().unwrap().remove("matchConditions");
     }
-    hook["namespaceSelector"] = json!({"matchLabels": {"tessera-e2e-certs": env.ns}});
     serde_yaml_ng::to_string(&doc).unwrap()
 }
 

@@ -42,7 +42,8 @@ pub const BIND_PHASE_ALLOCATED: &str = "allocated";
 /// Pod annotation: allowed GPU models, `|`-separated (empty or absent: any).
 pub const ANNOTATION_GPU_MODELS: &str = "tessera.dev/gpu-models";
 
-/// Pod annotation: opt in to profiles by name, comma-separated.
+/// Pod annotation: opt in to profiles by name, comma-separated. As a pod label it names one
+/// profile (`true` only routes the pod to the webhook; `false` opts out).
 pub const ANNOTATION_INJECT: &str = "tessera.dev/inject";
 /// Pod annotation: `name@hash` of the profiles already applied (idempotency marker).
 pub const ANNOTATION_INJECTED: &str = "tessera.dev/injected";

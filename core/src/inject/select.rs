@@ -37,7 +37,7 @@ pub fn select<'p>(
     {
         return out;
     }
-    let named: Vec<&str> = pod
+    let mut named: Vec<&str> = pod
         .annotation(keys::ANNOTATION_INJECT)
         .map(|v| {
             v.split(',')
@@ -46,6 +46,13 @@ pub fn select<'p>(
                 .collect()
         })
         .unwrap_or_default();
+    // The label form names one profile; label values hold no commas.
+    if let Some(name) = pod.label(keys::ANNOTATION_INJECT)
+        && !matches!(name, "" | "true" | "false")
+        && !named.contains(&name)
+    {
+        named.push(name);
+    }
     for n in &named {
         if !profiles.iter().any(|p| p.name == *n) {
             out.warnings.push(format!(

@@ -300,6 +300,18 @@ fn opt_in_annotation_selects_a_profile_without_selector_and_warns_on_unknown_nam
 }
 
 #[test]
+fn opt_in_label_names_one_profile_and_true_only_routes_the_pod() {
+    let ps = profiles("named:\n  sidecars: {containers: [{name: s, image: s}]}\n");
+    let mut pod = bare_pod();
+    pod["metadata"]["labels"] = json!({"tessera.dev/inject": "true"});
+    assert!(run(&ps, &pod, &ctx()).0.ops.is_empty());
+    pod["metadata"]["labels"] = json!({"tessera.dev/inject": "named"});
+    let (out, pod, _) = run(&ps, &pod, &ctx());
+    assert_eq!(out.applied, ["named"]);
+    assert_eq!(pod.spec.unwrap().containers.len(), 2);
+}
+
+#[test]
 fn gpushare_request_is_translated_and_the_tessera_scheduler_set() {
     let ps = profiles("gpu:\n  selector: {}\n  gpu: {gpushare: true}\n");
     let mut pod = bare_pod();
