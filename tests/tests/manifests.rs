@@ -264,6 +264,58 @@ fn kustomize_renders_the_tree() {
     assert!(rendered.contains("namespace: tessera-system"));
 }
 
+/// `kubectl kustomize` of an install directory, or `None` when kubectl is not installed.
+fn render_install(dir: &str) -> Option<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../install")
+        .join(dir);
+    let Ok(out) = std::process::Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(&path)
+        .output()
+    else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping {dir}: kubectl is not installed"
+        );
+        return None;
+    };
+    assert!(
+        out.status.success(),
+        "{dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_install_overlays_set_image_scheduler_version_and_mps() {
+    let Some(example) = render_install("example") else {
+        return;
+    };
+    assert!(example.contains("image: registry.example.com/tessera:0.1.0"));
+    assert!(
+        !example.contains("ghcr.io/tessera-dev/tessera"),
+        "every image rewritten"
+    );
+    assert!(example.contains("image: registry.k8s.io/kube-scheduler:v1.32.13"));
+    assert!(example.contains("name: tessera-mps-daemon"));
+    let no_mps = render_install("no-mps").unwrap();
+    assert!(
+        !no_mps.contains("name: tessera-mps-daemon"),
+        "the MPS DaemonSet is left out"
+    );
+    assert!(
+        !no_mps.contains("--mps-root"),
+        "the device plugin waits for no daemon"
+    );
+    assert!(
+        no_mps.contains("--soft-sharing"),
+        "shares are placed without MPS"
+    );
+}
+
 #[test]
 fn the_mps_daemon_is_never_restarted_under_running_work_and_shares_its_root() {
     let all = workloads();
