@@ -1,5 +1,5 @@
 //! `tessera device-plugin`: loads NVML, connects to the apiserver, runs the device plugin on the
-//! kubelet's socket and serves `/metrics` and `/healthz`, until SIGTERM or Ctrl-C. The plugin
+//! kubelet's socket and serves `/metrics`, `/healthz` and `/readyz`, until SIGTERM or Ctrl-C. The plugin
 //! itself lives in tessera-device-plugin; this module only wires it to the process.
 
 use std::net::SocketAddr;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tessera_device_plugin::Plugin;
@@ -21,7 +22,7 @@ use tessera_device_plugin::pods::KubePods;
 pub struct DevicePluginCli {
     #[command(flatten)]
     plugin: DevicePluginArgs,
-    /// Address serving /metrics and /healthz.
+    /// Address serving /metrics, /healthz and /readyz.
     #[arg(long, env = "TESSERA_METRICS_LISTEN", default_value = "0.0.0.0:9402")]
     metrics_listen: SocketAddr,
     /// Kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config.
@@ -53,11 +54,13 @@ async fn serve(
     let plugin = Plugin::new(config, gpus, kube.clone(), kube, metrics);
     let stopped = crate::serve::stop_on_signal();
     let registry = Arc::new(registry);
+    let readiness = Readiness::of(&plugin);
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(move || readiness.clone().answer()))
         .route(
             "/metrics",
-            get(move || crate::serve::metrics_text(Arc::clone(&registry))),
+            get(move |headers| crate::serve::metrics_response(Arc::clone(&registry), headers)),
         );
     let http =
         crate::serve::serve_agent_http(metrics_listen, "--metrics-listen", router, stopped.clone())
@@ -67,4 +70,38 @@ async fn serve(
         .context("metrics server task")?
         .context("metrics server")?;
     Ok(())
+}
+
+/// What `/readyz` answers: ready while the kubelet knows our socket; never without a GPU, so a
+/// node whose driver is missing shows as a not-ready pod rather than a silent one.
+#[derive(Clone)]
+enum Readiness {
+    Gpus(Arc<tessera_device_plugin::state::Shared>),
+    NoGpu(String),
+}
+
+impl Readiness {
+    fn of(plugin: &Plugin) -> Self {
+        match (plugin.shared(), plugin.unavailable()) {
+            (Some(shared), _) => Readiness::Gpus(Arc::clone(shared)),
+            (None, why) => Readiness::NoGpu(why.map(ToString::to_string).unwrap_or_default()),
+        }
+    }
+
+    async fn answer(self) -> (StatusCode, String) {
+        match self {
+            Readiness::Gpus(shared) if shared.is_registered() => (
+                StatusCode::OK,
+                "ready: registered with the kubelet\n".into(),
+            ),
+            Readiness::Gpus(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: not registered with the kubelet\n".into(),
+            ),
+            Readiness::NoGpu(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: no GPU to offer: {why}\n"),
+            ),
+        }
+    }
 }

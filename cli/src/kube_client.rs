@@ -10,15 +10,31 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// Connects to the apiserver.
 pub async fn connect(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
-    let config = match kubeconfig {
-        Some(path) => {
+    connect_to(kubeconfig, None).await
+}
+
+/// Connects to the apiserver, through kubeconfig context `context` when given (kubectl's
+/// `--context`: from `kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`).
+pub async fn connect_to(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> anyhow::Result<Client> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..KubeConfigOptions::default()
+    };
+    let config = match (kubeconfig, context) {
+        (Some(path), _) => {
             let file = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+            kube::Config::from_custom_kubeconfig(file, &options)
                 .await
                 .with_context(|| format!("using kubeconfig {}", path.display()))?
         }
-        None => kube::Config::infer()
+        (None, Some(context)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .with_context(|| format!("using kubeconfig context {context:?}"))?,
+        (None, None) => kube::Config::infer()
             .await
             .context("finding the apiserver (no --kubeconfig, not in a cluster, no KUBECONFIG)")?,
     };

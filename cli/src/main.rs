@@ -15,9 +15,17 @@ mod webhook;
 
 use clap::{Parser, Subcommand};
 
+/// `tessera --version`: the release and the commit it was built from (see build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TESSERA_COMMIT"),
+    ")"
+);
+
 /// Tessera makes Kubernetes fit for middleware and AI workloads.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about)]
+#[command(name = "tessera", version = VERSION, about)]
 struct Cli {
     #[command(flatten)]
     log: logging::LogArgs,

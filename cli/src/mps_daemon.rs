@@ -44,7 +44,7 @@ async fn serve(config: Config, modes: NvmlModes, listen: SocketAddr) -> anyhow::
         .route("/readyz", get(move || readyz(ready.clone())))
         .route(
             "/metrics",
-            get(move || crate::serve::metrics_text(Arc::clone(&registry))),
+            get(move |headers| crate::serve::metrics_response(Arc::clone(&registry), headers)),
         );
     let http =
         crate::serve::serve_agent_http(listen, "--metrics-listen", router, stopped.clone()).await?;

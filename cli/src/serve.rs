@@ -101,11 +101,14 @@ pub async fn serve_agent_http(
     }))
 }
 
-/// The registry in Prometheus text format.
-pub async fn metrics_text(registry: Arc<prometheus_client::registry::Registry>) -> String {
+/// `/metrics` of a registry, in the format the scraper's `Accept` header asks for.
+pub async fn metrics_response(
+    registry: Arc<prometheus_client::registry::Registry>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         tracing::warn!(error = %e, "encoding metrics");
     }
-    text
+    tessera_serve::exposition::respond(&headers, text)
 }

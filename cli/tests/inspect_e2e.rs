@@ -100,4 +100,51 @@ async fn inspect_shows_who_holds_which_share() {
         "{text}"
     );
     assert!(text.contains("full"), "{text}");
+    assert!(
+        text.contains("heartbeat "),
+        "the node's heartbeat age: {text}"
+    );
+    assert!(text.contains("total: 1 node(s)"), "{text}");
+
+    // kubectl's flags: --context names a context of the kubeconfig, -n keeps one namespace's
+    // holders; an unknown context is refused by name.
+    let context = kube::config::Kubeconfig::read_from(&kubeconfig)
+        .unwrap()
+        .current_context
+        .expect("the e2e kubeconfig names a current context");
+    let args = [
+        "inspect",
+        "-o",
+        "json",
+        "--node",
+        &node,
+        "--context",
+        &context,
+        "-n",
+        "elsewhere",
+        "--kubeconfig",
+    ];
+    let args = args.iter().map(std::ffi::OsStr::new);
+    let out = output_ok(tessera, args.chain([kubeconfig.as_os_str()]));
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    let holders: usize = report["nodes"][0]["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["holders"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(holders, 0, "no holder of another namespace is shown");
+    assert_eq!(report["totals"]["gpus"], 2, "{report}");
+    assert!(
+        report["nodes"][0]["heartbeatAgeSecs"].is_number(),
+        "{report}"
+    );
+    let refused = std::process::Command::new(tessera)
+        .args(["inspect", "--context", "no-such-context", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("no-such-context"), "{why}");
 }

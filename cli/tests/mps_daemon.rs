@@ -149,6 +149,14 @@ fn takes_the_gpus_publishes_readiness_restarts_the_daemon_and_gives_back_on_sigt
     let (_, metrics) = until("metrics", || get(port, "/metrics"));
     assert!(metrics.contains("tessera_mps_ready 1"), "{metrics}");
     assert!(metrics.contains("tessera_mps_gpus 1"), "{metrics}");
+    // No Accept header: the Prometheus text format, clean for promtool.
+    let (head, body) = metrics.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    tessera_tests::promtool::assert_clean(body);
 
     // The control daemon dies: isolation is gone at once, then back after a restart.
     let first = until("the control daemon's pid", || control_pid(&node.root()));

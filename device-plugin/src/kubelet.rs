@@ -70,6 +70,7 @@ pub async fn run(
             r = register_until_ok(&shared, &path, inode) => r,
             () = crate::state::stopped(&mut shutdown) => false,
         };
+        shared.set_registered(registered);
         if registered {
             tokio::select! {
                 () = socket_gone(&path, inode) => {
@@ -78,6 +79,7 @@ pub async fn run(
                 () = crate::state::stopped(&mut shutdown) => {}
             }
         }
+        shared.set_registered(false);
         let _ = stop_tx.send(true);
         let drain = drain(server);
         if *shutdown.borrow() {

@@ -38,8 +38,8 @@ pub struct Metrics {
     pub memory_used: Family<GpuLabel, Gauge>,
     /// GPU memory total, bytes.
     pub memory_total: Family<GpuLabel, Gauge>,
-    /// GPU utilisation, percent.
-    pub utilization: Family<GpuLabel, Gauge>,
+    /// GPU utilisation, 0 to 1.
+    pub utilization: Family<GpuLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// 1 when the GPU is offered, 0 when unhealthy.
     pub healthy: Family<GpuLabel, Gauge>,
     /// Shares assigned on each GPU by pods on this node.
@@ -56,6 +56,8 @@ pub struct Metrics {
     pub registrations: Counter,
     /// 1 while the MPS daemon's status is fresh (isolation live), 0 otherwise.
     pub mps_ready: Gauge,
+    /// 1 while the kubelet knows our current socket.
+    pub registered: Gauge,
 }
 
 impl Metrics {
@@ -75,6 +77,7 @@ impl Metrics {
             corrections: Counter::default(),
             registrations: Counter::default(),
             mps_ready: Gauge::default(),
+            registered: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("tessera_device_plugin");
         r.register(
@@ -88,8 +91,8 @@ impl Metrics {
             m.memory_total.clone(),
         );
         r.register(
-            "gpu_utilization_percent",
-            "GPU utilisation",
+            "gpu_utilization_ratio",
+            "Share of time a kernel ran on the GPU over NVML's last sample period (0 to 1)",
             m.utilization.clone(),
         );
         r.register(
@@ -124,6 +127,11 @@ impl Metrics {
             m.registrations.clone(),
         );
         r.register(
+            "registered",
+            "1 while the kubelet has accepted the registration of the socket served now",
+            m.registered.clone(),
+        );
+        r.register(
             "mps_ready",
             "1 while the MPS daemon reports ready with a fresh heartbeat (shares isolated)",
             m.mps_ready.clone(),
@@ -143,7 +151,7 @@ impl Metrics {
                 .set(u.total_bytes as i64);
             self.utilization
                 .get_or_create(&l)
-                .set(i64::from(u.util_percent));
+                .set(f64::from(u.util_percent) / 100.0);
         }
     }
 }

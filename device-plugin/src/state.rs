@@ -48,6 +48,8 @@ pub struct Shared {
     served: Mutex<BTreeMap<String, Served>>,
     /// Serialises Allocate so two calls never match the same container.
     pub allocate_lock: tokio::sync::Mutex<()>,
+    /// Whether the kubelet has accepted our registration for the socket we serve now.
+    registered: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -73,7 +75,21 @@ impl Shared {
             slots,
             served: Mutex::new(BTreeMap::new()),
             allocate_lock: tokio::sync::Mutex::new(()),
+            registered: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the kubelet knows our current socket (readiness: until then, and after a kubelet
+    /// restart removed the socket, the node offers no share).
+    pub fn is_registered(&self) -> bool {
+        self.registered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records whether the kubelet knows our current socket.
+    pub fn set_registered(&self, registered: bool) {
+        self.registered
+            .store(registered, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.registered.set(i64::from(registered));
     }
 
     /// The GPUs as offered now: XID health, and the MPS daemon's status applied.

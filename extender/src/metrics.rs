@@ -1,5 +1,6 @@
 //! The extender's Prometheus metrics: requests by verb and result, their latency, and the size
-//! of the state (nodes, tracked pods, pending reservations, assignments not yet countable).
+//! of the state (nodes, tracked pods, pending reservations, assignments not yet countable), and
+//! per node and GPU model: allocation, fragmentation, live isolation and heartbeat age.
 //! The registry belongs to the state (no globals); `/metrics` encodes it.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -18,6 +19,135 @@ pub struct VerbLabels {
     pub verb: String,
     /// `ok` or `error`.
     pub result: String,
+}
+
+/// Labels of a node's GPUs of one model.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    /// Node name.
+    pub node: String,
+    /// GPU model.
+    pub model: String,
+}
+
+/// Labels of a node's GPUs of one model with one live isolation.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IsolationLabels {
+    /// Node name.
+    pub node: String,
+    /// GPU model.
+    pub model: String,
+    /// `none`, `mps` or `mps-multi-user`.
+    pub isolation: String,
+}
+
+/// Labels of a node.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabel {
+    /// Node name.
+    pub node: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// Per node and GPU model gauges, refilled from the state on each scrape.
+#[derive(Default)]
+struct GpuGauges {
+    gpus: Family<ModelLabels, Gauge>,
+    healthy: Family<ModelLabels, Gauge>,
+    memory: Family<ModelLabels, Gauge>,
+    memory_allocated: Family<ModelLabels, Gauge>,
+    compute_allocated: Family<ModelLabels, FloatGauge>,
+    fragmented: Family<ModelLabels, FloatGauge>,
+    isolation: Family<IsolationLabels, Gauge>,
+    heartbeat_age: Family<NodeLabel, Gauge>,
+}
+
+impl GpuGauges {
+    fn register(&self, registry: &mut Registry) {
+        registry.register("node_gpus", "GPUs per node and model", self.gpus.clone());
+        registry.register(
+            "node_gpus_healthy",
+            "Healthy (offered) GPUs per node and model",
+            self.healthy.clone(),
+        );
+        registry.register(
+            "node_gpu_memory_bytes",
+            "GPU memory per node and model",
+            self.memory.clone(),
+        );
+        registry.register(
+            "node_gpu_memory_allocated_bytes",
+            "GPU memory handed out to shares and whole GPUs per node and model",
+            self.memory_allocated.clone(),
+        );
+        registry.register(
+            "node_gpu_compute_allocated_gpus",
+            "GPU compute handed out per node and model, in GPUs (1 = all SMs of one GPU)",
+            self.compute_allocated.clone(),
+        );
+        registry.register(
+            "node_gpu_fragmented_gpus",
+            "Expected idle GPU compute the typical pod mix cannot use (FGD measure), in GPUs",
+            self.fragmented.clone(),
+        );
+        registry.register(
+            "node_gpus_by_isolation",
+            "GPUs per node and model by the isolation the device plugin reports live",
+            self.isolation.clone(),
+        );
+        registry.register(
+            "node_heartbeat_age_seconds",
+            "Age of each GPU node's inventory heartbeat",
+            self.heartbeat_age.clone(),
+        );
+    }
+
+    fn fill(&self, cluster: &Cluster, now_secs: i64) {
+        const MIB: i64 = 1 << 20;
+        self.gpus.clear();
+        self.healthy.clear();
+        self.memory.clear();
+        self.memory_allocated.clear();
+        self.compute_allocated.clear();
+        self.fragmented.clear();
+        self.isolation.clear();
+        self.heartbeat_age.clear();
+        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for u in cluster.usage() {
+            let l = ModelLabels {
+                node: u.node.clone(),
+                model: u.model.clone(),
+            };
+            self.gpus.get_or_create(&l).set(i64::from(u.gpus));
+            self.healthy.get_or_create(&l).set(i64::from(u.healthy));
+            self.memory
+                .get_or_create(&l)
+                .set(int(u.mem_total_mib).saturating_mul(MIB));
+            self.memory_allocated
+                .get_or_create(&l)
+                .set(int(u.mem_allocated_mib).saturating_mul(MIB));
+            self.compute_allocated
+                .get_or_create(&l)
+                .set(u.compute_allocated_milli as f64 / 1000.0);
+            self.fragmented
+                .get_or_create(&l)
+                .set(u.fragmented_milli / 1000.0);
+            for (isolation, n) in u.isolation.labelled() {
+                let l = IsolationLabels {
+                    node: u.node.clone(),
+                    model: u.model.clone(),
+                    isolation: isolation.to_string(),
+                };
+                self.isolation.get_or_create(&l).set(i64::from(n));
+            }
+        }
+        for (node, age) in cluster.heartbeat_ages(now_secs) {
+            self.heartbeat_age
+                .get_or_create(&NodeLabel { node })
+                .set(age);
+        }
+    }
 }
 
 /// Labels of a latency observation.
@@ -44,6 +174,7 @@ pub struct Metrics {
     reservations: Gauge,
     unplaced: Gauge,
     leader: Gauge,
+    gpu: GpuGauges,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -115,7 +246,10 @@ impl Metrics {
             "1 while this replica leads (answers the verbs, removes stale assignments), 0 on a standby",
             leader.clone(),
         );
+        let gpu = GpuGauges::default();
+        gpu.register(&mut registry);
         Metrics {
+            gpu,
             leader,
             registry,
             requests,
@@ -158,8 +292,10 @@ impl Metrics {
         self.leader.set(i64::from(leads));
     }
 
-    /// The text exposition, with the state gauges taken from `cluster` now.
-    pub fn encode(&self, cluster: &Cluster) -> String {
+    /// The OpenMetrics exposition, with the state gauges taken from `cluster` at `now_secs`
+    /// (Unix seconds, for heartbeat ages).
+    pub fn encode(&self, cluster: &Cluster, now_secs: i64) -> String {
+        self.gpu.fill(cluster, now_secs);
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.nodes.set(count(cluster.ledger.nodes().len()));
         self.pods.set(count(cluster.tracked_pods()));

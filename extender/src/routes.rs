@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::Request;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
@@ -87,17 +87,11 @@ async fn observe(
     response
 }
 
-async fn metrics(State(state): State<Arc<ExtenderState>>) -> impl IntoResponse {
+async fn metrics(State(state): State<Arc<ExtenderState>>, headers: HeaderMap) -> Response {
     let metrics = state.metrics();
     metrics.set_leader(state.leadership().writer().is_some());
-    let text = metrics.encode(&state.read());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
+    let text = metrics.encode(&state.read(), crate::state::unix_now());
+    tessera_serve::exposition::respond(&headers, text)
 }
 
 /// Ready once the caches are synced, leader or standby (the Service routes by the leader

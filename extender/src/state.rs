@@ -127,12 +127,9 @@ impl ExtenderState {
     /// How this replica judges assignments now (see `tessera_core::cluster::Judge`); `leading`
     /// must be this replica's current writer.
     pub fn judge<'a>(&self, leading: Option<&'a Writer>) -> Judge<'a> {
-        let now_s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         Judge {
             leading,
-            now_s,
+            now_s: unix_now(),
             timeout_s: i64::try_from(self.config.reservation_timeout.as_secs()).unwrap_or(i64::MAX),
         }
     }
@@ -262,4 +259,11 @@ fn request_bytes(request: &PendingRequest) -> usize {
             base + containers + models + group
         }
     }
+}
+
+/// Wall-clock Unix seconds (heartbeats and bind times are in these).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

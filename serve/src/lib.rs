@@ -5,6 +5,7 @@
 
 mod conn;
 pub mod expiry;
+pub mod exposition;
 pub mod serve;
 pub mod signal;
 pub mod tls;

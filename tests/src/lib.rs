@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod e2e;
 pub mod http;
 pub mod process;
+pub mod promtool;
 pub mod replicas;
 pub mod scheduler;
 pub mod standin;

@@ -726,3 +726,41 @@ async fn a_standby_answers_no_verb_until_it_leads_then_binds_as_its_term() {
     leadership.observe(Some(&lease("ext-c", 6)));
     assert_eq!(verb("bind", fixture("bind.request.json")).await.0, 503);
 }
+
+#[tokio::test]
+async fn metrics_come_as_openmetrics_to_prometheus_and_as_text_to_everyone_else() {
+    let addr = serve(state()).await;
+    let filter = as_tessera_request(fixture("filter.nodenames.request.json"), "8192");
+    assert_eq!(post(addr, "filter", &filter).await.0, 200);
+    let scrape = |accept: Option<&'static str>| async move {
+        let mut req = reqwest::Client::new().get(format!("http://{addr}/metrics"));
+        if let Some(accept) = accept {
+            req = req.header("accept", accept);
+        }
+        let resp = req.send().await.unwrap();
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        (ct, resp.text().await.unwrap())
+    };
+    let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (ct, open) = scrape(Some(prometheus)).await;
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    let (ct, text) = scrape(None).await;
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    assert!(!text.contains("# EOF"));
+    assert!(
+        text.contains("# TYPE tessera_extender_requests_total counter"),
+        "{text}"
+    );
+    // The captured cluster's node-1: four shares of 16,000 MiB and half a GPU each.
+    assert!(
+        text.contains(
+            "tessera_extender_node_gpu_memory_allocated_bytes{node=\"node-1\",model=\"T4\"} 67108864000"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        "tessera_extender_node_gpu_compute_allocated_gpus{node=\"node-1\",model=\"T4\"} 2.0"
+    ));
+    tessera_tests::promtool::assert_clean(&text);
+}

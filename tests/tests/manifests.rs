@@ -365,3 +365,130 @@ fn the_mps_daemon_is_never_restarted_under_running_work_and_shares_its_root() {
             .any(|a| a == "--mps-root=/run/tessera/mps")
     );
 }
+
+#[test]
+fn every_workload_has_probes_on_a_named_port() {
+    for (file, name, spec) in workloads() {
+        for c in &spec.containers {
+            let ports: Vec<String> = c
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| p.name.clone())
+                .collect();
+            assert!(
+                !ports.is_empty(),
+                "{}: {name} has no named port",
+                file.display()
+            );
+            let probes = [
+                ("liveness", &c.liveness_probe),
+                ("readiness", &c.readiness_probe),
+            ];
+            for (kind, probe) in probes {
+                // kube-scheduler has no readiness of its own worth routing on; the rest must.
+                if kind == "readiness" && name == "tessera-scheduler" {
+                    continue;
+                }
+                let probe = probe
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{}: {name} has no {kind} probe", file.display()));
+                let get = probe.http_get.as_ref().expect("an HTTP probe");
+                let port = match &get.port {
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s,
+                    other => panic!("{name}: {kind} probe on {other:?}, not a named port"),
+                };
+                assert!(
+                    ports.contains(port),
+                    "{name}: {kind} probe port {port} not declared"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_monitoring_component_scrapes_every_component_on_its_declared_port() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = root.canonicalize().unwrap();
+    // An install beside the shipped ones (kustomize takes only relative paths), removed after.
+    let dir = tempfile::Builder::new()
+        .prefix(".monitoring-test")
+        .tempdir_in(root.join("install"))
+        .unwrap();
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../manifests\ncomponents:\n- ../components/monitoring\n",
+    )
+    .unwrap();
+    let Ok(out) = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir.path())
+        .output()
+    else {
+        eprintln!("skipping the monitoring render: kubectl is not installed");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_slice(&out.stdout)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect();
+    let named = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
+            .clone()
+    };
+    let monitor = named("ServiceMonitor", "tessera");
+    let scraped: Vec<&str> = monitor["spec"]["endpoints"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| e["port"].as_str().unwrap())
+        .collect();
+    let dashboard = named("ConfigMap", "tessera-grafana-dashboard");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(dashboard["metadata"]["namespace"], "tessera-system");
+    assert!(
+        dashboard["data"]["tessera.json"]
+            .as_str()
+            .unwrap()
+            .contains("\"panels\"")
+    );
+    let workloads = workloads();
+    for component in ["webhook", "extender", "device-plugin", "mps-daemon"] {
+        let service: Service =
+            serde_yaml_ng::from_value(named("Service", &format!("tessera-{component}-metrics")))
+                .unwrap();
+        let spec = service.spec.unwrap();
+        let selected = spec.selector.unwrap()["app.kubernetes.io/name"].clone();
+        let (_, _, pod) = workloads
+            .iter()
+            .find(|(_, n, _)| *n == selected)
+            .unwrap_or_else(|| panic!("{component}: selects {selected}, no such workload"));
+        for port in spec.ports.unwrap() {
+            assert!(
+                scraped.contains(&port.name.as_deref().unwrap()),
+                "{component}: port {:?} is not scraped",
+                port.name
+            );
+            let target = match port.target_port.unwrap() {
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s,
+                other => panic!("{component}: target port {other:?} is not named"),
+            };
+            let declared = pod.containers[0]
+                .ports
+                .iter()
+                .flatten()
+                .any(|p| p.name.as_deref() == Some(target.as_str()));
+            assert!(
+                declared,
+                "{component}: target port {target} is not declared"
+            );
+        }
+    }
+}

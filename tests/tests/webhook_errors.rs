@@ -163,6 +163,7 @@ async fn readyz_waits_for_profiles_and_health_and_metrics_answer() {
         .unwrap();
     // rcgen's default validity runs to 4096; anything positive shows the expiry was read.
     assert!(expiry.parse::<i64>().unwrap() > 0, "{expiry}");
+    tessera_tests::promtool::assert_clean(&text);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `tessera inspect` (also `kubectl tessera inspect`, with this binary installed as
 //! `kubectl-tessera`): reads nodes and pods from the cluster, rebuilds the GPU accounting exactly
-//! as the extender does, and prints per node and per GPU who holds what and what is free.
+//! as the extender does, and prints per node and per GPU who holds what and what is free, the
+//! isolation and inventory heartbeat of each node, and cluster totals.
 
 mod report;
 
@@ -41,6 +42,13 @@ pub struct InspectArgs {
     /// Kubeconfig to use (default: in-cluster, then `$KUBECONFIG`, then `~/.kube/config`).
     #[arg(long, env = "TESSERA_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use (kubectl's `--context`).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Only holders in this namespace (kubectl's `-n`); nodes, GPUs and totals stay
+    /// cluster-wide, since free capacity is shared by every namespace.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
 }
 
 /// Prints the report.
@@ -50,7 +58,15 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let cluster = runtime.block_on(read_cluster(&args))?;
-    let report = Report::of(&cluster, args.node.as_deref());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let scope = report::Scope {
+        node: args.node.as_deref(),
+        namespace: args.namespace.as_deref(),
+        now_secs: now,
+    };
+    let report = Report::of(&cluster, &scope);
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Table => print!("{}", report.table(std::io::stdout().is_terminal())),
@@ -59,7 +75,8 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
 }
 
 async fn read_cluster(args: &InspectArgs) -> anyhow::Result<Cluster> {
-    let client = crate::kube_client::connect(args.kubeconfig.as_deref()).await?;
+    let client =
+        crate::kube_client::connect_to(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let nodes: Api<PartialObjectMeta<Node>> = Api::all(client.clone());
     let nodes = nodes
         .list_metadata(&ListParams::default())

@@ -5,6 +5,24 @@ use serde::Serialize;
 use tessera_core::cluster::Cluster;
 use tessera_core::ledger::Sharing;
 
+/// What the report covers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// Only this node.
+    pub node: Option<&'a str>,
+    /// Only holders (and uncounted pods) of this namespace.
+    pub namespace: Option<&'a str>,
+    /// Now, Unix seconds (heartbeat ages).
+    pub now_secs: i64,
+}
+
+impl Scope<'_> {
+    fn shows(&self, pod: &str) -> bool {
+        self.namespace
+            .is_none_or(|ns| pod.split_once('/').is_some_and(|(p, _)| p == ns))
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -13,6 +31,32 @@ pub struct Report {
     pub nodes: Vec<NodeReport>,
     /// Pods whose assignment could not be counted (unknown node or GPU, over-commit).
     pub unplaced: Vec<String>,
+    /// Sums over the nodes shown.
+    pub totals: Totals,
+}
+
+/// Sums over the nodes shown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    /// Nodes with GPUs.
+    pub nodes: usize,
+    /// GPUs.
+    pub gpus: u32,
+    /// Of them, healthy.
+    pub healthy: u32,
+    /// GPU memory, MiB.
+    pub mem_total_mib: u64,
+    /// GPU memory handed out, MiB.
+    pub mem_allocated_mib: u64,
+    /// Compute handed out, thousandths of a GPU.
+    pub compute_allocated_milli: u64,
+    /// GPUs whose shares an MPS daemon enforces now (single- or multi-user).
+    pub isolated: u32,
+    /// GPUs with no live isolation (whole GPUs only, unless soft sharing).
+    pub not_isolated: u32,
+    /// The largest inventory heartbeat age, seconds.
+    pub oldest_heartbeat_secs: Option<i64>,
 }
 
 /// One node.
@@ -23,6 +67,8 @@ pub struct NodeReport {
     pub name: String,
     /// Zone label.
     pub zone: Option<String>,
+    /// Seconds since the device plugin's last inventory heartbeat (none reported: absent).
+    pub heartbeat_age_secs: Option<i64>,
     /// GPUs in index order.
     pub gpus: Vec<GpuReport>,
 }
@@ -81,8 +127,11 @@ fn isolation(node: &tessera_core::ledger::NodeLedger, sharing: Sharing) -> Strin
 }
 
 impl Report {
-    /// The report of `cluster` (nodes without GPUs are left out), optionally one node only.
-    pub fn of(cluster: &Cluster, only: Option<&str>) -> Self {
+    /// The report of `cluster` (nodes without GPUs are left out) within `scope`.
+    pub fn of(cluster: &Cluster, scope: &Scope<'_>) -> Self {
+        let only = scope.node;
+        let ages: std::collections::HashMap<String, i64> =
+            cluster.heartbeat_ages(scope.now_secs).into_iter().collect();
         let mut nodes: Vec<NodeReport> = cluster
             .ledger
             .nodes()
@@ -95,7 +144,7 @@ impl Report {
                     .enumerate()
                     .map(|(index, g)| {
                         let mut holders = Vec::new();
-                        for (pod, h) in n.holders() {
+                        for (pod, h) in n.holders().iter().filter(|(pod, _)| scope.shows(pod)) {
                             for c in &h.placement.containers {
                                 for s in c.shares.iter().filter(|s| s.gpu == index) {
                                     holders.push(Holder {
@@ -125,14 +174,36 @@ impl Report {
                 NodeReport {
                     name: n.name.clone(),
                     zone: n.zone.clone(),
+                    heartbeat_age_secs: ages.get(&n.name).copied(),
                     gpus,
                 }
             })
             .collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut totals = Totals {
+            nodes: nodes.len(),
+            oldest_heartbeat_secs: nodes.iter().filter_map(|n| n.heartbeat_age_secs).max(),
+            ..Totals::default()
+        };
+        for u in cluster
+            .usage()
+            .iter()
+            .filter(|u| only.is_none_or(|o| o == u.node))
+        {
+            totals.gpus += u.gpus;
+            totals.healthy += u.healthy;
+            totals.mem_total_mib += u.mem_total_mib;
+            totals.mem_allocated_mib += u.mem_allocated_mib;
+            totals.compute_allocated_milli += u.compute_allocated_milli;
+            totals.isolated += u.isolation.mps + u.isolation.mps_multi_user;
+            totals.not_isolated += u.isolation.none;
+        }
+        let mut unplaced = cluster.unplaced_pods();
+        unplaced.retain(|p| scope.shows(p));
         Report {
             nodes,
-            unplaced: cluster.unplaced_pods(),
+            unplaced,
+            totals,
         }
     }
 
@@ -149,6 +220,10 @@ impl Report {
         for node in &self.nodes {
             let zone = node.zone.as_deref().unwrap_or("-");
             out.push_str(&paint("1", format!("{}  (zone {zone})", node.name)));
+            match node.heartbeat_age_secs {
+                Some(age) => out.push_str(&format!("  heartbeat {age}s ago")),
+                None => out.push_str(&paint("33", "  no heartbeat".to_string())),
+            }
             out.push('\n');
             for g in &node.gpus {
                 let used_mem = g.mem_total_mib - g.mem_free_mib;
@@ -188,11 +263,38 @@ impl Report {
         if self.nodes.is_empty() {
             out.push_str("no node reports Tessera GPUs (is the device plugin running?)\n");
         }
+        if !self.nodes.is_empty() {
+            out.push_str(&self.totals.line());
+        }
         for pod in &self.unplaced {
             out.push_str(&paint("33", format!("not counted: {pod} (its assignment names an unknown node or GPU, or over-commits)")));
             out.push('\n');
         }
         out
+    }
+}
+
+impl Totals {
+    /// The totals line of the table.
+    fn line(&self) -> String {
+        let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
+        let heartbeat = self
+            .oldest_heartbeat_secs
+            .map_or(String::new(), |a| format!("; oldest heartbeat {a}s"));
+        format!(
+            "total: {} node(s), {} GPU(s), {} healthy; memory {}/{} MiB allocated ({}%); compute {:.2}/{} GPUs ({}%); isolation live on {}, none on {}{heartbeat}\n",
+            self.nodes,
+            self.gpus,
+            self.healthy,
+            self.mem_allocated_mib,
+            self.mem_total_mib,
+            pct(self.mem_allocated_mib, self.mem_total_mib),
+            self.compute_allocated_milli as f64 / 1000.0,
+            self.gpus,
+            pct(self.compute_allocated_milli, u64::from(self.gpus) * 1000),
+            self.isolated,
+            self.not_isolated,
+        )
     }
 }
 
@@ -223,7 +325,7 @@ mod tests {
                 gpus: vec![gpu(0), gpu(1)],
             },
             inventory_error: None,
-            heartbeat: None,
+            heartbeat: Some(970),
         });
         c.apply_node(NodeFacts {
             name: "cpu-1".into(),
@@ -265,7 +367,11 @@ mod tests {
 
     #[test]
     fn gpus_list_their_holders_and_what_is_free() {
-        let r = Report::of(&cluster(), None);
+        let scope = Scope {
+            now_secs: 1_000,
+            ..Scope::default()
+        };
+        let r = Report::of(&cluster(), &scope);
         assert_eq!(r.nodes.len(), 1, "nodes without GPUs are left out");
         let g0 = &r.nodes[0].gpus[0];
         assert_eq!(
@@ -292,5 +398,54 @@ mod tests {
         assert!(table.contains("not counted: ml/c"), "{table}");
         assert!(!table.contains('\x1b'));
         assert!(r.table(true).contains("\x1b[32m"));
+        assert!(
+            table.contains("gpu-1  (zone a)  heartbeat 30s ago"),
+            "{table}"
+        );
+        assert!(
+            table.contains("total: 1 node(s), 2 GPU(s), 2 healthy; memory 12288/32768 MiB allocated (37%); compute 0.75/2 GPUs (37%); isolation live on 2, none on 0; oldest heartbeat 30s"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_namespace_shows_only_its_holders_and_keeps_cluster_totals() {
+        let mut c = cluster();
+        c.apply_pod(PodFacts {
+            key: "web/x".into(),
+            uid: "web/x".into(),
+            priority: 0,
+            node: Some("gpu-1".into()),
+            assignment: Some(Assignment {
+                node: "gpu-1".into(),
+                containers: vec![ContainerAssignment {
+                    container: "main".into(),
+                    gpus: vec![GpuShare {
+                        uuid: "GPU-1".into(),
+                        mem_mib: 1024,
+                        core_milli: 100,
+                    }],
+                }],
+            }),
+            assignment_error: None,
+            group: None,
+            terminal: false,
+            run_as: tessera_core::request::RunAs::Uid(1000),
+            origin: tessera_core::cluster::Origin::default(),
+        });
+        let scope = Scope {
+            namespace: Some("web"),
+            now_secs: 1_000,
+            ..Scope::default()
+        };
+        let r = Report::of(&c, &scope);
+        let who: Vec<&str> = r.nodes[0]
+            .gpus
+            .iter()
+            .flat_map(|g| g.holders.iter().map(|h| h.pod.as_str()))
+            .collect();
+        assert_eq!(who, ["web/x"]);
+        assert!(r.unplaced.is_empty(), "ml/c is another namespace's");
+        assert_eq!(r.totals.mem_allocated_mib, 12288 + 1024);
     }
 }

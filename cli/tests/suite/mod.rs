@@ -526,6 +526,18 @@ async fn start_device_plugin(h: &Harness, dir: &Path) -> Option<RealNode> {
         let log = std::fs::read_to_string(dir.join("device-plugin.log")).unwrap_or_default();
         panic!("{e}\n--- device-plugin ---\n{log}");
     }
+    // Registered: ready, and its metrics lint clean in the text format plain scrapers get.
+    let metrics: SocketAddr = metrics.parse().unwrap();
+    let scraped = tokio::task::spawn_blocking(move || {
+        wait_ready(metrics);
+        tessera_tests::process::get(metrics, "/metrics")
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let (_, body) = scraped.split_once("\r\n\r\n").unwrap();
+    assert!(body.contains("tessera_device_plugin_registered 1"), "{body}");
+    tessera_tests::promtool::assert_clean(body);
     Some(RealNode {
         name: node,
         gpus,

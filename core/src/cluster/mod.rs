@@ -13,12 +13,14 @@ mod mix;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 use std::collections::BTreeSet;
 
 pub use facts::{NodeFacts, PodFacts};
 pub use fence::{Judge, Origin, Writer};
 pub use sync::Notice;
+pub use usage::{IsolationCounts, ModelUsage};
 
 use crate::affinity::Spread;
 use crate::decide::View;

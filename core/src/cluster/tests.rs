@@ -534,3 +534,41 @@ proptest! {
         prop_assert!(live.same_state(&rebuilt));
     }
 }
+
+#[test]
+fn usage_reports_allocation_isolation_and_heartbeat_per_node_and_model() {
+    let mut c = Cluster::new(4);
+    let mut a = node("a", 2, "z1");
+    a.inventory.gpus[0].isolation = crate::inventory::Isolation::None;
+    a.inventory.gpus[1].isolation = crate::inventory::Isolation::MpsMultiUser;
+    a.heartbeat = Some(990);
+    c.apply_node(a);
+    let mut b = node("b", 1, "z1");
+    b.inventory.gpus[0].model = "A100".into();
+    b.heartbeat = None;
+    c.apply_node(b);
+    c.apply_pod(held("ns/p", "a", 1, 4096, 250));
+    c.refresh_frag();
+
+    let usage = c.usage();
+    assert_eq!(usage.len(), 2, "{usage:?}");
+    let a = &usage[0];
+    assert_eq!((a.node.as_str(), a.model.as_str()), ("a", "T4"));
+    assert_eq!((a.gpus, a.healthy), (2, 2));
+    assert_eq!(a.mem_total_mib, 2 * 16384);
+    assert_eq!(a.mem_allocated_mib, 4096);
+    assert_eq!(a.compute_allocated_milli, 250);
+    assert_eq!(
+        (
+            a.isolation.none,
+            a.isolation.mps,
+            a.isolation.mps_multi_user
+        ),
+        (1, 0, 1)
+    );
+    let b = &usage[1];
+    assert_eq!((b.node.as_str(), b.model.as_str()), ("b", "A100"));
+    assert_eq!((b.mem_allocated_mib, b.compute_allocated_milli), (0, 0));
+
+    assert_eq!(c.heartbeat_ages(1_000), vec![("a".to_string(), 10)]);
+}
