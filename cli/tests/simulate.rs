@@ -131,6 +131,28 @@ fn report_is_a_self_contained_page_with_svg() {
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.matches("<svg").count() >= 2, "curves and GPU picture");
     assert!(html.contains("fgd") && html.contains("node-c"));
+    assert!(html.contains("id=\"alloc-zoom\"") && html.contains("<table class=\"numbers\""));
+}
+
+#[test]
+fn bundled_scenario_report_shows_memory_only_pods_the_failed_pod_and_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.html");
+    let out = tessera(&["simulate", "--report", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let html = std::fs::read_to_string(&path).unwrap();
+    // gpushare pods ask for memory only: each has its memory segment and its legend entry.
+    for i in 1..=6 {
+        let pod = format!("research/gpushare-ocr-{i}");
+        assert!(
+            html.contains(&format!("class=\"mem\" data-pod=\"{pod}\"")),
+            "{pod}"
+        );
+        assert_eq!(html.matches(&format!("title=\"{pod} — ")).count(), 1);
+    }
+    assert!(html.contains("research/typo-gpu-core"));
+    assert!(html.contains("is outside 1..=100 percent"));
+    assert!(html.contains("⚠ anti-affinity"));
 }
 
 #[test]

@@ -39,6 +39,33 @@ pub struct Violations {
     pub quorum: u32,
 }
 
+/// Which spreading rule a fault breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Two or more members of a group on one node.
+    AntiAffinity,
+    /// A node or zone holding half or more of a quorum ensemble.
+    Quorum,
+}
+
+/// One spreading fault and where it is, for reports; `Violations` counts the same faults.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SpreadFault {
+    /// Which rule.
+    pub kind: FaultKind,
+    /// Group key.
+    pub group: String,
+    /// The node holding the members (for a zone fault, `None`).
+    pub node: Option<String>,
+    /// The zone holding the members (zone quorum faults only).
+    pub zone: Option<String>,
+    /// Members of the group there.
+    pub members: u32,
+    /// Size of the ensemble.
+    pub ensemble: u32,
+}
+
 fn ensemble(group: &Group, members: u32) -> u32 {
     group.size.unwrap_or(members).max(members)
 }
@@ -148,6 +175,46 @@ impl Spread {
         }
         v
     }
+
+    /// Lists the spreading faults of the current placement: every node with two or more
+    /// members of a group, and every node or zone holding half or more of a quorum ensemble.
+    /// Ordered by group as given, then node or zone name.
+    pub fn faults(&self, groups: &[Group]) -> Vec<SpreadFault> {
+        let mut out = Vec::new();
+        for group in groups {
+            let Some(m) = self.groups.get(&group.key) else {
+                continue;
+            };
+            let size = ensemble(group, m.total);
+            let too_many = |k: u32| group.quorum && 2 * k >= size && size > 1;
+            let fault = |kind, node: Option<&String>, zone: Option<&String>, members| SpreadFault {
+                kind,
+                group: group.key.clone(),
+                node: node.cloned(),
+                zone: zone.cloned(),
+                members,
+                ensemble: size,
+            };
+            let mut nodes: Vec<(&String, &u32)> = m.by_node.iter().collect();
+            nodes.sort();
+            for (node, &k) in nodes {
+                if k > 1 {
+                    out.push(fault(FaultKind::AntiAffinity, Some(node), None, k));
+                }
+                if too_many(k) {
+                    out.push(fault(FaultKind::Quorum, Some(node), None, k));
+                }
+            }
+            if self.zones.len() >= MIN_ZONES_FOR_ZONE_QUORUM {
+                let mut zones: Vec<(&String, &u32)> = m.by_zone.iter().collect();
+                zones.sort();
+                for (zone, &k) in zones.into_iter().filter(|(_, k)| too_many(**k)) {
+                    out.push(fault(FaultKind::Quorum, None, Some(zone), k));
+                }
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -227,5 +294,35 @@ mod tests {
         assert_eq!(spread.violations(std::slice::from_ref(&g)).anti_affinity, 1);
         spread.remove(&g, &a1);
         assert_eq!(spread.violations(&[g]).anti_affinity, 0);
+    }
+
+    #[test]
+    fn faults_name_the_node_or_zone_that_breaks_each_rule() {
+        let (a1, a2, b1, c1) = (
+            zoned("a1", "a"),
+            zoned("a2", "a"),
+            zoned("b1", "b"),
+            zoned("c1", "c"),
+        );
+        let mut spread = Spread::default();
+        spread.set_zones(["a", "b", "c"]);
+        // Forced placements (the filter would refuse them): two on a1, one more in zone a.
+        for node in [&a1, &a1, &a2, &b1, &c1] {
+            spread.add(&zk(5), node);
+        }
+        let faults = spread.faults(&[zk(5)]);
+        let short: Vec<(FaultKind, Option<&str>, Option<&str>, u32)> = faults
+            .iter()
+            .map(|f| (f.kind, f.node.as_deref(), f.zone.as_deref(), f.members))
+            .collect();
+        assert_eq!(
+            short,
+            [
+                (FaultKind::AntiAffinity, Some("a1"), None, 2),
+                (FaultKind::Quorum, None, Some("a"), 3),
+            ]
+        );
+        let v = spread.violations(&[zk(5)]);
+        assert_eq!((v.anti_affinity, v.quorum), (1, 1));
     }
 }

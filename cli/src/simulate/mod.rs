@@ -61,7 +61,8 @@ pub struct SimulateArgs {
     /// Published results to print beside ours (default: `fgd-baselines.csv` next to the trace directory).
     #[arg(long, env = "TESSERA_SIM_BASELINES")]
     pub baselines: Option<PathBuf>,
-    /// Write an HTML page with an SVG picture of every node's GPUs and the allocation curves.
+    /// Write an HTML page: every node's GPUs with each pod's memory and compute share, pods not
+    /// placed and spreading faults (scenario); allocation curves, a zoom and the numbers (trace).
     #[arg(long, env = "TESSERA_SIM_REPORT")]
     pub report: Option<PathBuf>,
     /// Output format.

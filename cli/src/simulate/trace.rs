@@ -123,12 +123,9 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
             .for_each(|s| print!("{}", output::trace_table(s))),
         OutputFormat::Json => output::print_json(&summaries)?,
     }
-    if let Some(path) = &args.report {
-        let title = format!(
-            "Tessera simulate — trace {}",
-            lists.first().map_or("", |l| l.0.as_str())
-        );
-        let html = sim::report::trace_report(&title, &report_runs);
+    if let (Some(path), Some(first)) = (&args.report, summaries.first()) {
+        let title = format!("Tessera simulate — trace {}", first.trace);
+        let html = sim::report::trace_report(&title, &report_runs, first);
         std::fs::write(path, html)
             .with_context(|| format!("--report {}: cannot write", path.display()))?;
     }

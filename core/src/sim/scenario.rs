@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::affinity::{Spread, Violations};
+use crate::affinity::{Spread, SpreadFault, Violations};
 use crate::frag::{self, ClassKey, NodeFrag, TypicalPods};
 use crate::inventory::{GpuInfo, Isolation, NodeInventory};
 use crate::ledger::{ClusterLedger, Holding, HostCapacity, NodeLedger};
@@ -219,8 +219,10 @@ pub struct ScenarioOutcome {
     pub fragmentation_gpus: f64,
     /// Fragmentation as a percent of idle GPU compute.
     pub fragmentation_pct_of_idle: f64,
-    /// Spreading faults.
+    /// Spreading faults, counted.
     pub violations: Violations,
+    /// Spreading faults, each with the node or zone it is on.
+    pub faults: Vec<SpreadFault>,
     /// The final ledger (for the report).
     #[serde(skip)]
     pub ledger: ClusterLedger,
@@ -491,6 +493,7 @@ fn outcome(
             100.0 * frag / free as f64
         },
         violations: spread.violations(groups),
+        faults: spread.faults(groups),
         ledger,
     }
 }
