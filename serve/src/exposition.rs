@@ -69,10 +69,7 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
             continue;
         }
         let sample = line.split(" # ").next().unwrap_or(line);
-        let name = sample
-            .split(['{', ' '])
-            .next()
-            .unwrap_or("");
+        let name = sample.split(['{', ' ']).next().unwrap_or("");
         if name.ends_with("_created") && types.contains_key(name.trim_end_matches("_created")) {
             continue;
         }

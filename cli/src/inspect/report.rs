@@ -306,6 +306,32 @@ mod tests {
 
     use super::*;
 
+    /// Pod `key` bound to gpu-1, holding one share of GPU `uuid`.
+    fn held(key: &str, uuid: &str, mem_mib: u64, core_milli: u32) -> PodFacts {
+        PodFacts {
+            key: key.into(),
+            uid: key.into(),
+            priority: 0,
+            node: Some("gpu-1".into()),
+            assignment: Some(Assignment {
+                node: "gpu-1".into(),
+                containers: vec![ContainerAssignment {
+                    container: "main".into(),
+                    gpus: vec![GpuShare {
+                        uuid: uuid.into(),
+                        mem_mib,
+                        core_milli,
+                    }],
+                }],
+            }),
+            assignment_error: None,
+            group: None,
+            terminal: false,
+            run_as: tessera_core::request::RunAs::Uid(1000),
+            origin: tessera_core::cluster::Origin::default(),
+        }
+    }
+
     fn cluster() -> Cluster {
         let mut c = Cluster::new(10);
         let gpu = |i: u32| GpuInfo {
@@ -339,28 +365,7 @@ mod tests {
             ("ml/b", "GPU-0", 8192, 500),
             ("ml/c", "GPU-9", 1, 1),
         ] {
-            c.apply_pod(PodFacts {
-                key: pod.into(),
-                uid: pod.into(),
-                priority: 0,
-                node: Some("gpu-1".into()),
-                assignment: Some(Assignment {
-                    node: "gpu-1".into(),
-                    containers: vec![ContainerAssignment {
-                        container: "main".into(),
-                        gpus: vec![GpuShare {
-                            uuid: uuid.into(),
-                            mem_mib: mem,
-                            core_milli: core,
-                        }],
-                    }],
-                }),
-                assignment_error: None,
-                group: None,
-                terminal: false,
-                run_as: tessera_core::request::RunAs::Uid(1000),
-                origin: tessera_core::cluster::Origin::default(),
-            });
+            c.apply_pod(held(pod, uuid, mem, core));
         }
         c
     }
@@ -411,28 +416,7 @@ mod tests {
     #[test]
     fn a_namespace_shows_only_its_holders_and_keeps_cluster_totals() {
         let mut c = cluster();
-        c.apply_pod(PodFacts {
-            key: "web/x".into(),
-            uid: "web/x".into(),
-            priority: 0,
-            node: Some("gpu-1".into()),
-            assignment: Some(Assignment {
-                node: "gpu-1".into(),
-                containers: vec![ContainerAssignment {
-                    container: "main".into(),
-                    gpus: vec![GpuShare {
-                        uuid: "GPU-1".into(),
-                        mem_mib: 1024,
-                        core_milli: 100,
-                    }],
-                }],
-            }),
-            assignment_error: None,
-            group: None,
-            terminal: false,
-            run_as: tessera_core::request::RunAs::Uid(1000),
-            origin: tessera_core::cluster::Origin::default(),
-        });
+        c.apply_pod(held("web/x", "GPU-1", 1024, 100));
         let scope = Scope {
             namespace: Some("web"),
             now_secs: 1_000,

@@ -536,7 +536,10 @@ async fn start_device_plugin(h: &Harness, dir: &Path) -> Option<RealNode> {
     .unwrap()
     .unwrap();
     let (_, body) = scraped.split_once("\r\n\r\n").unwrap();
-    assert!(body.contains("tessera_device_plugin_registered 1"), "{body}");
+    assert!(
+        body.contains("tessera_device_plugin_registered 1"),
+        "{body}"
+    );
     tessera_tests::promtool::assert_clean(body);
     Some(RealNode {
         name: node,
