@@ -58,6 +58,23 @@ pub struct SimulateArgs {
     /// integers 0–10, ties broken at random) and report both (trace mode).
     #[arg(long, env = "TESSERA_SIM_THROUGH_EXTENDER", requires = "trace")]
     pub through_extender: bool,
+    /// Print the upper bound on the allocation at 130% (a linear relaxation over pod classes
+    /// and node types of the arrived pods; always on with `--compare`).
+    #[arg(long, env = "TESSERA_SIM_BOUND", requires = "trace")]
+    pub bound: bool,
+    /// Online reference: replays per seed of FGD with other tie-breaks (node orders); the best
+    /// run per seed among them and every policy run is printed as `reference` (0: none).
+    #[arg(
+        long,
+        env = "TESSERA_SIM_REFERENCE_TRIES",
+        default_value_t = 0,
+        requires = "trace"
+    )]
+    pub reference_tries: u64,
+    /// Learn the typical request mix from the pods arrived so far, as a running extender must,
+    /// instead of being given each list's mix in advance (the published protocol).
+    #[arg(long, env = "TESSERA_SIM_LEARN_MIX", requires = "trace")]
+    pub learn_mix: bool,
     /// Published results to print beside ours (default: `fgd-baselines.csv` next to the trace directory).
     #[arg(long, env = "TESSERA_SIM_BASELINES")]
     pub baselines: Option<PathBuf>,

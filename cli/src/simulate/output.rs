@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 use serde::Serialize;
+use tessera_core::score::Policy;
 use tessera_core::sim::summary::TraceSummary;
 
 /// The comparison table of one trace, with per-seed rows.
@@ -41,6 +42,36 @@ pub fn trace_table(s: &TraceSummary) -> String {
             pub_unalloc
         );
     }
+    let limits = [("bound", &s.bound), ("reference", &s.reference)];
+    for (name, limit) in limits.iter().filter_map(|(n, l)| Some((n, l.as_ref()?))) {
+        let _ = writeln!(
+            out,
+            "{:<14} {:>9} {:>8.2}% {:>11.1}   ({})",
+            name, "-", limit.alloc_pct_130, limit.unallocated_gpus_130, limit.method
+        );
+    }
+    if s.bound.is_some() {
+        let closed: Vec<String> = s
+            .policies
+            .iter()
+            // Ours only: the published baselines are all further from the bound than FGD.
+            .filter(|p| {
+                let base = p.policy.split('@').next().unwrap_or_default();
+                Policy::parse(base).is_ok_and(|b| b.published_name().is_none())
+            })
+            .filter_map(|p| {
+                let share = s.closed_share(&p.policy, "fgd")?;
+                Some(format!("{} {:.1}%", p.policy, 100.0 * share))
+            })
+            .collect();
+        if !closed.is_empty() {
+            let _ = writeln!(
+                out,
+                "share of fgd's distance to the bound closed: {}",
+                closed.join(", ")
+            );
+        }
+    }
     let _ = writeln!(out, "per seed (alloc@130 / unallocated GPUs):");
     for p in &s.policies {
         let seeds: Vec<String> = p
@@ -54,6 +85,19 @@ pub fn trace_table(s: &TraceSummary) -> String {
             })
             .collect();
         let _ = writeln!(out, "  {:<14} {}", p.policy, seeds.join(" "));
+    }
+    for (name, limit) in limits.iter().filter_map(|(n, l)| Some((n, l.as_ref()?))) {
+        let seeds: Vec<String> = limit
+            .per_seed
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}:{:.2}%/{:.0}",
+                    f.seed, f.alloc_pct_130, f.unallocated_gpus_130
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "  {:<14} {}", name, seeds.join(" "));
     }
     out.push('\n');
     out

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_core::score::Policy;
 use tessera_core::sim::engine::Variant;
+use tessera_core::sim::replay::ReplayConfig;
 use tessera_core::sim::{self, baselines, summary, trace};
 
 use super::{OutputFormat, SimulateArgs, output};
@@ -102,16 +103,45 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
             std::iter::once(Variant::ideal(*p)).chain(through)
         })
         .collect();
-    let bar = progress((lists.len() * variants.len() * seeds.len()) as u64);
+    let runs_per_list = (variants.len() as u64 + args.reference_tries) * seeds.len() as u64;
+    let bar = progress(lists.len() as u64 * runs_per_list);
     let mut summaries = Vec::new();
     let mut report_runs = Vec::new();
     for (name, path) in &lists {
         let pods = trace::parse_pods(open(path)?, &path.display().to_string())?;
         bar.set_message(name.clone());
-        let results = sim::run_replays(&nodes, &pods, &variants, &seeds, threads, &|_| bar.inc(1));
-        summaries.push(summary::summarise(
-            name, &variants, &seeds, &results, &published,
-        ));
+        let learn = |cfg: ReplayConfig| ReplayConfig {
+            learn_mix: args.learn_mix,
+            ..cfg
+        };
+        let jobs: Vec<ReplayConfig> = variants
+            .iter()
+            .flat_map(|v| seeds.iter().map(|s| ReplayConfig::published(*v, *s)))
+            .map(learn)
+            .collect();
+        let results = sim::run_configs(&nodes, &pods, &jobs, threads, &|_| bar.inc(1));
+        let mut summary = summary::summarise(name, &variants, &seeds, &results, &published);
+        if args.compare || args.bound {
+            summary.bound = Some(bound(&nodes, &pods, &seeds)?);
+        }
+        if args.reference_tries > 0 {
+            let jobs: Vec<ReplayConfig> =
+                sim::tie_break_jobs(Variant::ideal(Policy::Fgd), &seeds, args.reference_tries)
+                    .into_iter()
+                    .map(learn)
+                    .collect();
+            let extra = sim::run_configs(&nodes, &pods, &jobs, threads, &|_| bar.inc(1));
+            let all: Vec<_> = results.iter().cloned().chain(extra).collect();
+            let method = format!(
+                "best per seed of the policies run and {} FGD tie-breaks",
+                args.reference_tries
+            );
+            summary.reference = Some(summary::LimitSummary::new(
+                method,
+                summary::best_per_seed(&all),
+            ));
+        }
+        summaries.push(summary);
         if report_runs.is_empty() {
             report_runs = results;
         }
@@ -130,6 +160,26 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
             .with_context(|| format!("--report {}: cannot write", path.display()))?;
     }
     Ok(())
+}
+
+/// The linear relaxation's bound per seed, on the pods that seed's replay sees arrive.
+fn bound(
+    nodes: &[trace::TraceNode],
+    pods: &[trace::TracePod],
+    seeds: &[u64],
+) -> Result<summary::LimitSummary> {
+    let per_seed = tessera_bound::per_seed(nodes, pods, seeds, 1.3)?
+        .into_iter()
+        .map(|(seed, b)| summary::LimitSeed {
+            seed,
+            alloc_pct_130: b.alloc_pct(),
+            unallocated_gpus_130: b.unallocated_gpus(),
+        })
+        .collect();
+    Ok(summary::LimitSummary::new(
+        "LP relaxation over pod classes and node types",
+        per_seed,
+    ))
 }
 
 /// A progress bar on stderr that shows itself only on runs longer than a second.

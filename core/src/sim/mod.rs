@@ -32,6 +32,18 @@ pub fn run_replays(
         .iter()
         .flat_map(|p| seeds.iter().map(|s| ReplayConfig::published(*p, *s)))
         .collect();
+    run_configs(nodes, pods, &jobs, threads, on_done)
+}
+
+/// Runs every replay of `jobs` on `threads` threads; results come back in the order of `jobs`,
+/// and only the first keeps its ledger.
+pub fn run_configs(
+    nodes: &[TraceNode],
+    pods: &[TracePod],
+    jobs: &[ReplayConfig],
+    threads: usize,
+    on_done: &(dyn Fn(&ReplayResult) + Sync),
+) -> Vec<ReplayResult> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, ReplayResult)>> = Mutex::new(Vec::with_capacity(jobs.len()));
     std::thread::scope(|scope| {
@@ -55,4 +67,20 @@ pub fn run_replays(
     let mut all = results.into_inner().unwrap_or_default();
     all.sort_by_key(|(k, _)| *k);
     all.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The extra runs of the online reference: per seed, `tries` replays of `variant` on the same
+/// arrivals with other node orders, i.e. other tie-breaks for a policy whose ties fall to the
+/// node order (FGD's do). Each is an online run; the best of them per seed is what a lucky
+/// tie-break would have reached, not what one policy reaches every time.
+pub fn tie_break_jobs(variant: Variant, seeds: &[u64], tries: u64) -> Vec<ReplayConfig> {
+    seeds
+        .iter()
+        .flat_map(|&seed| {
+            (1..=tries).map(move |k| ReplayConfig {
+                node_seed: Some(seed.wrapping_mul(1_000_003).wrapping_add(k)),
+                ..ReplayConfig::published(variant, seed)
+            })
+        })
+        .collect()
 }

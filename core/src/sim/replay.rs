@@ -1,7 +1,8 @@
 //! Replaying the GPU cluster trace with the published protocol (see shared data README and the
 //! FGD paper's artifact):
 //!
-//! 1. the typical request mix comes from the trace's own pods, before any resampling;
+//! 1. the typical request mix comes from the trace's own pods, before any resampling (or, with
+//!    `learn_mix`, from the pods arrived so far, as a real extender would have to learn it);
 //! 2. pods are sorted by name and shuffled with the seed;
 //! 3. the list is grown by drawing pods with replacement (appended after the shuffled ones) until
 //!    the next draw would push requested GPU past `tune_ratio` × capacity, or trimmed at random;
@@ -33,6 +34,12 @@ pub struct ReplayConfig {
     pub tune_ratio: f64,
     /// Share of pods the typical mix covers (0.95 in the published runs).
     pub coverage: f64,
+    /// Seed of the node order when it should differ from `seed`'s (which also draws the
+    /// arrivals): the same pods in the same order, with other tie-breaks. `None` as published.
+    pub node_seed: Option<u64>,
+    /// Learn the typical mix from the pods arrived so far instead of being given the list's mix
+    /// in advance (the published protocol gives it in advance).
+    pub learn_mix: bool,
 }
 
 impl ReplayConfig {
@@ -43,6 +50,8 @@ impl ReplayConfig {
             seed,
             tune_ratio: 1.3,
             coverage: 0.95,
+            node_seed: None,
+            learn_mix: false,
         }
     }
 }
@@ -192,14 +201,25 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
     let order = arrival_order(pods, capacity, cfg.tune_ratio, &mut rng);
     let mut node_order: Vec<&TraceNode> = nodes.iter().collect();
     node_order.sort_by(|a, b| a.name.cmp(&b.name));
-    rng.shuffle(&mut node_order);
+    match cfg.node_seed {
+        Some(node_seed) => Rng::new(node_seed).shuffle(&mut node_order),
+        None => rng.shuffle(&mut node_order),
+    }
     let mut ledger = trace_ledger(node_order);
-    mix.cpu_per_gpu_milli = frag::cpu_per_gpu(ledger.nodes());
+    let cpu_per_gpu = frag::cpu_per_gpu(ledger.nodes());
+    mix.cpu_per_gpu_milli = cpu_per_gpu;
     let mut chooser = Chooser::for_variant(cfg.variant);
-    let ctx = ScoreContext::new(&mix);
     let (mut arrived, mut used, mut placed, mut failed) = (0u64, 0u64, 0usize, 0usize);
     let mut events: Vec<CurvePoint> = Vec::with_capacity(order.len());
-    for pod in &order {
+    for (i, pod) in order.iter().enumerate() {
+        if cfg.learn_mix && relearn_at(i) {
+            // The pods seen so far, this one included (its request is known when it is scored).
+            mix = typical_mix(&order[..=i], cfg.coverage);
+            mix.cpu_per_gpu_milli = cpu_per_gpu;
+            // Cached scores were taken against the old mix.
+            chooser = Chooser::for_variant(cfg.variant);
+        }
+        let ctx = ScoreContext::new(&mix);
         let request = trace_request(pod);
         arrived += pod.total_gpu_milli();
         match chooser.choose(&ledger, &request, ctx, &mut rng, &|_| Some(0.0)) {
@@ -248,6 +268,17 @@ pub fn replay(nodes: &[TraceNode], pods: &[TracePod], cfg: ReplayConfig) -> Repl
     }
 }
 
+/// When a learning replay recomputes the mix: after 1, 2, 4 … 512 arrivals, then every 512
+/// (each recomputation drops the score cache, so costs one scoring of every node).
+fn relearn_at(i: usize) -> bool {
+    let seen = i + 1;
+    if seen <= 512 {
+        seen.is_power_of_two()
+    } else {
+        seen.is_multiple_of(512)
+    }
+}
+
 /// Mean allocation over events whose arrived percentage rounds to `x` (within one point if none).
 pub fn alloc_at(events: &[CurvePoint], x: f64) -> f64 {
     let mean = |sel: &dyn Fn(f64) -> bool| {
@@ -262,4 +293,91 @@ pub fn alloc_at(events: &[CurvePoint], x: f64) -> f64 {
         .or_else(|| mean(&|a| (a.round_ties_even() - x).abs() <= 1.0))
         .or_else(|| events.last().map(|e| e.alloc_pct))
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::score::Policy;
+
+    fn small() -> (Vec<TraceNode>, Vec<TracePod>) {
+        let nodes = (0..6)
+            .map(|i| TraceNode {
+                name: format!("n{i}"),
+                cpu_milli: 32_000,
+                memory_mib: 256 * 1024,
+                gpus: if i % 2 == 0 { 8 } else { 2 },
+                model: "V100".into(),
+            })
+            .collect();
+        let pods = (0..60)
+            .map(|i| TracePod {
+                name: format!("p{i:02}"),
+                cpu_milli: 1000 + 500 * (i % 5),
+                memory_mib: 1024,
+                num_gpu: if i % 7 == 0 { 2 } else { 1 },
+                gpu_milli: if i % 7 == 0 {
+                    1000
+                } else {
+                    250 * (1 + i % 4) as u32
+                },
+                gpu_spec: Vec::new(),
+            })
+            .collect();
+        (nodes, pods)
+    }
+
+    #[test]
+    fn mix_is_relearned_at_doubling_counts_then_every_512() {
+        let at: Vec<usize> = (0..2048)
+            .filter(|&i| relearn_at(i))
+            .map(|i| i + 1)
+            .collect();
+        assert_eq!(
+            at,
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1536, 2048]
+        );
+    }
+
+    #[test]
+    fn other_node_seeds_reorder_the_nodes_and_keep_the_arrivals() {
+        let (nodes, pods) = small();
+        let cfg = ReplayConfig::published(Variant::ideal(Policy::Fgd), 42);
+        let base = replay(&nodes, &pods, cfg);
+        assert_eq!(base.alloc_pct_130, replay(&nodes, &pods, cfg).alloc_pct_130);
+        let runs: Vec<ReplayResult> = (1..=6)
+            .map(|k| {
+                let other = ReplayConfig {
+                    node_seed: Some(k),
+                    ..cfg
+                };
+                replay(&nodes, &pods, other)
+            })
+            .collect();
+        for r in &runs {
+            assert_eq!(r.placed + r.failed, base.placed + base.failed);
+        }
+        let names = |r: &ReplayResult| {
+            let ledger = r.ledger.as_ref().unwrap();
+            ledger
+                .nodes()
+                .iter()
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert!(runs.iter().any(|r| names(r) != names(&base)));
+    }
+
+    #[test]
+    fn a_learned_mix_still_places_every_pod_that_fits_on_an_empty_enough_cluster() {
+        let (nodes, pods) = small();
+        let cfg = ReplayConfig {
+            learn_mix: true,
+            tune_ratio: 0.5,
+            ..ReplayConfig::published(Variant::ideal(Policy::Fragmentation), 42)
+        };
+        let r = replay(&nodes, &pods, cfg);
+        assert_eq!(r.failed, 0);
+        assert!(r.placed > 0);
+    }
 }

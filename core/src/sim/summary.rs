@@ -54,6 +54,83 @@ pub struct TraceSummary {
     pub seeds: Vec<u64>,
     /// Per policy, in the order run.
     pub policies: Vec<PolicySummary>,
+    /// Upper bound on what any placement of the arrived pods could allocate, when computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<LimitSummary>,
+    /// Online reference: the best run per seed among the policies and extra tie-breaks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<LimitSummary>,
+}
+
+/// One seed's figure of a limit (bound or reference).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LimitSeed {
+    /// Seed.
+    pub seed: u64,
+    /// Allocation ratio (%) at 130% arrived.
+    pub alloc_pct_130: f64,
+    /// Unallocated GPUs at 130% arrived.
+    pub unallocated_gpus_130: f64,
+}
+
+/// A limit printed beside the policies: its mean over seeds and how it was found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LimitSummary {
+    /// How the figure was found, in a few words.
+    pub method: String,
+    /// Mean allocation ratio (%) at 130% arrived.
+    pub alloc_pct_130: f64,
+    /// Mean unallocated GPUs at 130% arrived.
+    pub unallocated_gpus_130: f64,
+    /// Per seed.
+    pub per_seed: Vec<LimitSeed>,
+}
+
+impl LimitSummary {
+    /// The means of `per_seed`.
+    pub fn new(method: impl Into<String>, per_seed: Vec<LimitSeed>) -> Self {
+        LimitSummary {
+            method: method.into(),
+            alloc_pct_130: mean(per_seed.iter().map(|s| s.alloc_pct_130)),
+            unallocated_gpus_130: mean(per_seed.iter().map(|s| s.unallocated_gpus_130)),
+            per_seed,
+        }
+    }
+}
+
+impl TraceSummary {
+    /// The share (0–1) of `baseline`'s distance to the bound, in unallocated GPUs, that
+    /// `policy` closes: 1 reaches the bound, 0 is no better than the baseline, negative is worse.
+    pub fn closed_share(&self, policy: &str, baseline: &str) -> Option<f64> {
+        let idle = |name: &str| {
+            self.policies
+                .iter()
+                .find(|p| p.policy == name)
+                .map(|p| p.unallocated_gpus_130)
+        };
+        let floor = self.bound.as_ref()?.unallocated_gpus_130;
+        let (ours, base) = (idle(policy)?, idle(baseline)?);
+        (base - floor > 0.0).then(|| (base - ours) / (base - floor))
+    }
+}
+
+/// Per seed, the best allocation at 130% among `results` (any policies and tie-breaks).
+pub fn best_per_seed(results: &[ReplayResult]) -> Vec<LimitSeed> {
+    let mut best: Vec<LimitSeed> = Vec::new();
+    for r in results {
+        let seed = LimitSeed {
+            seed: r.seed,
+            alloc_pct_130: r.alloc_pct_130,
+            unallocated_gpus_130: r.unallocated_gpus_130,
+        };
+        match best.iter_mut().find(|b| b.seed == r.seed) {
+            Some(b) if b.alloc_pct_130 < r.alloc_pct_130 => *b = seed,
+            Some(_) => {}
+            None => best.push(seed),
+        }
+    }
+    best.sort_by_key(|b| b.seed);
+    best
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -110,5 +187,57 @@ pub fn summarise(
         cluster_gpus: results.first().map_or(0, |r| r.cluster_gpus),
         seeds: seeds.to_vec(),
         policies,
+        bound: None,
+        reference: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(name: &str, unallocated: f64) -> PolicySummary {
+        PolicySummary {
+            policy: name.into(),
+            alloc_pct_100: 0.0,
+            alloc_pct_130: 0.0,
+            unallocated_gpus_130: unallocated,
+            per_seed: Vec::new(),
+            published: None,
+        }
+    }
+
+    fn seed(seed: u64, alloc: f64) -> LimitSeed {
+        LimitSeed {
+            seed,
+            alloc_pct_130: alloc,
+            unallocated_gpus_130: 100.0 - alloc,
+        }
+    }
+
+    #[test]
+    fn closed_share_is_the_part_of_fgds_distance_to_the_bound_we_remove() {
+        let mut s = TraceSummary {
+            trace: "t".into(),
+            cluster_gpus: 100,
+            seeds: vec![42],
+            policies: vec![policy("fragmentation", 25.0), policy("fgd", 30.0)],
+            bound: None,
+            reference: None,
+        };
+        assert_eq!(s.closed_share("fragmentation", "fgd"), None);
+        s.bound = Some(LimitSummary::new("lp", vec![seed(42, 90.0)]));
+        // FGD is 30 − 10 = 20 GPUs from the bound; 5 of them closed.
+        let share = s.closed_share("fragmentation", "fgd").unwrap();
+        assert!((share - 0.25).abs() < 1e-12);
+        assert_eq!(s.closed_share("fgd", "fgd"), Some(0.0));
+        assert_eq!(s.closed_share("nope", "fgd"), None);
+    }
+
+    #[test]
+    fn limit_means_are_over_seeds() {
+        let l = LimitSummary::new("x", vec![seed(42, 90.0), seed(43, 96.0)]);
+        assert!((l.alloc_pct_130 - 93.0).abs() < 1e-12);
+        assert!((l.unallocated_gpus_130 - 7.0).abs() < 1e-12);
     }
 }
