@@ -6,13 +6,15 @@ use std::fmt::Write as _;
 
 use super::chart::Series;
 use super::page::{escape, swatch};
-use crate::sim::summary::{PolicySummary, SeedFigures, TraceSummary};
+use crate::sim::summary::{LimitSummary, PolicySummary, SeedFigures, TraceSummary};
 
 /// A column: its header, whether it holds a number (right-aligned), and how a row's cell reads.
 struct Column {
     title: &'static str,
     numeric: bool,
     cell: fn(&PolicySummary) -> String,
+    /// The cell of a limit's row (bound, online reference), where the figure applies.
+    limit: Option<fn(&LimitSummary) -> String>,
 }
 
 const DASH: &str = "—";
@@ -34,26 +36,31 @@ const COLUMNS: &[Column] = &[
         title: "alloc@100 %",
         numeric: true,
         cell: |p| format!("{:.2}", p.alloc_pct_100),
+        limit: None,
     },
     Column {
         title: "alloc@130 %",
         numeric: true,
         cell: |p| format!("{:.2}", p.alloc_pct_130),
+        limit: Some(|l| format!("{:.2}", l.alloc_pct_130)),
     },
     Column {
         title: "unallocated GPUs @130",
         numeric: true,
         cell: |p| format!("{:.1}", p.unallocated_gpus_130),
+        limit: Some(|l| format!("{:.1}", l.unallocated_gpus_130)),
     },
     Column {
         title: "alloc@130 % over seeds (min–max)",
         numeric: true,
         cell: |p| seed_range(p, |s| s.alloc_pct_130, 2),
+        limit: None,
     },
     Column {
         title: "failed pods per seed (min–max)",
         numeric: true,
         cell: |p| seed_range(p, |s| s.failed as f64, 0),
+        limit: None,
     },
     Column {
         title: "published alloc@100 %",
@@ -63,6 +70,7 @@ const COLUMNS: &[Column] = &[
                 .as_ref()
                 .map_or(DASH.to_string(), |b| format!("{:.2}", b.alloc_pct_100))
         },
+        limit: None,
     },
     Column {
         title: "published alloc@130 %",
@@ -72,6 +80,7 @@ const COLUMNS: &[Column] = &[
                 .as_ref()
                 .map_or(DASH.to_string(), |b| format!("{:.2}", b.alloc_pct_130))
         },
+        limit: None,
     },
     Column {
         title: "published unallocated GPUs @130",
@@ -81,6 +90,7 @@ const COLUMNS: &[Column] = &[
                 format!("{:.1}", b.unallocated_gpus_130)
             })
         },
+        limit: None,
     },
 ];
 
@@ -115,6 +125,24 @@ pub fn numbers(summary: &TraceSummary, series: &[Series]) -> String {
         for c in COLUMNS {
             let class = if c.numeric { " class=\"num\"" } else { "" };
             let _ = write!(out, "<td{class}>{}</td>", escape(&(c.cell)(p)));
+        }
+        out.push_str("</tr>");
+    }
+    let limits = [
+        ("upper bound", summary.bound.as_ref()),
+        ("online reference", summary.reference.as_ref()),
+    ];
+    for (name, limit) in limits {
+        let Some(limit) = limit else { continue };
+        let _ = write!(
+            out,
+            "<tr class=\"limit\"><td><i>{}</i> ({})</td>",
+            escape(name),
+            escape(&limit.method)
+        );
+        for c in COLUMNS {
+            let cell = c.limit.map_or(DASH.to_string(), |f| f(limit));
+            let _ = write!(out, "<td class=\"num\">{}</td>", escape(&cell));
         }
         out.push_str("</tr>");
     }

@@ -275,3 +275,34 @@ fn trace_table_holds_each_policys_numbers() {
     }
     assert!(ours.contains(">—</td>"), "no published figure for ours");
 }
+
+#[test]
+fn trace_table_prints_the_bound_and_the_online_reference_beside_the_policies() {
+    use crate::sim::summary::{LimitSeed, LimitSummary};
+    let (runs, mut summary) = trace_runs();
+    let seed = |alloc: f64| LimitSeed {
+        seed: 42,
+        alloc_pct_130: alloc,
+        unallocated_gpus_130: (100.0 - alloc) / 10.0,
+    };
+    summary.bound = Some(LimitSummary::new("LP relaxation", vec![seed(99.0)]));
+    summary.reference = Some(LimitSummary::new("best of 8 tie-breaks", vec![seed(96.5)]));
+    let html = trace_report("t", &runs, &summary);
+    let table = &html[html.find("<table class=\"numbers\"").unwrap()..];
+    let row = |name: &str| {
+        let start = table.find(name).unwrap();
+        table[start..start + table[start..].find("</tr>").unwrap()].to_string()
+    };
+    let bound = row("upper bound");
+    assert!(bound.contains("(LP relaxation)"), "{bound}");
+    assert!(
+        bound.contains(">99.00</td>") && bound.contains(">0.1</td>"),
+        "{bound}"
+    );
+    let reference = row("online reference");
+    assert!(reference.contains(">96.50</td>"), "{reference}");
+    assert!(
+        reference.contains(">0.3</td>") || reference.contains(">0.4</td>"),
+        "{reference}"
+    );
+}
