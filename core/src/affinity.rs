@@ -157,23 +157,25 @@ impl Spread {
         1.0 / (1.0 + 2.0 * f64::from(on_node) + f64::from(in_zone))
     }
 
-    /// Counts spreading faults of the current placement.
+    /// Counts spreading faults of the current placement: members beyond the first on a node,
+    /// and quorum groups with any node or zone at fault (see [`Spread::faults`]).
     pub fn violations(&self, groups: &[Group]) -> Violations {
-        let mut v = Violations::default();
-        for group in groups {
-            let Some(m) = self.groups.get(&group.key) else {
-                continue;
-            };
-            v.anti_affinity += m.by_node.values().map(|k| k.saturating_sub(1)).sum::<u32>();
-            let size = ensemble(group, m.total);
-            let node_bad = m.by_node.values().any(|k| 2 * k >= size && size > 1);
-            let zone_bad = self.zones.len() >= MIN_ZONES_FOR_ZONE_QUORUM
-                && m.by_zone.values().any(|k| 2 * k >= size && size > 1);
-            if group.quorum && (node_bad || zone_bad) {
-                v.quorum += 1;
-            }
+        let faults = self.faults(groups);
+        let anti_affinity = faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::AntiAffinity)
+            .map(|f| f.members - 1)
+            .sum();
+        let mut broken: Vec<&str> = faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::Quorum)
+            .map(|f| f.group.as_str())
+            .collect();
+        broken.dedup();
+        Violations {
+            anti_affinity,
+            quorum: u32::try_from(broken.len()).unwrap_or(u32::MAX),
         }
-        v
     }
 
     /// Lists the spreading faults of the current placement: every node with two or more

@@ -90,7 +90,7 @@ async fn observe(
 async fn metrics(State(state): State<Arc<ExtenderState>>, headers: HeaderMap) -> Response {
     let metrics = state.metrics();
     metrics.set_leader(state.leadership().writer().is_some());
-    let text = metrics.encode(&state.read(), crate::state::unix_now());
+    let text = metrics.encode(&state.read(), crate::clock::unix_secs());
     tessera_serve::exposition::respond(&headers, text)
 }
 

@@ -129,7 +129,7 @@ impl ExtenderState {
     pub fn judge<'a>(&self, leading: Option<&'a Writer>) -> Judge<'a> {
         Judge {
             leading,
-            now_s: unix_now(),
+            now_s: crate::clock::unix_secs(),
             timeout_s: i64::try_from(self.config.reservation_timeout.as_secs()).unwrap_or(i64::MAX),
         }
     }
@@ -259,11 +259,4 @@ fn request_bytes(request: &PendingRequest) -> usize {
             base + containers + models + group
         }
     }
-}
-
-/// Wall-clock Unix seconds (heartbeats and bind times are in these).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

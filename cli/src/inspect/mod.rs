@@ -58,13 +58,10 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let cluster = runtime.block_on(read_cluster(&args))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let scope = report::Scope {
         node: args.node.as_deref(),
         namespace: args.namespace.as_deref(),
-        now_secs: now,
+        now_secs: tessera_extender::clock::unix_secs(),
     };
     let report = Report::of(&cluster, &scope);
     match args.output {

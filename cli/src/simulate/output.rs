@@ -73,31 +73,31 @@ pub fn trace_table(s: &TraceSummary) -> String {
         }
     }
     let _ = writeln!(out, "per seed (alloc@130 / unallocated GPUs):");
-    for p in &s.policies {
-        let seeds: Vec<String> = p
-            .per_seed
+    // name, then seed:alloc%/unallocated for each seed.
+    let mut seed_line = |name: &str, seeds: Vec<(u64, f64, f64)>| {
+        let cells: Vec<String> = seeds
             .iter()
-            .map(|f| {
-                format!(
-                    "{}:{:.2}%/{:.0}",
-                    f.seed, f.alloc_pct_130, f.unallocated_gpus_130
-                )
-            })
+            .map(|(seed, alloc, idle)| format!("{seed}:{alloc:.2}%/{idle:.0}"))
             .collect();
-        let _ = writeln!(out, "  {:<14} {}", p.policy, seeds.join(" "));
+        let _ = writeln!(out, "  {:<14} {}", name, cells.join(" "));
+    };
+    for p in &s.policies {
+        let seeds = p.per_seed.iter();
+        seed_line(
+            &p.policy,
+            seeds
+                .map(|f| (f.seed, f.alloc_pct_130, f.unallocated_gpus_130))
+                .collect(),
+        );
     }
     for (name, limit) in limits.iter().filter_map(|(n, l)| Some((n, l.as_ref()?))) {
-        let seeds: Vec<String> = limit
-            .per_seed
-            .iter()
-            .map(|f| {
-                format!(
-                    "{}:{:.2}%/{:.0}",
-                    f.seed, f.alloc_pct_130, f.unallocated_gpus_130
-                )
-            })
-            .collect();
-        let _ = writeln!(out, "  {:<14} {}", name, seeds.join(" "));
+        let seeds = limit.per_seed.iter();
+        seed_line(
+            name,
+            seeds
+                .map(|f| (f.seed, f.alloc_pct_130, f.unallocated_gpus_130))
+                .collect(),
+        );
     }
     out.push('\n');
     out

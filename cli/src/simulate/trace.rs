@@ -114,9 +114,8 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
             learn_mix: args.learn_mix,
             ..cfg
         };
-        let jobs: Vec<ReplayConfig> = variants
-            .iter()
-            .flat_map(|v| seeds.iter().map(|s| ReplayConfig::published(*v, *s)))
+        let jobs: Vec<ReplayConfig> = sim::published_jobs(&variants, &seeds)
+            .into_iter()
             .map(learn)
             .collect();
         let results = sim::run_configs(&nodes, &pods, &jobs, threads, &|_| bar.inc(1));
@@ -131,14 +130,14 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
                     .map(learn)
                     .collect();
             let extra = sim::run_configs(&nodes, &pods, &jobs, threads, &|_| bar.inc(1));
-            let all: Vec<_> = results.iter().cloned().chain(extra).collect();
+
             let method = format!(
                 "best per seed of the policies run and {} FGD tie-breaks",
                 args.reference_tries
             );
             summary.reference = Some(summary::LimitSummary::new(
                 method,
-                summary::best_per_seed(&all),
+                summary::best_per_seed(results.iter().chain(&extra)),
             ));
         }
         summaries.push(summary);

@@ -28,11 +28,21 @@ pub fn run_replays(
     threads: usize,
     on_done: &(dyn Fn(&ReplayResult) + Sync),
 ) -> Vec<ReplayResult> {
-    let jobs: Vec<ReplayConfig> = variants
+    run_configs(
+        nodes,
+        pods,
+        &published_jobs(variants, seeds),
+        threads,
+        on_done,
+    )
+}
+
+/// The published protocol's replay of every (variant, seed), ordered by variant then seed.
+pub fn published_jobs(variants: &[Variant], seeds: &[u64]) -> Vec<ReplayConfig> {
+    variants
         .iter()
         .flat_map(|p| seeds.iter().map(|s| ReplayConfig::published(*p, *s)))
-        .collect();
-    run_configs(nodes, pods, &jobs, threads, on_done)
+        .collect()
 }
 
 /// Runs every replay of `jobs` on `threads` threads; results come back in the order of `jobs`,

@@ -115,7 +115,7 @@ impl TraceSummary {
 }
 
 /// Per seed, the best allocation at 130% among `results` (any policies and tie-breaks).
-pub fn best_per_seed(results: &[ReplayResult]) -> Vec<LimitSeed> {
+pub fn best_per_seed<'a>(results: impl IntoIterator<Item = &'a ReplayResult>) -> Vec<LimitSeed> {
     let mut best: Vec<LimitSeed> = Vec::new();
     for r in results {
         let seed = LimitSeed {
