@@ -77,6 +77,7 @@ fn mix() -> TypicalPods {
         ],
         // Below the bench pod's 4 cores per GPU: the pod is CPU-heavy, the policy's costliest path.
         cpu_per_gpu_milli: Some(2000),
+        refill: Default::default(),
     }
 }
 

@@ -56,6 +56,8 @@ pub struct TypicalPods {
     /// no node's CPU is known. A GPU pod asking more per GPU can strand GPUs through their host
     /// CPU, and Tessera's policy weighs the counted measure for it.
     pub cpu_per_gpu_milli: Option<u64>,
+    /// What the classes leave idle for good on a GPU ([`RefillTable`]), worked out on first use.
+    pub refill: RefillMemo,
 }
 
 /// Grouping key of a class: (cpu, per-GPU milli, count, mem, model list).
@@ -98,7 +100,13 @@ impl TypicalPods {
         TypicalPods {
             classes,
             cpu_per_gpu_milli: None,
+            refill: RefillMemo::default(),
         }
+    }
+
+    /// The expected idle compute the classes leave on a GPU, by its free compute.
+    pub fn refill(&self) -> &RefillTable {
+        self.refill.get_or_init(self)
     }
 }
 
@@ -383,8 +391,10 @@ pub fn frag_of(node: &NodeLedger, free: &[(u32, u64)], cpu_left: u64, mix: &Typi
 }
 
 mod cache;
+mod refill;
 
 pub use cache::{Cached, FragCache, GpuCopies, GpuCopy};
+pub use refill::{RefillMemo, RefillTable};
 
 /// Host CPU left on a node for the measure (unlimited when not tracked).
 pub fn node_cpu_left(node: &NodeLedger) -> u64 {

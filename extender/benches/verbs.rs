@@ -42,6 +42,7 @@ fn mix() -> TypicalPods {
         ],
         // The extender's mix has no host CPU per class (as `Cluster::refresh_mix` builds it).
         cpu_per_gpu_milli: None,
+        refill: Default::default(),
     }
 }
 

@@ -201,6 +201,7 @@ mod memo {
                 weight: 1.0,
             }],
             cpu_per_gpu_milli: None,
+            refill: Default::default(),
         }
     }
 

@@ -192,6 +192,7 @@ mod tests {
                 weight: 1.0,
             }],
             cpu_per_gpu_milli: None,
+            refill: Default::default(),
         }
     }
 

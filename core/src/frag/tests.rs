@@ -43,6 +43,7 @@ fn measure_follows_the_published_cases() {
             &TypicalPods {
                 classes: vec![c],
                 cpu_per_gpu_milli: None,
+                refill: Default::default(),
             },
         )
         .frag
@@ -81,6 +82,7 @@ fn measure_follows_the_published_cases() {
     let mix = TypicalPods {
         classes: vec![class(0, 500, 1, &[], 0.25), class(0, 0, 0, &[], 0.75)],
         cpu_per_gpu_milli: None,
+        refill: Default::default(),
     };
     assert_eq!(
         NodeFrag::new(&node, &mix).frag.published,
@@ -96,6 +98,7 @@ fn counting_host_cpu_strands_the_gpus_beyond_what_the_cpu_holds() {
         let mix = TypicalPods {
             classes: vec![class(10_000, 1000, 1, &[], 1.0)],
             cpu_per_gpu_milli: None,
+            refill: Default::default(),
         };
         NodeFrag::new(node, &mix).frag
     };
@@ -136,6 +139,81 @@ fn typical_mix_takes_most_frequent_classes_up_to_coverage() {
     assert_eq!(mix.classes[1].demand.core_milli, 1000);
 }
 
+fn mix_of(classes: Vec<TypicalPod>) -> TypicalPods {
+    TypicalPods {
+        classes,
+        cpu_per_gpu_milli: None,
+        refill: Default::default(),
+    }
+}
+
+#[test]
+fn refill_table_follows_the_offer_model() {
+    // 0.65 shares ask 70% of the GPU compute, whole GPUs 30%.
+    let mix = mix_of(vec![
+        class(0, 650, 1, &[], 0.7),
+        class(0, 1000, 1, &[], 0.3),
+    ]);
+    let t = mix.refill();
+    let near = |f: u32, expected: f64| {
+        assert!(
+            (t.idle(f) - expected).abs() < 1e-3,
+            "idle({f}) = {}, expected {expected}",
+            t.idle(f)
+        );
+    };
+    near(0, 0.0);
+    near(480, 480.0); // nothing fits
+    near(680, 0.7 * 30.0 + 0.3 * 680.0); // a 0.65 share, else the offer ends
+    near(800, 0.7 * 150.0 + 0.3 * 800.0);
+    near(1000, 0.3 * 0.0 + 0.7 * 350.0);
+    assert!((t.change(800, 480) - (480.0 - 345.0)).abs() < 1e-3);
+    assert!((t.change(1000, 680) - (225.0 - 245.0)).abs() < 1e-3);
+    assert_eq!(
+        t.idle(5000),
+        t.idle(1000),
+        "more than one GPU free reads as one GPU"
+    );
+}
+
+#[test]
+fn refill_weighs_classes_by_the_gpus_they_take_and_ignores_those_without_compute() {
+    let one = mix_of(vec![
+        class(0, 650, 1, &[], 0.7),
+        class(0, 1000, 1, &[], 0.3),
+    ]);
+    // Half as many pods of two whole GPUs ask as much, and CPU-only pods ask none.
+    let same = mix_of(vec![
+        class(0, 650, 1, &[], 0.7),
+        class(0, 1000, 2, &[], 0.15),
+        class(4000, 0, 0, &[], 0.5),
+    ]);
+    assert_eq!(one.refill(), same.refill());
+    let cpu_only = mix_of(vec![class(4000, 0, 0, &[], 1.0)]);
+    for f in [0, 190, 530, 1000] {
+        assert_eq!(
+            cpu_only.refill().idle(f),
+            f64::from(f),
+            "nothing refills {f}"
+        );
+    }
+}
+
+#[test]
+fn a_copied_mix_works_its_refill_table_out_again() {
+    let mix = mix_of(vec![class(0, 500, 1, &[], 1.0)]);
+    assert_eq!(mix.refill().idle(1000), 0.0);
+    assert_eq!(
+        mix.clone(),
+        mix,
+        "the table takes no part in comparing mixes"
+    );
+    let mut copy = mix.clone();
+    copy.classes[0].demand.core_milli = 600;
+    assert_eq!(copy.refill().idle(1000), 400.0, "the copy's own classes");
+    assert_eq!(mix.refill().idle(1000), 0.0);
+}
+
 proptest! {
     #[test]
     fn one_gpu_update_equals_recomputing_from_scratch(
@@ -146,7 +224,7 @@ proptest! {
         classes in prop::collection::vec((0u64..8000, 0u32..=1000, 0u32..3), 1..6),
     ) {
         let node = node_with(&used, Some(8000));
-        let mix = TypicalPods { classes: classes.iter().map(|(c, m, g)| class(*c, *m, *g, &[], 0.3)).collect(), cpu_per_gpu_milli: None };
+        let mix = TypicalPods { classes: classes.iter().map(|(c, m, g)| class(*c, *m, *g, &[], 0.3)).collect(), cpu_per_gpu_milli: None, refill: Default::default() };
         let gpu = gpu_pick % used.len();
         let core_after = node.gpus[gpu].core_free.saturating_sub(take);
         let fast = NodeFrag::new(&node, &mix).after_one(&node, gpu, core_after, node.gpus[gpu].mem_free_mib, cpu, &mix);
@@ -156,5 +234,15 @@ proptest! {
         prop_assert!((fast.published - slow.published).abs() < 1e-6, "{fast:?} vs {slow:?}");
         prop_assert!((fast.counted - slow.counted).abs() < 1e-6, "{fast:?} vs {slow:?}");
         prop_assert!(fast.counted >= fast.published - 1e-6, "counting only adds: {fast:?}");
+    }
+
+    #[test]
+    fn refill_never_exceeds_what_is_free(
+        classes in prop::collection::vec((0u32..=1000, 0u32..4, 0.01f64..1.0), 1..12),
+        free in 0u32..=1000,
+    ) {
+        let mix = mix_of(classes.iter().map(|(m, g, w)| class(0, *m, *g, &[], *w)).collect());
+        let idle = mix.refill().idle(free);
+        prop_assert!((-1e-3..=f64::from(free) + 1e-3).contains(&idle), "idle({free}) = {idle}");
     }
 }

@@ -27,8 +27,9 @@ fn used(name: &str, core: &[u32]) -> NodeLedger {
     n
 }
 
-fn mix() -> TypicalPods {
-    let class = |milli, weight| TypicalPod {
+/// A mix of single-GPU classes without host CPU, by (per-GPU compute, weight).
+fn gpu_mix(classes: &[(u32, f64)]) -> TypicalPods {
+    let class = |&(milli, weight): &(u32, f64)| TypicalPod {
         cpu_milli: 0,
         demand: GpuDemand {
             gpus: 1,
@@ -40,9 +41,14 @@ fn mix() -> TypicalPods {
         weight,
     };
     TypicalPods {
-        classes: vec![class(500, 0.5), class(1000, 0.5)],
+        classes: classes.iter().map(class).collect(),
         cpu_per_gpu_milli: None,
+        refill: Default::default(),
     }
+}
+
+fn mix() -> TypicalPods {
+    gpu_mix(&[(500, 0.5), (1000, 0.5)])
 }
 
 #[test]
@@ -123,6 +129,7 @@ fn whole_gpu_mix(cpu_per_gpu_milli: Option<u64>) -> TypicalPods {
             weight: 1.0,
         }],
         cpu_per_gpu_milli,
+        refill: Default::default(),
     }
 }
 
@@ -206,6 +213,39 @@ fn ties_go_to_best_fit_on_host_memory_for_whole_gpus_and_on_gpu_compute_for_shar
         // A share leaves 700 on either node's GPU, and host memory does not decide: the rank does.
         assert!(gap(&share).abs() < 1.0, "share, {t}: {}", gap(&share));
     }
+}
+
+#[test]
+fn a_share_leaves_room_for_the_frequent_share_rather_than_a_sliver_nothing_fits() {
+    // Most pods ask 0.65 of a GPU, the rest whole GPUs. A 0.32 share on the GPU with 0.8 free
+    // leaves 0.48, which no class fits; on a fresh GPU it leaves 0.68, which the next 0.65
+    // takes. FGD's steps tie, and best fit would take the fuller GPU.
+    let mix = gpu_mix(&[(650, 0.7), (1000, 0.3)]);
+    let share = pod(320, 1);
+    let value = |policy, n: &NodeLedger| {
+        score_value(policy, n, &share, ScoreContext::new(&mix)).expect("fits")
+    };
+    // The names swap between the two rounds, so the fixed node rank favours each node once.
+    for (p, f) in [("a", "b"), ("b", "a")] {
+        let (partly, fresh) = (used(p, &[200]), used(f, &[0]));
+        assert_eq!(value(Policy::Fgd, &partly), value(Policy::Fgd, &fresh));
+        assert!(value(Policy::Binpack, &partly) > value(Policy::Binpack, &fresh));
+        assert!(
+            value(Policy::Fragmentation, &fresh) > value(Policy::Fragmentation, &partly) + 1.0,
+            "{p}: the fresh GPU wins by more than the node rank"
+        );
+    }
+    // Within one node, the same GPU is chosen.
+    let node = used("n", &[200, 0]);
+    let scored = score(
+        Policy::Fragmentation,
+        &node,
+        &share,
+        ScoreContext::new(&mix),
+    )
+    .unwrap();
+    let gpus: Vec<usize> = scored.placement.shares().map(|s| s.gpu).collect();
+    assert_eq!(gpus, [1]);
 }
 
 #[test]
@@ -370,6 +410,7 @@ mod cache_equivalence {
                 class(500, 0, 0, &[]),
             ],
             cpu_per_gpu_milli,
+            refill: Default::default(),
         }
     }
 
