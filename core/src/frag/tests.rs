@@ -20,6 +20,15 @@ fn class(cpu: u64, milli: u32, gpus: u32, models: &[&str], weight: f64) -> Typic
     }
 }
 
+/// A mix of `classes` without the cluster's CPU per GPU.
+fn mix_of(classes: Vec<TypicalPod>) -> TypicalPods {
+    TypicalPods {
+        classes,
+        cpu_per_gpu_milli: None,
+        refill: Default::default(),
+    }
+}
+
 fn node_with(used: &[u32], cpu: Option<u64>) -> NodeLedger {
     let mut n = testing::node("n", used.len() as u32, "T4", 16384);
     n.host = HostCapacity {
@@ -37,18 +46,7 @@ fn node_with(used: &[u32], cpu: Option<u64>) -> NodeLedger {
 fn measure_follows_the_published_cases() {
     // Two GPUs: 300 and 800 free (700 and 200 used).
     let node = node_with(&[700, 200], Some(8000));
-    let one = |c: TypicalPod| {
-        NodeFrag::new(
-            &node,
-            &TypicalPods {
-                classes: vec![c],
-                cpu_per_gpu_milli: None,
-                refill: Default::default(),
-            },
-        )
-        .frag
-        .published
-    };
+    let one = |c: TypicalPod| NodeFrag::new(&node, &mix_of(vec![c])).frag.published;
     assert_eq!(
         one(class(1000, 0, 0, &[], 1.0)),
         1100.0,
@@ -79,11 +77,7 @@ fn measure_follows_the_published_cases() {
         1100.0,
         "whole GPU needs an idle GPU"
     );
-    let mix = TypicalPods {
-        classes: vec![class(0, 500, 1, &[], 0.25), class(0, 0, 0, &[], 0.75)],
-        cpu_per_gpu_milli: None,
-        refill: Default::default(),
-    };
+    let mix = mix_of(vec![class(0, 500, 1, &[], 0.25), class(0, 0, 0, &[], 0.75)]);
     assert_eq!(
         NodeFrag::new(&node, &mix).frag.published,
         0.25 * 300.0 + 0.75 * 1100.0
@@ -95,11 +89,7 @@ fn counting_host_cpu_strands_the_gpus_beyond_what_the_cpu_holds() {
     // Eight idle GPUs, 24 cores: whole-GPU pods of 10 cores fit two at a time.
     let node = node_with(&[0; 8], Some(24_000));
     let measure = |node: &NodeLedger| {
-        let mix = TypicalPods {
-            classes: vec![class(10_000, 1000, 1, &[], 1.0)],
-            cpu_per_gpu_milli: None,
-            refill: Default::default(),
-        };
+        let mix = mix_of(vec![class(10_000, 1000, 1, &[], 1.0)]);
         NodeFrag::new(node, &mix).frag
     };
     assert_eq!(
@@ -137,14 +127,6 @@ fn typical_mix_takes_most_frequent_classes_up_to_coverage() {
     assert_eq!(mix.classes.len(), 2, "60 + 35 reaches 95% inclusively");
     assert!((mix.classes[0].weight - 60.0 / 95.0).abs() < 1e-12);
     assert_eq!(mix.classes[1].demand.core_milli, 1000);
-}
-
-fn mix_of(classes: Vec<TypicalPod>) -> TypicalPods {
-    TypicalPods {
-        classes,
-        cpu_per_gpu_milli: None,
-        refill: Default::default(),
-    }
 }
 
 #[test]
@@ -224,7 +206,7 @@ proptest! {
         classes in prop::collection::vec((0u64..8000, 0u32..=1000, 0u32..3), 1..6),
     ) {
         let node = node_with(&used, Some(8000));
-        let mix = TypicalPods { classes: classes.iter().map(|(c, m, g)| class(*c, *m, *g, &[], 0.3)).collect(), cpu_per_gpu_milli: None, refill: Default::default() };
+        let mix = mix_of(classes.iter().map(|(c, m, g)| class(*c, *m, *g, &[], 0.3)).collect());
         let gpu = gpu_pick % used.len();
         let core_after = node.gpus[gpu].core_free.saturating_sub(take);
         let fast = NodeFrag::new(&node, &mix).after_one(&node, gpu, core_after, node.gpus[gpu].mem_free_mib, cpu, &mix);

@@ -67,11 +67,10 @@ pub(super) fn ours<'p>(
 ///   the node rank alone, 3,857 with cores left and 3,840 with memory left; memory was also
 ///   the best of the three on `multigpu40` over 30 seeds (188.1, cores 189.7, rank 191.4,
 ///   FGD 190.5);
-/// - for a single-GPU share, the change in the compute the mix is
-///   expected to leave idle for good on the chosen GPU (`refilled`, see
-///   [`crate::frag::RefillTable`]), between -1000 and 1000: a share that leaves 0.53 free,
-///   which the next 0.47 fills, beats one that leaves 0.21, which little but the rare small
-///   shares fill, though less is left. Over the 13 lists (10 seeds) it left 3,719 GPUs idle
+/// - for a single-GPU share, the change in the compute the mix is expected to leave idle for
+///   good on the chosen GPU (`refilled`, see [`crate::frag::RefillTable`]), between -1000 and
+///   1000: a share that leaves 0.53 free, which the next 0.47 fills, beats one that leaves
+///   0.21, which little but the rare small shares fill, though less is left. Over the 13 lists (10 seeds) it left 3,719 GPUs idle
 ///   against 3,777 with the compute left (below), fewer on every list; each list held out
 ///   chose it over four variants (the table without competition, tables per GPU model or per
 ///   model and host CPU left, the table as the primary score);
