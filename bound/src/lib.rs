@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOutcome};
 use tessera_core::rng::Rng;
-use tessera_core::sim::replay::arrival_order;
-use tessera_core::sim::trace::{TraceNode, TracePod};
+use tessera_sim::replay::arrival_order;
+use tessera_sim::trace::{TraceNode, TracePod};
 use thiserror::Error;
 
 /// Thousandths of a GPU in one GPU.

@@ -1,7 +1,7 @@
 use tessera_core::rng::Rng;
 use tessera_core::score::Policy;
-use tessera_core::sim::engine::Variant;
-use tessera_core::sim::run_replays;
+use tessera_sim::engine::Variant;
+use tessera_sim::run_replays;
 
 use super::*;
 

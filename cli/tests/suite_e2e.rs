@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use tessera_core::keys;
-use tessera_core::sim::trace::{TracePod, parse_pods};
+use tessera_sim::trace::{TracePod, parse_pods};
 use tessera_tests::e2e;
 use tessera_tests::process::{metric, output_ok};
 

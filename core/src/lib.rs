@@ -11,7 +11,6 @@ pub mod decide;
 pub mod fit;
 pub mod frag;
 pub mod hash;
-pub mod inject;
 pub mod inventory;
 pub mod keys;
 pub mod ledger;
@@ -21,6 +20,5 @@ pub mod quantity;
 pub mod request;
 pub mod rng;
 pub mod score;
-pub mod sim;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -13,7 +13,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt};
 use prometheus_client::registry::Registry;
-use tessera_core::inject::{InjectionProfile, InjectionProfileSpec};
+use tessera_inject::{InjectionProfile, InjectionProfileSpec};
 use tessera_tests::e2e;
 use tessera_webhook::WebhookState;
 use tessera_webhook::config::AdmissionConfig;

@@ -1,7 +1,7 @@
 //! One `/mutate` request: decode the review, ask core, encode the answer. No decision is made
-//! here; see `tessera_core::inject`.
+//! here; see `tessera_inject`.
 
-use tessera_core::inject::{Context, mutate};
+use tessera_inject::{Context, mutate};
 use tracing::{debug, debug_span, info};
 
 use crate::error::WebhookError;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tessera_core::inject::profile::Spiffe;
+use tessera_inject::profile::Spiffe;
 
 use crate::cert_sync::SelfManaged;
 use thiserror::Error;

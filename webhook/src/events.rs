@@ -1,7 +1,7 @@
 //! Kubernetes Events (events.k8s.io/v1) about `InjectionProfile`s from the cluster watch: a
 //! profile that fails validation gets a Warning Event naming the field that is wrong, so that
 //! `kubectl describe injectionprofile NAME` shows why it is not served. The decision of what is
-//! wrong is core's (`tessera_core::inject::compile_all`); this module only says it once per
+//! wrong is core's (`tessera_inject::compile_all`); this module only says it once per
 //! version of the object and publishes it.
 //!
 //! InjectionProfiles are cluster-scoped, so their Events live in the `default` namespace (kube's
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use tessera_core::inject::ProfileError;
+use tessera_inject::ProfileError;
 use tracing::warn;
 
 /// `reportingController` of the webhook's Events.
@@ -102,7 +102,7 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_core::inject::Problem;
+    use tessera_inject::Problem;
 
     fn error(profile: &str, field: &str) -> ProfileError {
         ProfileError {

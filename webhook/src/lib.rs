@@ -1,5 +1,5 @@
 //! tessera-webhook: the mutating admission webhook around the injection decisions in
-//! `tessera_core::inject`.
+//! `tessera_inject`.
 //!
 //! `POST /mutate` answers admission.k8s.io/v1 AdmissionReviews for pods; `/healthz`, `/readyz`
 //! and `/metrics` beside it; served over rustls with the certificate reloaded from disk. Profiles

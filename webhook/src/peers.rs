@@ -1,7 +1,7 @@
 //! The peers controller: for every StatefulSet whose pod template a profile with a peer list
 //! selects, keeps the ConfigMap `<statefulset>-peers` in step with its replicas (server-side
 //! apply, owned by the StatefulSet so it goes when the StatefulSet goes). What the ConfigMap
-//! holds is decided in `tessera_core::inject::peers`; this module only watches and writes.
+//! holds is decided in `tessera_inject::peers`; this module only watches and writes.
 //! It reconciles on StatefulSet and ConfigMap changes and whenever the profile set changes.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
-use tessera_core::inject::peers;
+use tessera_inject::peers;
 use thiserror::Error;
 use tracing::{debug, warn};
 
@@ -36,7 +36,7 @@ pub enum PeersError {
         name: String,
         /// Render failure.
         #[source]
-        source: tessera_core::inject::RenderError,
+        source: tessera_inject::RenderError,
     },
     /// The apiserver refused the ConfigMap.
     #[error("statefulset {namespace}/{name}: writing ConfigMap: {source}")]

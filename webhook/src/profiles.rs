@@ -4,7 +4,7 @@
 //! YAML keeps the profiles being served.
 
 use serde::Deserialize;
-use tessera_core::inject::{InjectionProfileSpec, Profile, ProfileError, compile_all};
+use tessera_inject::{InjectionProfileSpec, Profile, ProfileError, compile_all};
 use thiserror::Error;
 
 /// The API version profiles are written in.

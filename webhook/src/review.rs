@@ -7,7 +7,7 @@
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use tessera_core::inject::{Op, PodView, Str};
+use tessera_inject::{Op, PodView, Str};
 
 /// The only API version served.
 pub const API_VERSION: &str = "admission.k8s.io/v1";

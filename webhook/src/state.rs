@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::runtime::reflector::{ObjectRef, Store};
-use tessera_core::inject::Profile;
+use tessera_inject::Profile;
 
 use crate::config::AdmissionConfig;
 use crate::metrics::Metrics;

@@ -12,9 +12,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource};
-use tessera_core::inject::{
-    InjectionProfile, InjectionProfileSpec, Profile, ProfileError, compile_all,
-};
+use tessera_inject::{InjectionProfile, InjectionProfileSpec, Profile, ProfileError, compile_all};
 use tracing::{info, warn};
 
 use crate::events::{ProfileEvents, Reported};
@@ -156,7 +154,7 @@ fn publish(source: &ProfileSource, state: &WebhookState) -> Vec<ProfileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_core::inject::profile::Sidecars;
+    use tessera_inject::profile::Sidecars;
 
     fn spec(image: &str) -> InjectionProfileSpec {
         serde_json::from_value(serde_json::json!({

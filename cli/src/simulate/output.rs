@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use serde::Serialize;
 use tessera_core::score::Policy;
-use tessera_core::sim::summary::TraceSummary;
+use tessera_sim::summary::TraceSummary;
 
 /// The comparison table of one trace, with per-seed rows.
 pub fn trace_table(s: &TraceSummary) -> String {
@@ -113,7 +113,7 @@ pub fn print_json<T: Serialize>(items: &[T]) -> Result<()> {
     Ok(())
 }
 
-use tessera_core::sim::scenario::ScenarioOutcome;
+use tessera_sim::scenario::ScenarioOutcome;
 
 /// The scenario's summary for people.
 pub fn scenario_summary(title: &str, o: &ScenarioOutcome) -> String {

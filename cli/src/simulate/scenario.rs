@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use tessera_core::score::Policy;
-use tessera_core::sim::{report, scenario};
+use tessera_sim::{report, scenario};
 
 use super::{OutputFormat, SimulateArgs, output};
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_core::score::Policy;
-use tessera_core::sim::engine::Variant;
-use tessera_core::sim::replay::ReplayConfig;
-use tessera_core::sim::{self, baselines, summary, trace};
+use tessera_sim::engine::Variant;
+use tessera_sim::replay::ReplayConfig;
+use tessera_sim::{self as sim, baselines, summary, trace};
 
 use super::{OutputFormat, SimulateArgs, output};
 

@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use serde_json::{Value, json};
 use tessera_core::keys;
-use tessera_core::sim::trace::TracePod;
+use tessera_sim::trace::TracePod;
 
 /// Label on the suite's namespace and nodes; the webhook registration and the pods select it.
 pub const SUITE_LABEL: &str = "tessera.dev/e2e-suite";

@@ -139,7 +139,7 @@ pub struct Options {
     pub profiles_file: Option<PathBuf>,
     pub max_body_bytes: usize,
     pub tls_reload: Duration,
-    pub spiffe: Option<tessera_core::inject::profile::Spiffe>,
+    pub spiffe: Option<tessera_inject::profile::Spiffe>,
     pub max_connections: usize,
     pub idle_timeout: Duration,
 }

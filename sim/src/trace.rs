@@ -239,7 +239,7 @@ pub fn parse_pods(reader: impl BufRead, file: &str) -> Result<Vec<TracePod>, Tra
                 u32::try_from(t.number(row, line, cols[3], "num_gpu")?).unwrap_or(u32::MAX);
             let milli = t.number(row, line, cols[4], "gpu_milli")?.min(1000) as u32;
             let spec = match *spec_col {
-                Some(c) => crate::request::split_models(row.get(c).copied().unwrap_or("")),
+                Some(c) => tessera_core::request::split_models(row.get(c).copied().unwrap_or("")),
                 None => Vec::new(),
             };
             pods.push(TracePod {

@@ -7,18 +7,18 @@
 
 use std::collections::HashMap;
 
-use crate::fit::Unfit;
-use crate::ledger::{ClusterLedger, NodeLedger, Placement};
-use crate::request::PodRequest;
-use crate::rng::Rng;
-use crate::score::{self, Policy, ScoreContext};
+use tessera_core::fit::Unfit;
+use tessera_core::ledger::{ClusterLedger, NodeLedger, Placement};
+use tessera_core::request::PodRequest;
+use tessera_core::rng::Rng;
+use tessera_core::score::{self, Policy, ScoreContext};
 
 /// Cache key of a request class: everything of a pod request that scoring reads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ClassKey {
     cpu: u64,
     mem: u64,
-    demands: Vec<crate::request::GpuDemand>,
+    demands: Vec<tessera_core::request::GpuDemand>,
     models: Vec<String>,
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::chart::Series;
 use super::page::{escape, swatch};
-use crate::sim::summary::{LimitSummary, PolicySummary, SeedFigures, TraceSummary};
+use crate::summary::{LimitSummary, PolicySummary, SeedFigures, TraceSummary};
 
 /// A column: its header, whether it holds a number (right-aligned), and how a row's cell reads.
 struct Column {

@@ -6,7 +6,7 @@ use super::compile::Profile;
 use super::template::{Template, Var};
 use super::view::PodView;
 use super::{RenderError, RenderProblem};
-use crate::keys;
+use tessera_core::keys;
 
 /// What the templates of one pod can refer to.
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::ledger::{GpuState, NodeLedger};
-use crate::request::MILLI_PER_GPU;
+use tessera_core::ledger::{GpuState, NodeLedger};
+use tessera_core::request::MILLI_PER_GPU;
 
 use super::colour;
 use super::nodes::View;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::ledger::ClusterLedger;
+use tessera_core::ledger::ClusterLedger;
 
 use super::bars::{gib, pct};
 use super::colour;

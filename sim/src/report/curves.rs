@@ -5,7 +5,7 @@
 use super::chart::{self, Axis, Chart, Series};
 use super::colour;
 use super::legend::{self, LineKey};
-use crate::sim::replay::ReplayResult;
+use crate::replay::ReplayResult;
 
 /// Arrived workload of the replays' last point, percent.
 const ARRIVED_MAX: usize = 130;

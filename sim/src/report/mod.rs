@@ -20,8 +20,8 @@ use std::fmt::Write as _;
 use super::replay::ReplayResult;
 use super::scenario::ScenarioOutcome;
 use super::summary::TraceSummary;
-use crate::affinity::SpreadFault;
-use crate::ledger::ClusterLedger;
+use tessera_core::affinity::SpreadFault;
+use tessera_core::ledger::ClusterLedger;
 
 pub use nodes::gpu_picture;
 use page::escape;

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::compile::Profile;
 use super::view::{PodView, StrMap};
-use crate::keys;
+use tessera_core::keys;
 
 /// The result of selection.
 #[derive(Debug, Default)]

@@ -14,7 +14,7 @@ use super::{
     ENV_SPIFFE_ID, FILES_ANNOTATION_DOMAIN, RenderError, TOKEN_MOUNT_PATH, TOKEN_VOLUME, bounds,
     gpu, group,
 };
-use crate::keys;
+use tessera_core::keys;
 
 /// Answers the replica count of a StatefulSet (by name, in the request's namespace).
 pub type ReplicaLookup<'c> = &'c dyn Fn(&str) -> Option<u32>;

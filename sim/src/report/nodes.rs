@@ -7,8 +7,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use crate::affinity::{FaultKind, SpreadFault};
-use crate::ledger::{ClusterLedger, NodeLedger};
+use tessera_core::affinity::{FaultKind, SpreadFault};
+use tessera_core::ledger::{ClusterLedger, NodeLedger};
 
 use super::page::escape;
 use super::{bars, colour};

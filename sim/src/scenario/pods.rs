@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::keys;
-use crate::request::{LABEL_GROUP_SIZE, Translation};
+use tessera_core::keys;
+use tessera_core::request::{LABEL_GROUP_SIZE, Translation};
 
 use super::{ScenarioError, WorkloadSpec, check_version, translation};
 

@@ -13,12 +13,12 @@
 
 use std::collections::HashMap;
 
-use crate::frag::{self, ClassKey, TypicalPods};
-use crate::inventory::{GpuInfo, Isolation, NodeInventory};
-use crate::ledger::{ClusterLedger, Holding, HostCapacity};
-use crate::request::{ContainerDemand, GpuDemand, MILLI_PER_GPU, PodRequest};
-use crate::rng::Rng;
-use crate::score::ScoreContext;
+use tessera_core::frag::{self, ClassKey, TypicalPods};
+use tessera_core::inventory::{GpuInfo, Isolation, NodeInventory};
+use tessera_core::ledger::{ClusterLedger, Holding, HostCapacity};
+use tessera_core::request::{ContainerDemand, GpuDemand, MILLI_PER_GPU, PodRequest};
+use tessera_core::rng::Rng;
+use tessera_core::score::ScoreContext;
 
 use super::engine::{Chooser, Variant};
 use super::trace::{TraceNode, TracePod};
@@ -113,7 +113,7 @@ pub fn trace_request(pod: &TracePod) -> PodRequest {
         mem_mib: pod.memory_mib,
         group: None,
         priority: 0,
-        run_as: crate::request::RunAs::Unstated,
+        run_as: tessera_core::request::RunAs::Unstated,
     }
 }
 
@@ -298,7 +298,7 @@ pub fn alloc_at(events: &[CurvePoint], x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::score::Policy;
+    use tessera_core::score::Policy;
 
     fn small() -> (Vec<TraceNode>, Vec<TracePod>) {
         let nodes = (0..6)

@@ -5,15 +5,15 @@
 use std::collections::HashSet;
 
 use super::*;
-use crate::affinity::{FaultKind, SpreadFault, Violations};
-use crate::ledger::HostCapacity;
-use crate::score::Policy;
-use crate::sim::baselines::Published;
-use crate::sim::engine::Variant;
-use crate::sim::replay::CurvePoint;
-use crate::sim::scenario::Failure;
-use crate::sim::summary;
-use crate::testing;
+use crate::baselines::Published;
+use crate::engine::Variant;
+use crate::replay::CurvePoint;
+use crate::scenario::Failure;
+use crate::summary;
+use tessera_core::affinity::{FaultKind, SpreadFault, Violations};
+use tessera_core::ledger::HostCapacity;
+use tessera_core::score::Policy;
+use tessera_core::testing;
 
 /// A cluster of two 16 GiB GPUs on `n1` and a CPU-only `cpu1`, holding the given
 /// (pod, gpu, MiB, thousandths) shares.
@@ -278,7 +278,7 @@ fn trace_table_holds_each_policys_numbers() {
 
 #[test]
 fn trace_table_prints_the_bound_and_the_online_reference_beside_the_policies() {
-    use crate::sim::summary::{LimitSeed, LimitSummary};
+    use crate::summary::{LimitSeed, LimitSummary};
     let (runs, mut summary) = trace_runs();
     let seed = |alloc: f64| LimitSeed {
         seed: 42,

@@ -10,14 +10,14 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::affinity::{Spread, SpreadFault, Violations};
-use crate::frag::{self, ClassKey, NodeFrag, TypicalPods};
-use crate::inventory::{GpuInfo, Isolation, NodeInventory};
-use crate::ledger::{ClusterLedger, Holding, HostCapacity, NodeLedger};
-use crate::quantity;
-use crate::request::{self, Group, PodRequest, RequestContext, Translation};
-use crate::rng::Rng;
-use crate::score::{Policy, ScoreContext};
+use tessera_core::affinity::{Spread, SpreadFault, Violations};
+use tessera_core::frag::{self, ClassKey, NodeFrag, TypicalPods};
+use tessera_core::inventory::{GpuInfo, Isolation, NodeInventory};
+use tessera_core::ledger::{ClusterLedger, Holding, HostCapacity, NodeLedger};
+use tessera_core::quantity;
+use tessera_core::request::{self, Group, PodRequest, RequestContext, Translation};
+use tessera_core::rng::Rng;
+use tessera_core::score::{Policy, ScoreContext};
 
 use super::engine::Chooser;
 

@@ -6,7 +6,7 @@
 
 use super::RenderProblem;
 use super::view::PodView;
-use crate::keys;
+use tessera_core::keys;
 
 /// Largest ensemble identity is rendered for: ordinals and replicas must stay below it when
 /// the StatefulSet's replicas are not known. ZooKeeper, Kafka controller and RocketMQ

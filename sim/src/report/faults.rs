@@ -2,8 +2,8 @@
 //! simulator recorded, and spreading faults with the node or zone they are on (the picture
 //! marks the nodes; zone faults appear only here).
 
-use crate::affinity::{FaultKind, SpreadFault};
-use crate::sim::scenario::Failure;
+use crate::scenario::Failure;
+use tessera_core::affinity::{FaultKind, SpreadFault};
 
 use super::page::text_table;
 

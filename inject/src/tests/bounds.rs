@@ -36,11 +36,7 @@ fn a_huge_ordinal_in_the_pod_name_is_denied_naming_the_pod_name() {
         err.contains("ordinal 1000000") && err.contains("from the pod name"),
         "{err}"
     );
-    let (_, pod, _) = run(
-        &ps,
-        &zk_pod(crate::inject::bounds::MAX_ENSEMBLE - 1),
-        &ctx(),
-    );
+    let (_, pod, _) = run(&ps, &zk_pod(crate::bounds::MAX_ENSEMBLE - 1), &ctx());
     let ann = pod.metadata.annotations.unwrap();
     assert_eq!(ann["zookeeper.files.tessera.dev/myid"], "1000");
 }
