@@ -47,7 +47,7 @@ async fn inspect_shows_who_holds_which_share() {
                 }],
             }],
         };
-        let writer = tessera_core::cluster::Writer {
+        let writer = tessera_core::annotations::Writer {
             holder: "inspect-e2e".into(),
             term: 0,
         };

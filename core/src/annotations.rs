@@ -1,5 +1,5 @@
-//! The one codec for everything Tessera writes into annotations: node `gpu-inventory` and pod
-//! `gpu-assignment`.
+//! The one codec for everything Tessera writes into annotations: node `gpu-inventory`, pod
+//! `gpu-assignment` and the `assigned-by` writer (`holder@term`).
 //!
 //! Both are versioned JSON documents (`{"version": "v1", …}`) so that a newer writer can change the
 //! shape without an older reader misreading it: an unknown version is an error naming it, never a
@@ -132,6 +132,35 @@ pub fn encode_assignment(assignment: &Assignment) -> String {
 /// Decodes `tessera.dev/gpu-assignment`.
 pub fn decode_assignment(text: &str) -> Result<Assignment, CodecError> {
     decode(crate::keys::ANNOTATION_GPU_ASSIGNMENT, text)
+}
+
+/// The leader and Lease term that wrote an assignment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Writer {
+    /// The Lease holder's identity.
+    pub holder: String,
+    /// The Lease's `leaseTransitions` when it became the holder.
+    pub term: u64,
+}
+
+impl Writer {
+    /// `holder@term`, as in the annotation.
+    pub fn encode(&self) -> String {
+        format!("{}@{}", self.holder, self.term)
+    }
+
+    /// Reads `holder@term` (identities are pod or host names, which have no `@`).
+    pub fn decode(text: &str) -> Result<Writer, String> {
+        let bad = || format!("`{text}` is not holder@term");
+        let (holder, term) = text.rsplit_once('@').ok_or_else(bad)?;
+        if holder.is_empty() {
+            return Err(bad());
+        }
+        Ok(Writer {
+            holder: holder.to_string(),
+            term: term.parse().map_err(|_| bad())?,
+        })
+    }
 }
 
 #[cfg(test)]

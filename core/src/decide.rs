@@ -9,8 +9,7 @@ mod memo;
 pub use memo::{MAX_SHAPES, Memo, ShapeId};
 
 use crate::affinity::Spread;
-use crate::annotations::{self, Assignment};
-use crate::cluster::Writer;
+use crate::annotations::{self, Assignment, Writer};
 use crate::fit::{self, GpuChoice};
 use crate::keys;
 use crate::ledger::{ClusterLedger, Placement};

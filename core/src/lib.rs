@@ -1,8 +1,9 @@
-//! tessera-core: every decision Tessera makes, with no I/O.
+//! tessera-core: the GPU scheduling domain and the small kernel every crate shares, with no I/O.
 //!
-//! The webhook, the extender, the device plugin and `tessera simulate` call these functions;
-//! they decode, call, encode. Nothing here opens a file or a socket, spawns a runtime or talks to
-//! the apiserver (STYLE.md, section 1).
+//! The extender, the device plugin and the simulator call these functions; they decode, call,
+//! encode. Admission injection lives in `tessera-inject` and the simulator in `tessera-sim`, both
+//! over this crate. Nothing here opens a file or a socket, spawns a runtime or talks to the
+//! apiserver (STYLE.md, section 1).
 
 pub mod affinity;
 pub mod annotations;

@@ -12,7 +12,8 @@ use tessera_core::request::PodRequest;
 use crate::binder::BindTarget;
 use crate::state::ExtenderState;
 use crate::wire::{ExtenderBindingArgs, ExtenderBindingResult};
-use tessera_core::cluster::{Cluster, Writer};
+use tessera_core::annotations::Writer;
+use tessera_core::cluster::Cluster;
 
 /// Serves one bind.
 pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderBindingResult {

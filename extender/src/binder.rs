@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use tessera_core::cluster::Writer;
+use tessera_core::annotations::Writer;
 
 /// What to bind where, and the annotations to write first.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
-use tessera_core::cluster::Writer;
+use tessera_core::annotations::Writer;
 
 /// A leader stops writing this long before its Lease would expire: the apiserver's clock and
 /// ours may differ a little, and a standby may take the Lease the moment it expires.

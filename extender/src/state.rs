@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use tessera_core::decide::Memo;
 use tessera_core::ledger::SharingPolicy;
 
+use tessera_core::annotations::Writer;
 pub use tessera_core::cluster::Cluster;
-use tessera_core::cluster::{Judge, Writer};
+use tessera_core::cluster::Judge;
 use tessera_core::request::{self, PodRequest, RequestContext, Translation};
 use tessera_core::score::Policy;
 

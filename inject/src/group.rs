@@ -8,9 +8,9 @@
 //! `tessera.dev/group-size`. What the pod already carries is kept.
 
 use super::compile::Profile;
+use super::identity::ReplicaLookup;
 use super::patch::Changes;
 use super::profile::AntiAffinity;
-use super::render::ReplicaLookup;
 use super::view::PodView;
 use super::{RenderError, RenderProblem};
 use tessera_core::keys;

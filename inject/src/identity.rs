@@ -8,6 +8,9 @@ use super::view::PodView;
 use super::{RenderError, RenderProblem};
 use tessera_core::keys;
 
+/// Answers the replica count of a StatefulSet (by name, in the request's namespace).
+pub type ReplicaLookup<'c> = &'c dyn Fn(&str) -> Option<u32>;
+
 /// What the templates of one pod can refer to.
 #[derive(Debug, Clone)]
 pub struct Facts<'a> {

@@ -24,10 +24,10 @@ mod tests;
 pub mod view;
 
 pub use compile::{MAX_PROFILE_NAME, Problem, Profile, ProfileError, compile_all};
-pub use identity::Facts;
+pub use identity::{Facts, ReplicaLookup};
 pub use patch::{Op, escape};
 pub use profile::{AntiAffinity, InjectionProfile, InjectionProfileSpec};
-pub use render::{Context, Outcome, ReplicaLookup, mutate};
+pub use render::{Context, Outcome, mutate};
 pub use select::{Selection, injected_names, label_selector_matches, select};
 pub use view::{PodView, Str};
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::compile::Profile;
-use super::identity::{Facts, Renderer};
+use super::identity::{Facts, Renderer, ReplicaLookup};
 use super::patch::{Changes, Op};
 use super::profile::Spiffe;
 use super::select::{injected_names, select};
@@ -15,9 +15,6 @@ use super::{
     gpu, group,
 };
 use tessera_core::keys;
-
-/// Answers the replica count of a StatefulSet (by name, in the request's namespace).
-pub type ReplicaLookup<'c> = &'c dyn Fn(&str) -> Option<u32>;
 
 /// What the webhook knows beyond the pod.
 #[derive(Clone, Copy, Default)]

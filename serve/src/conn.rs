@@ -20,7 +20,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use crate::serve::Limits;
+use crate::limits::Limits;
 
 /// Requests in flight on one connection.
 type InFlight = Arc<watch::Sender<usize>>;

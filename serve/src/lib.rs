@@ -6,9 +6,11 @@
 mod conn;
 pub mod expiry;
 pub mod exposition;
+mod limits;
 pub mod serve;
 pub mod signal;
 pub mod tls;
 
-pub use serve::{Limits, serve_plain, serve_tls};
+pub use limits::Limits;
+pub use serve::{serve_plain, serve_tls};
 pub use signal::shutdown_signal;

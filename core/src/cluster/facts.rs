@@ -11,7 +11,8 @@ use crate::inventory::NodeInventory;
 use crate::keys;
 use crate::request::{Group, RunAs, pod_group, run_as};
 
-use super::fence::{Origin, Writer};
+use super::fence::Origin;
+use crate::annotations::Writer;
 
 /// A node as the scheduler sees it: zone, GPU inventory and the device plugin's heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]

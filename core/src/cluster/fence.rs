@@ -5,38 +5,10 @@
 //! timeout has passed, and only then are they stale. Standbys judge nothing stale; they keep
 //! the same reservations so that the moment one leads, it hands out no share twice.
 
+use crate::annotations::Writer;
 use crate::ledger::Holding;
 
 use super::{Cluster, PodFacts};
-
-/// The leader and Lease term that wrote an assignment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Writer {
-    /// The Lease holder's identity.
-    pub holder: String,
-    /// The Lease's `leaseTransitions` when it became the holder.
-    pub term: u64,
-}
-
-impl Writer {
-    /// `holder@term`, as in the annotation.
-    pub fn encode(&self) -> String {
-        format!("{}@{}", self.holder, self.term)
-    }
-
-    /// Reads `holder@term` (identities are pod or host names, which have no `@`).
-    pub fn decode(text: &str) -> Result<Writer, String> {
-        let bad = || format!("`{text}` is not holder@term");
-        let (holder, term) = text.rsplit_once('@').ok_or_else(bad)?;
-        if holder.is_empty() {
-            return Err(bad());
-        }
-        Ok(Writer {
-            holder: holder.to_string(),
-            term: term.parse().map_err(|_| bad())?,
-        })
-    }
-}
 
 /// Who wrote a pod's assignment, and when, as its annotations say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -18,7 +18,7 @@ mod usage;
 use std::collections::BTreeSet;
 
 pub use facts::{NodeFacts, PodFacts};
-pub use fence::{Judge, Origin, Writer};
+pub use fence::{Judge, Origin};
 pub use sync::Notice;
 pub use usage::{IsolationCounts, ModelUsage};
 

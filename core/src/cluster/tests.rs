@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::annotations::{Assignment, ContainerAssignment, GpuShare};
+use crate::annotations::{Assignment, ContainerAssignment, GpuShare, Writer};
 use crate::ledger::{ContainerPlacement, Holding, LedgerError, Placement, Share};
 use crate::testing;
 

@@ -150,7 +150,7 @@ fn assign_picks_gpus_on_the_bound_node_and_annotations_round_trip() {
     let assignment = ledger.nodes()[index].to_assignment(&placement);
     // Binpack takes the half-used GPU 0.
     assert_eq!(assignment.containers[0].gpus[0].uuid, "GPU-node-2-0");
-    let writer = crate::cluster::Writer {
+    let writer = crate::annotations::Writer {
         holder: "tessera-extender-0".into(),
         term: 7,
     };

@@ -4,6 +4,10 @@
 //!
 //! The device plugin crate feeds these functions from NVML, the kubelet and the apiserver and acts
 //! on their answers (DESIGN.md, "The contract between the parts"; STYLE.md 2.1).
+//!
+//! They live in core rather than in the device plugin crate because a second node agent, a DRA
+//! driver, must make the same decisions (MPS readiness, the env a share gets) and I/O crates never
+//! depend on each other.
 
 pub mod allocate;
 pub mod env;

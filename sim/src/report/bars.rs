@@ -8,7 +8,7 @@ use tessera_core::ledger::{GpuState, NodeLedger};
 use tessera_core::request::MILLI_PER_GPU;
 
 use super::colour;
-use super::nodes::View;
+use super::layout::View;
 use super::page::escape;
 
 /// Percent of a GPU's compute, from thousandths.

@@ -10,6 +10,7 @@ mod chart;
 mod colour;
 mod curves;
 mod faults;
+mod layout;
 mod legend;
 mod nodes;
 mod page;

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use tessera_core::affinity::{FaultKind, SpreadFault};
 use tessera_core::ledger::{ClusterLedger, NodeLedger};
 
+use super::layout::{COMPACT, DETAILED, Geometry, View};
 use super::page::escape;
 use super::{bars, colour};
 
@@ -64,70 +65,6 @@ pub fn gpu_pods(ledger: &ClusterLedger) -> Vec<GpuPod<'_>> {
 /// Whether the picture colours each pod (small clusters) or draws totals (traces).
 pub fn is_detailed(ledger: &ClusterLedger) -> bool {
     ledger.nodes().len() <= DETAILED_MAX_NODES && gpu_pods(ledger).len() <= DETAILED_MAX_PODS
-}
-
-/// Sizes of one drawing mode, px.
-pub struct Geometry {
-    /// Width of one bar.
-    pub bar_w: f64,
-    /// Between a GPU's memory and compute bars.
-    pub bar_gap: f64,
-    gpu_gap: f64,
-    /// Height of a bar (a whole GPU).
-    pub bar_h: f64,
-    pad: f64,
-    /// Above the bars (node name and details).
-    pub header: f64,
-    footer: f64,
-    min_w: f64,
-    row_gap: f64,
-}
-
-const DETAILED: Geometry = Geometry {
-    bar_w: 9.0,
-    bar_gap: 1.0,
-    gpu_gap: 7.0,
-    bar_h: 90.0,
-    pad: 8.0,
-    header: 32.0,
-    footer: 30.0,
-    min_w: 120.0,
-    row_gap: 10.0,
-};
-
-const COMPACT: Geometry = Geometry {
-    bar_w: 3.0,
-    bar_gap: 0.0,
-    gpu_gap: 2.0,
-    bar_h: 28.0,
-    pad: 3.0,
-    header: 3.0,
-    footer: 3.0,
-    min_w: 12.0,
-    row_gap: 4.0,
-};
-
-impl Geometry {
-    fn node_w(&self, gpus: usize) -> f64 {
-        let n = gpus as f64;
-        let bars = n * (2.0 * self.bar_w + self.bar_gap) + (n - 1.0).max(0.0) * self.gpu_gap;
-        (2.0 * self.pad + bars).max(self.min_w)
-    }
-
-    fn node_h(&self) -> f64 {
-        self.header + self.bar_h + self.footer
-    }
-}
-
-/// What a node's drawing needs to know besides the node.
-pub struct View<'a> {
-    /// Sizes of the mode drawn.
-    pub geo: &'a Geometry,
-    /// One colour per pod (else totals).
-    pub detailed: bool,
-    /// Pod name to colour.
-    pub colours: HashMap<&'a str, String>,
-    faults: HashMap<&'a str, Vec<&'a SpreadFault>>,
 }
 
 /// The SVG of every GPU node (and, when detailed, the nodes without GPUs too, so that faults on
