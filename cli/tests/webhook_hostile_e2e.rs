@@ -79,12 +79,24 @@ async fn a_huge_ordinal_is_denied_and_the_next_member_admitted_through_the_apise
         dry_run: true,
         ..PostParams::default()
     };
+    // Only the webhook's own denial ends the wait: until the apiserver has picked up the new
+    // configuration the create succeeds (a dry run), and a call that fails to reach the webhook
+    // is not the answer either.
+    let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let reason = e2e::wait_for("the webhook to deny the huge ordinal", LIMIT, || {
-        let (pods, huge, dry) = (pods.clone(), huge.clone(), dry.clone());
-        async move { pods.create(&dry, &huge).await.err().map(|e| e.to_string()) }
+        let (pods, huge, dry, last) = (pods.clone(), huge.clone(), dry.clone(), last.clone());
+        async move {
+            let error = pods.create(&dry, &huge).await.err()?.to_string();
+            let denied = error.contains("apps.kubernetes.io/pod-index");
+            *last.lock().unwrap() = error.clone();
+            denied.then_some(error)
+        }
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}\nwebhook log:\n{}", read(log)));
+    .unwrap_or_else(|e| {
+        let last = last.lock().unwrap().clone();
+        panic!("{e}; last error: {last}\nwebhook log:\n{}", read(log))
+    });
     assert!(
         reason.contains("label apps.kubernetes.io/pod-index")
             && reason.contains("maximum ensemble size (1000)"),

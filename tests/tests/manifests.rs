@@ -299,7 +299,7 @@ fn the_install_overlays_set_image_scheduler_version_and_mps() {
         !example.contains("ghcr.io/tessera-dev/tessera"),
         "every image rewritten"
     );
-    assert!(example.contains("image: registry.k8s.io/kube-scheduler:v1.32.13"));
+    assert!(example.contains("image: registry.k8s.io/kube-scheduler:v1.36.2"));
     assert!(example.contains("name: tessera-mps-daemon"));
     let no_mps = render_install("no-mps").unwrap();
     assert!(

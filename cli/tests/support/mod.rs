@@ -58,10 +58,72 @@ pub fn file_mode_webhook(dir: &Path, extra: &[&OsStr]) -> FileModeWebhook {
     args.extend_from_slice(extra);
     let process =
         tessera_tests::process::spawn_logged(Path::new(env!("CARGO_BIN_EXE_tessera")), args, &log);
+    // Registering a webhook before it listens makes the apiserver's first calls fail with
+    // "connection refused" (v1.36 calls a new configuration sooner than v1.32 did).
+    if let Err(e) = wait_ready_tls(addr, &ca) {
+        panic!(
+            "the webhook never answered /readyz 200: {e}\nlog:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
     FileModeWebhook {
         addr,
         ca,
         log,
         _process: process,
     }
+}
+
+/// Waits (blocking, up to 30 s) until the webhook at `addr` answers `/readyz` with 200 over TLS
+/// verified with `ca_pem`; the last failure otherwise.
+pub fn wait_ready_tls(addr: SocketAddr, ca_pem: &str) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    loop {
+        let last = match https_get(addr, ca_pem, "/readyz") {
+            Ok(answer) if answer.starts_with("HTTP/1.1 200") => return Ok(()),
+            Ok(answer) => answer.lines().next().unwrap_or_default().to_string(),
+            Err(e) => e,
+        };
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            return Err(last);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// One HTTPS GET to `addr` (certificate for 127.0.0.1, issued by `ca_pem`); the raw answer.
+fn https_get(addr: SocketAddr, ca_pem: &str, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).map_err(|e| e.to_string())?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::from(addr.ip());
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    let _ = tls.read_to_string(&mut out);
+    if out.is_empty() {
+        return Err("no answer".into());
+    }
+    Ok(out)
 }
