@@ -2,7 +2,9 @@
 //! checked before the work it would cost: the StatefulSet ordinal (a peer list is rendered for
 //! every member up to it), the replicas a peer list is rendered for, the containers every env
 //! var and mount is copied into, the rendered identity text and the patch those copies make.
-//! A pod past a bound is denied with the bound in the message; nothing is rendered for it.
+//! Names are checked against the lengths Kubernetes allows before any is copied, and a peer list
+//! stops at the rendering budget instead of being measured after. A pod past a bound is denied
+//! with the bound in the message; nothing is rendered for it.
 
 use super::RenderProblem;
 use super::view::PodView;
@@ -24,6 +26,60 @@ pub const MAX_RENDERED_BYTES: usize = 256 << 10;
 /// Most bytes of env vars and mounts copied into the pod's containers by one patch (each copy
 /// counted): the part of a patch that grows with the pod rather than with the profiles.
 pub const MAX_COPIED_BYTES: usize = 1 << 20;
+
+/// Longest DNS label Kubernetes accepts (namespaces, `spec.subdomain`).
+pub const DNS_LABEL: usize = 63;
+/// Longest DNS subdomain Kubernetes accepts (pod, StatefulSet and service account names).
+pub const DNS_SUBDOMAIN: usize = 253;
+
+/// Checks every name a template or label can copy from `pod` against the length Kubernetes
+/// allows it, before anything is rendered: the apiserver validates a pod only after mutating
+/// admission, so a 300 KB owner name or subdomain would otherwise be copied into every peer list
+/// entry.
+pub(super) fn check_names(pod: &PodView<'_>, namespace: &str) -> Result<(), RenderProblem> {
+    let spec = pod.spec.as_ref();
+    let names = [
+        ("metadata.name", pod.metadata.name.as_deref(), DNS_SUBDOMAIN),
+        ("metadata.namespace", Some(namespace), DNS_LABEL),
+        (
+            "the owning StatefulSet's name",
+            pod.statefulset(),
+            DNS_SUBDOMAIN,
+        ),
+        (
+            "spec.subdomain",
+            spec.and_then(|s| s.subdomain.as_deref()),
+            DNS_LABEL,
+        ),
+        (
+            "spec.serviceAccountName",
+            spec.and_then(|s| s.service_account_name.as_deref()),
+            DNS_SUBDOMAIN,
+        ),
+    ];
+    for (field, name, limit) in names {
+        let length = name.map_or(0, str::len);
+        if length > limit {
+            return Err(RenderProblem::NameTooLong {
+                field,
+                length,
+                limit,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks `bytes` of one rendered value against [`MAX_RENDERED_BYTES`] while it is rendered.
+pub(super) fn check_rendered(bytes: usize) -> Result<(), RenderProblem> {
+    if bytes > MAX_RENDERED_BYTES {
+        return Err(RenderProblem::RenderedTooLarge {
+            bytes,
+            limit: MAX_RENDERED_BYTES,
+        });
+    }
+    Ok(())
+}
 
 /// Checks `ordinal` of StatefulSet member `pod` against the StatefulSet's `replicas` when
 /// known, else against [`MAX_ENSEMBLE`].

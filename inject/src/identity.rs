@@ -2,6 +2,7 @@
 //! `apps.kubernetes.io/pod-index`, else the `NAME-N` pod name), the headless service, replicas,
 //! stable DNS names, the peer list, and the SPIFFE ID.
 
+use super::bounds;
 use super::compile::Profile;
 use super::template::{Template, Var};
 use super::view::PodView;
@@ -153,7 +154,7 @@ impl Renderer<'_> {
             .ok_or(RenderProblem::NoReplicas)?;
         // Only a real pod's ordinal counts (the peers ConfigMap renders with a stand-in member 0).
         let own = self.facts.pod.and(self.facts.member).map(|(_, own)| own);
-        super::bounds::check_replicas(at_least_member(known, own))
+        bounds::check_replicas(at_least_member(known, own))
     }
 
     fn peers(&self, out: &mut String) -> Result<(), RenderProblem> {
@@ -167,6 +168,8 @@ impl Renderer<'_> {
                 out.push_str(sep);
             }
             self.render_into(out, entry, Some(i))?;
+            // Stop at the budget rather than render the whole list and measure it after.
+            bounds::check_rendered(out.len())?;
         }
         Ok(())
     }

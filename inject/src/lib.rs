@@ -126,6 +126,16 @@ pub enum RenderProblem {
         /// [`bounds::MAX_COPIED_BYTES`].
         limit: usize,
     },
+    /// A name longer than Kubernetes allows (the apiserver validates only after admission).
+    #[error("{field} is {length} characters long; Kubernetes allows at most {limit}")]
+    NameTooLong {
+        /// Which name.
+        field: &'static str,
+        /// Its length, bytes.
+        length: usize,
+        /// [`bounds::DNS_LABEL`] or [`bounds::DNS_SUBDOMAIN`].
+        limit: usize,
+    },
     /// A foreign GPU name Tessera cannot express.
     #[error("container {container:?}: {resource} has no tessera.dev equivalent")]
     NoEquivalent {

@@ -123,6 +123,7 @@ fn build(
         return Ok(Builder::new(pod));
     };
     bounds::check_containers(pod).map_err(|problem| error(first, "spec.containers", problem))?;
+    bounds::check_names(pod, namespace).map_err(|problem| error(first, "pod names", problem))?;
     let mut b = Builder::new(pod);
     let facts = Facts::of(pod, namespace);
     for p in apply {

@@ -165,3 +165,61 @@ async fn past_the_connection_cap_a_new_connection_waits_for_a_free_slot() {
     assert_eq!(status, 200);
     server.stop().await;
 }
+
+/// One huge review is decided off the I/O worker: on a server that shares one thread with its
+/// clients (this test's runtime), small reviews keep being answered while it is read and
+/// decided. Were it decided inline, that thread would stop for its whole decoding and the small
+/// reviews' answers would show one gap as long as most of its life.
+#[tokio::test]
+async fn a_huge_review_never_stalls_the_small_ones_beside_it() {
+    let ca = Ca::new("hostile-stall");
+    let server = Server::start(&ca, Options::default()).await;
+    let mut huge = zk("1");
+    let many: Vec<Value> = (0..80_000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "busybox"}))
+        .collect();
+    huge["request"]["object"]["spec"]["containers"] = json!(many);
+    assert!(huge.to_string().len() > 3 << 20, "a body of a few MiB");
+    let mut big = Client::connect(server.addr, ca.client_config())
+        .await
+        .unwrap();
+    let mut small = Client::connect(server.addr, ca.client_config())
+        .await
+        .unwrap();
+    let review = zk("1");
+    // Warm the small connection so that its first answer is no outlier.
+    assert_eq!(small.mutate(&review).await.0, 200);
+    let started = std::time::Instant::now();
+    let huge_task = tokio::spawn(async move {
+        let (status, out) = big.mutate(&huge).await;
+        (status, out, started.elapsed())
+    });
+    let mut answers = Vec::new();
+    while !huge_task.is_finished() {
+        let (status, _) = small.mutate(&review).await;
+        assert_eq!(status, 200);
+        answers.push(started.elapsed());
+    }
+    let (status, out, life) = huge_task.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        out["response"]["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("80000 containers")),
+        "{out}"
+    );
+    let within: Vec<Duration> = answers.into_iter().filter(|t| *t <= life).collect();
+    let mut gaps: Vec<Duration> = within.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.extend(within.first().copied());
+    let longest = gaps.iter().max().copied().unwrap_or(life);
+    println!(
+        "huge review answered in {life:?}; {} small reviews answered meanwhile, longest gap {longest:?}",
+        within.len()
+    );
+    assert!(
+        within.len() >= 5 && longest < life / 3,
+        "small reviews stalled behind the huge one: {} answered in {life:?}, longest gap {longest:?}",
+        within.len()
+    );
+    server.stop().await;
+}

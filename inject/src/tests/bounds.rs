@@ -141,3 +141,59 @@ fn a_marker_over_a_pod_that_holds_only_part_of_the_profile_gets_the_rest() {
     let volumes = pod.spec.unwrap().volumes.unwrap();
     assert!(volumes.iter().any(|v| v.name == TOKEN_VOLUME));
 }
+
+#[test]
+fn names_longer_than_kubernetes_allows_are_denied_before_anything_is_rendered() {
+    let ps = profiles(ZK);
+    let mut pod = zk_pod(1);
+    pod["metadata"]["ownerReferences"][0]["name"] = json!("z".repeat(300_000));
+    let err = deny(&ps, &pod, &ctx());
+    assert!(
+        err.contains("the owning StatefulSet's name is 300000 characters long")
+            && err.contains("at most 253"),
+        "{err}"
+    );
+    assert!(
+        err.len() < 300,
+        "the name is not echoed: {} bytes",
+        err.len()
+    );
+    let mut pod = zk_pod(1);
+    pod["spec"]["subdomain"] = json!("s".repeat(64));
+    let err = deny(&ps, &pod, &ctx());
+    assert!(
+        err.contains("spec.subdomain is 64 characters long") && err.contains("at most 63"),
+        "{err}"
+    );
+    // At the limits, the member is admitted.
+    let mut pod = zk_pod(1);
+    pod["metadata"]["ownerReferences"][0]["name"] = json!("z".repeat(253));
+    pod["spec"]["subdomain"] = json!("s".repeat(63));
+    let (out, _, _) = run(&ps, &pod, &ctx());
+    assert!(!out.ops.is_empty());
+}
+
+#[test]
+fn a_peer_list_stops_at_the_rendering_budget_instead_of_being_measured_after() {
+    let ps = profiles(ZK);
+    let lookup = |_: &str| Some(crate::bounds::MAX_ENSEMBLE);
+    let c = Context {
+        replicas: Some(&lookup),
+        ..ctx()
+    };
+    // Legal names at their longest: each peer entry is about 370 bytes, the list about 370 KB.
+    let mut pod = zk_pod(0);
+    pod["metadata"]["ownerReferences"][0]["name"] = json!("z".repeat(253));
+    pod["spec"]["subdomain"] = json!("s".repeat(63));
+    let view_text = pod.to_string();
+    let view: PodView<'_> = serde_json::from_str(&view_text).unwrap();
+    let err = mutate(&ps, &view, &c).unwrap_err();
+    let RenderProblem::RenderedTooLarge { bytes, limit } = err.problem else {
+        panic!("{err}");
+    };
+    assert_eq!(limit, crate::bounds::MAX_RENDERED_BYTES);
+    assert!(
+        bytes > limit && bytes < limit + 1024,
+        "stopped within one entry of the budget, not after the whole list: {bytes}"
+    );
+}
