@@ -1,10 +1,10 @@
-//! The production binder: patches the pod's annotations, then creates its Binding, through the
-//! apiserver. The patch carries the pod's UID, so a pod deleted and re-created under the same
-//! name meanwhile is refused rather than given another pod's GPUs.
+//! The production binder: creates the pod's Binding through the apiserver, with the assignment
+//! annotations in it. The Binding carries the pod's UID, so a pod deleted and re-created under the
+//! same name meanwhile is refused rather than given another pod's GPUs.
 
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::binder::{BindFuture, BindTarget, Binder};
 use crate::leader::Leadership;
 
-/// Field manager recorded on the annotation patch.
+/// Field manager recorded on the extender's own pod patches (the stale assignment cleanup).
 pub const FIELD_MANAGER: &str = "tessera-extender";
 
 /// Binds through the apiserver.
@@ -48,30 +48,19 @@ impl ApiBinder {
         }
     }
 
+    /// One write: the Binding carries the assignment annotations, which the apiserver copies
+    /// onto the pod in the same update that sets `nodeName`, under the UID precondition from
+    /// `metadata.uid` (`BindingREST.Create` → `assignPod`). The assignment and the node therefore
+    /// appear together; a pod is never seen bound without its assignment or unbound with one.
     async fn bind_now(&self, target: BindTarget) -> Result<(), String> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &target.namespace);
-        if !target.annotations.is_empty() {
-            self.still_leading(&target)?;
-            let patch = serde_json::json!({
-                "metadata": { "uid": target.uid, "annotations": target.annotations }
-            });
-            pods.patch(
-                &target.name,
-                &PatchParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..PatchParams::default()
-                },
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map_err(|e| format!("patching annotations: {e}"))?;
-        }
         self.still_leading(&target)?;
         let binding = Binding {
             metadata: ObjectMeta {
                 name: Some(target.name.clone()),
                 namespace: Some(target.namespace.clone()),
                 uid: Some(target.uid.clone()),
+                annotations: (!target.annotations.is_empty()).then_some(target.annotations),
                 ..Default::default()
             },
             target: ObjectReference {
@@ -81,7 +70,8 @@ impl ApiBinder {
                 ..Default::default()
             },
         };
-        pods.create_subresource::<_, serde_json::Value>(
+        // The answer is a small Status; nothing in it is needed.
+        pods.create_subresource::<_, serde::de::IgnoredAny>(
             "binding",
             &target.name,
             &PostParams::default(),

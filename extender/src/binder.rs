@@ -1,5 +1,5 @@
-//! Writing a bind to the apiserver: patch the pod's annotations (assignment, bind time,
-//! `bind-phase: allocating`), then create its Binding. A trait so that the HTTP verbs are tested
+//! Writing a bind to the apiserver: one Binding that carries the pod's annotations (assignment,
+//! bind time, `bind-phase: allocating`, the writer). A trait so that the HTTP verbs are tested
 //! against a recording binder and production uses the apiserver.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ pub struct BindTarget {
     pub uid: String,
     /// Node name.
     pub node: String,
-    /// Annotations to patch onto the pod before the Binding (empty for pods without GPUs).
+    /// Annotations the Binding writes onto the pod with its node (empty for pods without GPUs).
     pub annotations: BTreeMap<String, String>,
     /// The leader and term binding it: each write waits for nothing and goes ahead only while
     /// this replica still leads in that term.
@@ -32,6 +32,6 @@ pub type BindFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send
 /// Writes binds. `Ok` only once the Binding exists: kube-scheduler treats an empty error as a
 /// bound pod and never retries.
 pub trait Binder: Send + Sync {
-    /// Patches the annotations, then creates the Binding.
+    /// Creates the Binding, annotations included.
     fn bind(&self, target: BindTarget) -> BindFuture<'_>;
 }

@@ -1,10 +1,11 @@
 //! Removes GPU assignments that no bind will complete (see
-//! `tessera_core::cluster::Cluster::is_stale_assignment`): bind writes the annotation before
-//! the Binding, so a failed Binding, or a replica killed or deposed in between, leaves an unbound
-//! pod naming GPUs. Only the leader removes them, and another term's only once its reservation
-//! timeout has passed (until then it is held as a bind in flight). The removal carries the
-//! resourceVersion it was decided on, so a pod that changed meanwhile (bound after all, or
-//! annotated anew by a later bind) is left alone.
+//! `tessera_core::cluster::Cluster::is_stale_assignment`). Binds now write the assignment in the
+//! Binding itself, so it appears together with `nodeName`; an unbound pod naming GPUs is left
+//! only by a release that patched the annotation before the Binding (a failed Binding, or a
+//! replica killed or deposed in between), or by hand. Only the leader removes them, and another
+//! term's only once its reservation timeout has passed (until then it is held as a bind in
+//! flight). The removal carries the resourceVersion it was decided on, so a pod that changed
+//! meanwhile (bound after all, or annotated anew) is left alone.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};

@@ -281,3 +281,89 @@ async fn assignments_left_by_binds_that_never_completed_are_removed_and_bound_on
     assert_eq!(assignment_of(&h, "bound").await, Some(text));
     watching.abort();
 }
+
+/// Whether a watched pod has its node and its GPU assignment.
+fn node_and_assignment(pod: &Pod) -> (bool, bool) {
+    let bound = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_ref())
+        .is_some();
+    let assigned = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(keys::ANNOTATION_GPU_ASSIGNMENT));
+    (bound, assigned)
+}
+
+#[tokio::test]
+async fn a_bind_writes_the_node_and_the_assignment_in_one_update() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::{WatchEvent, WatchParams};
+
+    let Some(kubeconfig) = e2e::kubeconfig("a_bind_writes_the_node_and_the_assignment") else {
+        return;
+    };
+    let h = Harness::start(&kubeconfig).await;
+    let (_state, addr, watching) = h.extender().await;
+    let share = [
+        (keys::RESOURCE_GPU, "1"),
+        (keys::RESOURCE_GPU_MEM, "4000"),
+        (keys::RESOURCE_GPU_CORE, "30"),
+    ];
+    let pod = h.create_pod("one-write", &share, &[]).await;
+    let version = pod.metadata.resource_version.clone().unwrap();
+    let params = WatchParams::default().fields("metadata.name=one-write");
+    let mut events = h.pods().watch(&params, &version).await.unwrap().boxed();
+    let error = schedule(addr, &pod, &h.nodes).await.unwrap();
+    assert_eq!(error, "", "bind answered an error");
+    // Every version of the pod after its creation, until it is bound.
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + SYNC;
+    while seen.last().is_none_or(|&(bound, _)| !bound) {
+        let event = tokio::time::timeout_at(deadline, events.try_next())
+            .await
+            .expect("the pod is bound within the time limit")
+            .unwrap()
+            .expect("the watch stays open");
+        if let WatchEvent::Modified(p) = event {
+            seen.push(node_and_assignment(&p));
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![(true, true)],
+        "one update sets the node and the assignment together"
+    );
+
+    // The Binding's UID is a precondition: a pod re-created under the same name is refused and
+    // left unbound, without the assignment.
+    let binder = tessera_extender::api_binder::ApiBinder::new(h.client.clone());
+    let other = h.create_pod("recreated", &share, &[]).await;
+    let target = tessera_extender::binder::BindTarget {
+        namespace: h.ns.clone(),
+        name: "recreated".into(),
+        uid: "00000000-0000-0000-0000-00000000dead".into(),
+        node: h.nodes[0].clone(),
+        annotations: [(keys::ANNOTATION_GPU_ASSIGNMENT.to_string(), "x".to_string())].into(),
+        writer: tessera_core::annotations::Writer {
+            holder: "test".into(),
+            term: 1,
+        },
+    };
+    use tessera_extender::binder::Binder;
+    let refused = binder.bind(target).await.unwrap_err();
+    assert!(
+        refused.contains("Precondition") || refused.contains("UID"),
+        "{refused}"
+    );
+    let now = h.pods().get("recreated").await.unwrap();
+    assert_eq!(
+        node_and_assignment(&now),
+        (false, false),
+        "{:?}",
+        other.metadata.uid
+    );
+    watching.abort();
+}
