@@ -8,7 +8,7 @@
 
 use super::RenderProblem;
 use super::view::PodView;
-use tessera_core::keys;
+use tessera_kernel::keys;
 
 /// Largest ensemble identity is rendered for: ordinals and replicas must stay below it when
 /// the StatefulSet's replicas are not known. ZooKeeper, Kafka controller and RocketMQ

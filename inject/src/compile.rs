@@ -10,9 +10,9 @@ use thiserror::Error;
 
 use super::profile::{InjectionProfileSpec, Spiffe};
 use super::template::{Template, TemplateProblem, Var};
-use tessera_core::hash::Fnv;
-use tessera_core::keys;
-use tessera_core::request::Translation;
+use tessera_kernel::hash::Fnv;
+use tessera_kernel::keys;
+use tessera_kernel::request::Translation;
 
 /// Longest profile name: volume names (`tessera-<profile>-files`) must stay DNS labels.
 pub const MAX_PROFILE_NAME: usize = 48;

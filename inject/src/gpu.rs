@@ -1,6 +1,6 @@
 //! GPU request handling at admission: foreign request names (gpushare, HAMi) rewritten into
 //! Tessera's per the profile's opt-in, and whether the pod needs the Tessera scheduler. The
-//! request itself is read by [`tessera_core::request::pod_request`], the same code the extender runs.
+//! request itself is read by [`tessera_kernel::request::pod_request`], the same code the extender runs.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use super::RenderProblem;
 use super::patch::ContainerChanges;
 use super::view::{ContainerView, StrMap};
-use tessera_core::keys;
-use tessera_core::request::{self, GpuDemand, RequestContext, Translation};
+use tessera_kernel::keys;
+use tessera_kernel::request::{self, GpuDemand, RequestContext, Translation};
 
 /// The foreign names each translation covers.
 fn foreign_names(t: Translation) -> Vec<&'static str> {

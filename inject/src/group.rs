@@ -2,7 +2,7 @@
 //! hands its pods to the Tessera scheduler and labels them with their group, so that the
 //! extender spreads them (DESIGN.md, "Scheduling policies (extender)").
 //!
-//! The labels are exactly what [`tessera_core::request::pod_group`] reads on the extender's side:
+//! The labels are exactly what [`tessera_kernel::request::pod_group`] reads on the extender's side:
 //! `tessera.dev/group` (which it prefers over the owning StatefulSet, so writing the
 //! StatefulSet's name keeps the key it would derive), `tessera.dev/quorum: "true"` and
 //! `tessera.dev/group-size`. What the pod already carries is kept.
@@ -13,8 +13,8 @@ use super::patch::Changes;
 use super::profile::AntiAffinity;
 use super::view::PodView;
 use super::{RenderError, RenderProblem};
-use tessera_core::keys;
-use tessera_core::request::LABEL_GROUP_SIZE;
+use tessera_kernel::keys;
+use tessera_kernel::request::LABEL_GROUP_SIZE;
 
 /// The scheduler name kube-scheduler defaults a pod to.
 const DEFAULT_SCHEDULER: &str = "default-scheduler";

@@ -7,7 +7,7 @@ use super::compile::Profile;
 use super::template::{Template, Var};
 use super::view::PodView;
 use super::{RenderError, RenderProblem};
-use tessera_core::keys;
+use tessera_kernel::keys;
 
 /// Answers the replica count of a StatefulSet (by name, in the request's namespace).
 pub type ReplicaLookup<'c> = &'c dyn Fn(&str) -> Option<u32>;

@@ -33,7 +33,7 @@ pub use view::{PodView, Str};
 
 use thiserror::Error;
 
-use tessera_core::request::RequestError;
+use tessera_kernel::request::RequestError;
 
 /// Annotation-key suffix of a profile's rendered files: `<profile>.files.tessera.dev/<file>`.
 pub const FILES_ANNOTATION_DOMAIN: &str = "files.tessera.dev";

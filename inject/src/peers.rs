@@ -9,7 +9,7 @@ use super::compile::Profile;
 use super::identity::{Facts, Renderer};
 use super::select::label_selector_matches;
 use super::{RenderError, RenderProblem};
-use tessera_core::keys;
+use tessera_kernel::keys;
 
 /// Suffix of the ConfigMap's name: `<statefulset>-peers`.
 pub const CONFIGMAP_SUFFIX: &str = "-peers";

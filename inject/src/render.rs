@@ -14,7 +14,7 @@ use super::{
     ENV_SPIFFE_ID, FILES_ANNOTATION_DOMAIN, RenderError, TOKEN_MOUNT_PATH, TOKEN_VOLUME, bounds,
     gpu, group,
 };
-use tessera_core::keys;
+use tessera_kernel::keys;
 
 /// What the webhook knows beyond the pod.
 #[derive(Clone, Copy, Default)]

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::compile::Profile;
 use super::view::{PodView, StrMap};
-use tessera_core::keys;
+use tessera_kernel::keys;
 
 /// The result of selection.
 #[derive(Debug, Default)]

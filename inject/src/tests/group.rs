@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::*;
-use tessera_core::request::{Group, pod_group};
+use tessera_kernel::request::{Group, pod_group};
 
 const ZK_QUORUM: &str = r#"
 zookeeper:
