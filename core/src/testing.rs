@@ -3,7 +3,6 @@
 
 pub use tessera_kernel::testing::*;
 
-use crate::inventory::{GpuInfo, Isolation};
 use crate::ledger::{HostCapacity, NodeLedger};
 
 /// A node ledger with `count` GPUs and no host accounting.

@@ -319,7 +319,7 @@ async fn a_bind_writes_the_node_and_the_assignment_in_one_update() {
     let error = schedule(addr, &pod, &h.nodes).await.unwrap();
     assert_eq!(error, "", "bind answered an error");
     // Every version of the pod after its creation, until it is bound.
-    let mut seen = Vec::new();
+    let mut seen: Vec<(bool, bool)> = Vec::new();
     let deadline = tokio::time::Instant::now() + SYNC;
     while seen.last().is_none_or(|&(bound, _)| !bound) {
         let event = tokio::time::timeout_at(deadline, events.try_next())
