@@ -52,11 +52,13 @@ impl GpuDemand {
     }
 
     /// True when each GPU is held whole (no other share may sit beside it).
+    #[inline] // called per GPU and node when scoring, from core: inlined across the crate line
     pub fn exclusive(&self) -> bool {
         self.core_milli >= MILLI_PER_GPU
     }
 
     /// MiB needed on a GPU with `total_mib` of memory.
+    #[inline] // called per GPU and node when scoring, from core: inlined across the crate line
     pub fn mem_on(&self, total_mib: u64) -> u64 {
         if self.exclusive() {
             return total_mib;
@@ -70,6 +72,7 @@ impl GpuDemand {
     }
 
     /// Thousandths of a GPU over all the container's GPUs (the allocation-ratio numerator).
+    #[inline] // called per GPU and node when scoring, from core: inlined across the crate line
     pub fn total_milli(&self) -> u64 {
         u64::from(self.gpus) * u64::from(self.core_milli)
     }
@@ -105,16 +108,19 @@ pub struct PodRequest {
 
 impl PodRequest {
     /// True when the pod needs neither GPU shares nor spreading: the extender passes it through.
+    #[inline] // called per GPU and node when scoring, from core: inlined across the crate line
     pub fn is_pass_through(&self) -> bool {
         self.containers.is_empty() && self.group.is_none()
     }
 
     /// Thousandths of a GPU requested by the whole pod.
+    #[inline] // called per GPU and node when scoring, from core: inlined across the crate line
     pub fn total_gpu_milli(&self) -> u64 {
         self.containers.iter().map(|c| c.demand.total_milli()).sum()
     }
 
     /// True when `model` satisfies the pod's model constraint.
+    #[inline] // called per GPU and node when scoring, from core: inlined across the crate line
     pub fn allows_model(&self, model: &str) -> bool {
         self.models.is_empty() || self.models.iter().any(|m| m == model)
     }
