@@ -2,14 +2,14 @@
 //! here, not ready while it cannot reach the apiserver, and gone promptly on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use tessera_tests::e2e::KillOnDrop;
+
+mod support;
 
 /// A free port on 127.0.0.1 (bound, read, released).
 fn free_port() -> u16 {
@@ -34,30 +34,10 @@ fn dead_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-/// `GET path` over TLS trusting only `cert`; the status line and body.
+/// `GET path` over TLS to the extender on `port`, trusting only `cert`.
 fn https_get(port: u16, cert: &CertificateDer<'static>, path: &str) -> Option<String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.clone()).ok()?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .ok()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let name = ServerName::try_from("localhost").ok()?;
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
-    let tcp = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    write!(
-        tls,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    let _ = tls.read_to_string(&mut out);
-    (!out.is_empty()).then_some(out)
+    support::https_get(([127, 0, 0, 1], port).into(), cert, name, path).ok()
 }
 
 #[test]

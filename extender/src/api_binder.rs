@@ -12,9 +12,6 @@ use std::sync::Arc;
 use crate::binder::{BindFuture, BindTarget, Binder};
 use crate::leader::Leadership;
 
-/// Field manager recorded on the extender's own pod patches (the stale assignment cleanup).
-pub const FIELD_MANAGER: &str = "tessera-extender";
-
 /// Binds through the apiserver.
 #[derive(Clone)]
 pub struct ApiBinder {

@@ -13,8 +13,10 @@ use kube::{Api, Client};
 use tessera_core::cluster::PodFacts;
 use tessera_core::keys;
 
-use crate::api_binder::FIELD_MANAGER;
 use crate::state::ExtenderState;
+
+/// Field manager recorded on the removal patch (the extender's only pod patch).
+pub const FIELD_MANAGER: &str = "tessera-extender";
 
 /// Removes `pod`'s assignment in the background; the watch has judged it stale.
 pub fn clear(client: &Client, pod: &Pod) {

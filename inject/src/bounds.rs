@@ -70,7 +70,8 @@ pub(super) fn check_names(pod: &PodView<'_>, namespace: &str) -> Result<(), Rend
     Ok(())
 }
 
-/// Checks `bytes` of one rendered value against [`MAX_RENDERED_BYTES`] while it is rendered.
+/// Checks `bytes` rendered (one value while it grows, or a pod's total) against
+/// [`MAX_RENDERED_BYTES`].
 pub(super) fn check_rendered(bytes: usize) -> Result<(), RenderProblem> {
     if bytes > MAX_RENDERED_BYTES {
         return Err(RenderProblem::RenderedTooLarge {
@@ -138,13 +139,7 @@ pub(super) fn check_containers(pod: &PodView<'_>) -> Result<(), RenderProblem> {
 /// Adds `bytes` of rendered identity to `total` and checks [`MAX_RENDERED_BYTES`].
 pub(super) fn add_rendered(total: &mut usize, bytes: usize) -> Result<(), RenderProblem> {
     *total = total.saturating_add(bytes);
-    if *total > MAX_RENDERED_BYTES {
-        return Err(RenderProblem::RenderedTooLarge {
-            bytes: *total,
-            limit: MAX_RENDERED_BYTES,
-        });
-    }
-    Ok(())
+    check_rendered(*total)
 }
 
 /// Checks `per_container` bytes copied into `containers` containers against

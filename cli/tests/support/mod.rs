@@ -77,9 +77,13 @@ pub fn file_mode_webhook(dir: &Path, extra: &[&OsStr]) -> FileModeWebhook {
 /// Waits (blocking, up to 30 s) until the webhook at `addr` answers `/readyz` with 200 over TLS
 /// verified with `ca_pem`; the last failure otherwise.
 pub fn wait_ready_tls(addr: SocketAddr, ca_pem: &str) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
     let start = std::time::Instant::now();
     loop {
-        let last = match https_get(addr, ca_pem, "/readyz") {
+        let last = match https_get(addr, &ca, ServerName::from(addr.ip()), "/readyz") {
             Ok(answer) if answer.starts_with("HTTP/1.1 200") => return Ok(()),
             Ok(answer) => answer.lines().next().unwrap_or_default().to_string(),
             Err(e) => e,
@@ -91,17 +95,20 @@ pub fn wait_ready_tls(addr: SocketAddr, ca_pem: &str) -> Result<(), String> {
     }
 }
 
-/// One HTTPS GET to `addr` (certificate for 127.0.0.1, issued by `ca_pem`); the raw answer.
-fn https_get(addr: SocketAddr, ca_pem: &str, path: &str) -> Result<String, String> {
+/// `GET path` over TLS to `addr` as `name`, trusting only `root`; the raw answer (status line,
+/// headers and body).
+#[allow(dead_code)] // not every test binary uses it
+pub fn https_get(
+    addr: SocketAddr,
+    root: &rustls::pki_types::CertificateDer<'static>,
+    name: rustls::pki_types::ServerName<'static>,
+    path: &str,
+) -> Result<String, String> {
     use std::io::{Read, Write};
     use std::sync::Arc;
 
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
-
-    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca).map_err(|e| e.to_string())?;
+    roots.add(root.clone()).map_err(|e| e.to_string())?;
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -109,7 +116,7 @@ fn https_get(addr: SocketAddr, ca_pem: &str, path: &str) -> Result<String, Strin
     .map_err(|e| e.to_string())?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let name = ServerName::from(addr.ip());
+    let host = name.to_str().into_owned();
     let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
     let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
@@ -117,7 +124,7 @@ fn https_get(addr: SocketAddr, ca_pem: &str, path: &str) -> Result<String, Strin
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     write!(
         tls,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut out = String::new();
