@@ -61,3 +61,9 @@ pub const LABEL_POD_INDEX: &str = "apps.kubernetes.io/pod-index";
 
 /// Scheduler profile that sends its pods to the extender.
 pub const SCHEDULER_NAME: &str = "tessera-scheduler";
+
+/// StatefulSet annotation: the ensemble's real membership, as the membership controller last
+/// recorded it ([`crate::ensemble::Record`]).
+pub const ANNOTATION_MEMBERSHIP: &str = "tessera.dev/membership";
+/// Pod label: the member of an ensemble whose membership Tessera manages (value: the profile).
+pub const LABEL_MEMBERSHIP: &str = "tessera.dev/membership";

@@ -7,6 +7,7 @@
 //! recompiles neither the other nor this.
 
 pub mod annotations;
+pub mod ensemble;
 pub mod hash;
 pub mod inventory;
 pub mod keys;
