@@ -132,7 +132,7 @@ pub fn plan(o: &Observation) -> Step {
     // Rolling update, when the controller orders it: followers first (highest ordinal first),
     // the leader last, each once every member is back.
     if o.on_delete {
-        if let Some(&m) = o.pods.keys().find(|m| !o.alive(**m)) {
+        if let Some((&m, _)) = o.pods.iter().find(|(_, p)| !p.ready || p.terminating) {
             return Step::Wait(Wait::NotInSync(m));
         }
         let stale = |m: &u32| o.pods.get(m).is_some_and(|p| !p.updated);
