@@ -84,6 +84,8 @@ pub struct Profile {
     pub(super) env: Vec<(String, Template)>,
     pub(super) files: Vec<(String, Template)>,
     pub(super) peer_entry: Option<Template>,
+    /// `identity.membership.id`, when Tessera keeps the ensemble's membership.
+    pub membership_id: Option<Template>,
     pub(super) translation: Translation,
     /// Mounts for every app container, keyed by mount path.
     pub(super) app_mounts: Vec<(String, Value)>,
@@ -141,6 +143,30 @@ impl Profile {
         let peer_entry = match &identity.peers {
             Some(p) => {
                 Some(parse("spec.identity.peers.entry", &p.entry).map_err(|(f, p)| err(&f, p))?)
+            }
+            None => None,
+        };
+        let membership_id = match &identity.membership {
+            Some(m) => {
+                if peer_entry.is_none() {
+                    return Err(err("spec.identity.membership", Problem::PeersUnset));
+                }
+                let named = [
+                    ("commands.members", &m.commands.members),
+                    ("commands.leader", &m.commands.leader),
+                    ("commands.add", &m.commands.add),
+                    ("commands.remove", &m.commands.remove),
+                    ("commands.votes", &m.commands.votes),
+                    ("roles.voter", &m.roles.voter),
+                    ("roles.learner", &m.roles.learner),
+                ];
+                if let Some((f, _)) = named.iter().find(|(_, v)| v.trim().is_empty()) {
+                    return Err(err(
+                        &format!("spec.identity.membership.{f}"),
+                        Problem::Empty,
+                    ));
+                }
+                Some(parse("spec.identity.membership.id", &m.id).map_err(|(f, p)| err(&f, p))?)
             }
             None => None,
         };
@@ -221,6 +247,7 @@ impl Profile {
             env,
             files,
             peer_entry,
+            membership_id,
             translation,
             spec,
         })

@@ -13,6 +13,7 @@ use super::patch::Changes;
 use super::profile::AntiAffinity;
 use super::view::PodView;
 use super::{RenderError, RenderProblem};
+use tessera_kernel::ensemble::Record;
 use tessera_kernel::keys;
 use tessera_kernel::request::LABEL_GROUP_SIZE;
 
@@ -28,6 +29,7 @@ pub(super) fn apply(
     p: &Profile,
     pod: &PodView<'_>,
     replicas: Option<ReplicaLookup<'_>>,
+    record: Option<&Record>,
     changes: &mut Changes,
     warnings: &mut Vec<String>,
 ) -> Result<(), RenderError> {
@@ -66,10 +68,13 @@ pub(super) fn apply(
         Some(_) => None,
         None => {
             let own = sts.and_then(|s| super::identity::ordinal(pod, s).ok());
-            let known = sts
-                .and_then(|s| replicas.and_then(|f| f(s)))
-                .or(identity.and_then(|i| i.replicas))
-                .map(|n| super::identity::at_least_member(n, own));
+            // A recorded membership spreads its voters (and, mid-scale, the smaller of the voters
+            // and the target), not the replicas.
+            let known = record.map(Record::spread_size).or_else(|| {
+                sts.and_then(|s| replicas.and_then(|f| f(s)))
+                    .or(identity.and_then(|i| i.replicas))
+                    .map(|n| super::identity::at_least_member(n, own))
+            });
             if known.is_none() && mode == AntiAffinity::Quorum {
                 return Err(RenderError {
                     profile: p.name.clone(),

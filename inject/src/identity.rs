@@ -7,7 +7,11 @@ use super::compile::Profile;
 use super::template::{Template, Var};
 use super::view::PodView;
 use super::{RenderError, RenderProblem};
+use tessera_kernel::ensemble::Record;
 use tessera_kernel::keys;
+
+/// Answers the recorded membership of a StatefulSet (by name, in the request's namespace).
+pub type MembershipLookup<'c> = &'c dyn Fn(&str) -> Option<Record>;
 
 /// Answers the replica count of a StatefulSet (by name, in the request's namespace).
 pub type ReplicaLookup<'c> = &'c dyn Fn(&str) -> Option<u32>;
@@ -75,6 +79,8 @@ pub(super) struct Renderer<'f> {
     pub profile: &'f Profile,
     pub replicas: Option<u32>,
     pub cluster_domain: &'f str,
+    /// The ensemble's recorded membership, when Tessera keeps it.
+    pub record: Option<&'f Record>,
 }
 
 impl Renderer<'_> {
@@ -142,6 +148,7 @@ impl Renderer<'_> {
             }
             Var::Peers if peer.is_some() => return Err(RenderProblem::NestedPeers),
             Var::Peers => self.peers(out)?,
+            Var::Role => out.push_str(self.role(peer.unwrap_or(own))?),
             Var::Namespace | Var::ClusterDomain | Var::ServiceAccount => {}
         }
         Ok(())
@@ -163,8 +170,9 @@ impl Renderer<'_> {
             return Err(RenderProblem::NestedPeers);
         };
         let sep = ids.peers.as_ref().map_or(",", |p| p.separator.as_str());
-        for i in 0..self.replicas()? {
-            if i > 0 {
+        let members = self.members()?;
+        for (k, i) in members.into_iter().enumerate() {
+            if k > 0 {
                 out.push_str(sep);
             }
             self.render_into(out, entry, Some(i))?;
@@ -172,6 +180,43 @@ impl Renderer<'_> {
             bounds::check_rendered(out.len())?;
         }
         Ok(())
+    }
+}
+
+impl Renderer<'_> {
+    /// The members the peer list names: every ordinal below the replicas, or, once Tessera
+    /// records the membership, the recorded members plus the pod itself (a joining member
+    /// starts knowing the current membership and itself as a learner).
+    fn members(&self) -> Result<Vec<u32>, RenderProblem> {
+        let Some(record) = self.record.filter(|_| self.profile.membership_id.is_some()) else {
+            return Ok((0..self.replicas()?).collect());
+        };
+        let own = self.facts.pod.and(self.facts.member).map(|(_, own)| own);
+        let mut members: Vec<u32> = record.voters.union(&record.learners).copied().collect();
+        if let Some(own) = own.filter(|o| !record.knows(*o)) {
+            members.push(own);
+            members.sort_unstable();
+        }
+        bounds::check_replicas(u32::try_from(members.len()).unwrap_or(u32::MAX))?;
+        Ok(members)
+    }
+
+    /// `{{role}}` of `member`: a voter when recorded as one (or, before any record, when below
+    /// the replicas: a new ensemble starts with every member voting), else a learner.
+    fn role(&self, member: u32) -> Result<&str, RenderProblem> {
+        let roles = self
+            .profile
+            .spec
+            .identity
+            .as_ref()
+            .and_then(|i| i.membership.as_ref())
+            .map(|m| &m.roles)
+            .ok_or(RenderProblem::NoMembership)?;
+        let votes = match self.record {
+            Some(r) => r.voters.contains(&member),
+            None => member < self.replicas()?,
+        };
+        Ok(if votes { &roles.voter } else { &roles.learner })
     }
 }
 

@@ -13,6 +13,7 @@ mod compile;
 mod gpu;
 mod group;
 mod identity;
+pub mod membership;
 mod patch;
 pub mod peers;
 pub mod profile;
@@ -24,9 +25,9 @@ mod tests;
 pub mod view;
 
 pub use compile::{MAX_PROFILE_NAME, Problem, Profile, ProfileError, compile_all};
-pub use identity::{Facts, ReplicaLookup};
+pub use identity::{Facts, MembershipLookup, ReplicaLookup};
 pub use patch::{Op, escape};
-pub use profile::{AntiAffinity, InjectionProfile, InjectionProfileSpec};
+pub use profile::{AntiAffinity, InjectionProfile, InjectionProfileSpec, Membership};
 pub use render::{Context, Outcome, mutate};
 pub use select::{Selection, injected_names, label_selector_matches, select};
 pub use view::{PodView, Str};
@@ -74,6 +75,15 @@ pub enum RenderProblem {
     /// Replica count unknown.
     #[error("the StatefulSet's replica count is unknown and spec.identity.replicas is not set")]
     NoReplicas,
+    /// The container named to hold membership does not exist.
+    #[error("the pod has no container {0:?}")]
+    NoSuchContainer(String),
+    /// The member's container has a preStop hook of its own.
+    #[error("container {0:?} already has a preStop hook; the membership hook would replace it")]
+    PreStopTaken(String),
+    /// `{{role}}` without `spec.identity.membership`.
+    #[error("{{{{role}}}} needs spec.identity.membership (its roles)")]
+    NoMembership,
     /// `{{peers}}` inside the peer entry.
     #[error("{{{{peers}}}} cannot be used inside spec.identity.peers.entry")]
     NestedPeers,

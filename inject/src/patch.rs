@@ -54,6 +54,8 @@ pub(super) struct ContainerChanges {
     pub mounts: Vec<Value>,
     /// Per resource list (`limits`, `requests`): keys to remove, then keys to set.
     pub resources: BTreeMap<&'static str, ResourceEdit>,
+    /// A `preStop` hook for a container that has none.
+    pub pre_stop: Option<Value>,
 }
 
 /// Everything one admission adds or changes, before it is written as a patch.
@@ -98,6 +100,15 @@ impl Changes {
                 ch.mounts,
             );
             resource_ops(&mut ops, &base, c.resources.as_ref(), ch.resources);
+            if let Some(hook) = ch.pre_stop {
+                ops.push(match c.lifecycle {
+                    Some(_) => Op::add(format!("{base}/lifecycle/preStop"), hook),
+                    None => Op::add(
+                        format!("{base}/lifecycle"),
+                        serde_json::json!({"preStop": hook}),
+                    ),
+                });
+            }
         }
         let has_containers = spec.is_some_and(|s| s.containers.is_some());
         append(

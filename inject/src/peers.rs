@@ -67,6 +67,9 @@ pub fn configmap_data(
         profile,
         replicas: Some(replicas),
         cluster_domain: domain,
+        // The ConfigMap lists the StatefulSet's replicas; the recorded membership is on the
+        // StatefulSet itself (`tessera.dev/membership`).
+        record: None,
     };
     let peers = r.render(
         "spec.identity.peers",

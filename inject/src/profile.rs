@@ -122,6 +122,59 @@ pub struct Identity {
     /// other than `default-scheduler` (the response warns that its group is not enforced).
     #[serde(default, skip_serializing_if = "AntiAffinity::is_none")]
     pub anti_affinity: AntiAffinity,
+    /// The ensemble's membership is Tessera's to keep (the membership controller): members
+    /// join as learners and are promoted one at a time, leave the voters before they stop, and
+    /// roll followers first (README, "Ensembles").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<Membership>,
+}
+
+/// How the membership controller drives one product's ensemble: its own tools, run in a
+/// member's container with `sh -c`, so a new product is a new profile and no new code.
+/// Commands see `TESSERA_ID` (the member acted on, rendered from `id`) and `TESSERA_ENTRY`
+/// (its peer entry rendered as a voter).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Membership {
+    /// The product's id of a member, e.g. `{{ordinal+1}}` for ZooKeeper's myid.
+    pub id: String,
+    /// What `{{role}}` renders to in the peer list for a voter and for a learner.
+    pub roles: Roles,
+    /// The container the commands run in and whose stop is held (default: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Longest a member's stop is held while it still votes (default 60 s); past it, the
+    /// member stops as a voter (the controller is down or the ensemble cannot answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave_timeout_seconds: Option<u32>,
+    /// The product's commands.
+    pub commands: MembershipCommands,
+}
+
+/// `{{role}}` for voters and learners.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Roles {
+    /// E.g. ZooKeeper's `participant`.
+    pub voter: String,
+    /// E.g. ZooKeeper's `observer`.
+    pub learner: String,
+}
+
+/// Shell commands (`sh -c`) run in a member's container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MembershipCommands {
+    /// Prints the live membership, one `ID ROLE` line per member (ROLE as in `roles`).
+    pub members: String,
+    /// Prints `leader` when the member it runs in leads.
+    pub leader: String,
+    /// Makes member `TESSERA_ID` (`TESSERA_ENTRY`) a voter; run in a voter.
+    pub add: String,
+    /// Removes member `TESSERA_ID` from the voters; run in a voter that stays.
+    pub remove: String,
+    /// Exits 0 while the member it runs in still votes: its stop is held meanwhile.
+    pub votes: String,
 }
 
 /// How the Tessera scheduler places the members of one ensemble (`identity.antiAffinity`).

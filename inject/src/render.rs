@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::compile::Profile;
-use super::identity::{Facts, Renderer, ReplicaLookup};
+use super::identity::{Facts, MembershipLookup, Renderer, ReplicaLookup};
 use super::patch::{Changes, Op};
 use super::profile::Spiffe;
 use super::select::{injected_names, select};
@@ -27,6 +27,8 @@ pub struct Context<'c> {
     pub namespace_labels: Option<&'c BTreeMap<String, String>>,
     /// Replica count of a StatefulSet in the namespace, when the webhook has it cached.
     pub replicas: Option<ReplicaLookup<'c>>,
+    /// Recorded membership of a StatefulSet in the namespace, when there is one.
+    pub membership: Option<MembershipLookup<'c>>,
     /// SPIFFE settings for injected pods whose profiles set none.
     pub spiffe: Option<&'c Spiffe>,
 }
@@ -142,9 +144,20 @@ fn build(
             && let Some(facts) = member_facts(&facts, p)?
         {
             b.identity(p, facts, ctx)?;
+            if let Some(m) = p.spec.identity.as_ref().and_then(|i| i.membership.as_ref()) {
+                b.hold_stop(p, m, pod, facts)?;
+            }
         }
         b.gpu(p, pod, warnings)?;
-        group::apply(p, pod, ctx.replicas, &mut b.changes, warnings)?;
+        let record = record_of(p, &facts, ctx);
+        group::apply(
+            p,
+            pod,
+            ctx.replicas,
+            record.as_ref(),
+            &mut b.changes,
+            warnings,
+        )?;
     }
     if let Some(s) = spiffe {
         let sa = facts.as_ref().map_or("default", |f| f.service_account);
@@ -154,6 +167,17 @@ fn build(
         );
     }
     Ok(b)
+}
+
+/// The recorded membership of `p`'s StatefulSet, when `p` keeps membership and one is recorded.
+fn record_of(
+    p: &Profile,
+    facts: &Result<Facts<'_>, super::RenderProblem>,
+    ctx: &Context<'_>,
+) -> Option<tessera_kernel::ensemble::Record> {
+    p.membership_id.as_ref()?;
+    let (sts, _) = facts.as_ref().ok()?.member?;
+    ctx.membership.and_then(|f| f(sts))
 }
 
 fn error(p: &Profile, field: &str, problem: super::RenderProblem) -> RenderError {
@@ -288,11 +312,13 @@ impl Builder {
         let replicas = facts
             .member
             .and_then(|(sts, _)| ctx.replicas.and_then(|f| f(sts)));
+        let record = record_of(p, &Ok(facts.clone()), ctx);
         let r = Renderer {
             facts,
             profile: p,
             replicas,
             cluster_domain: domain,
+            record: record.as_ref(),
         };
         for (name, t) in &p.env {
             let value = r.render(format_args!("spec.identity.env[{name}]"), t)?;
@@ -326,6 +352,58 @@ impl Builder {
             json!({"name": volume, "projected": {"sources": [{"downwardAPI": {"items": items}}]}});
         self.add_volume(&volume, value);
         self.add_mount(&volume, &files.mount_path);
+        Ok(())
+    }
+
+    /// Labels a member whose membership Tessera keeps and holds its stop while it votes.
+    fn hold_stop(
+        &mut self,
+        p: &Profile,
+        m: &super::profile::Membership,
+        pod: &PodView<'_>,
+        facts: &Facts<'_>,
+    ) -> Result<(), RenderError> {
+        if facts.member.is_none() {
+            return Ok(());
+        }
+        let containers = pod.containers();
+        let index = match &m.container {
+            None => Some(0),
+            Some(name) => containers
+                .iter()
+                .position(|c| c.name.as_str() == name.as_str()),
+        };
+        let Some(index) = index.filter(|i| *i < containers.len()) else {
+            return Err(error(
+                p,
+                "spec.identity.membership.container",
+                super::RenderProblem::NoSuchContainer(m.container.clone().unwrap_or_default()),
+            ));
+        };
+        let has_hook = containers[index]
+            .lifecycle
+            .as_ref()
+            .is_some_and(|l| l.pre_stop.is_some());
+        // The label and the hook go together: a labelled member's hook is the one added before.
+        let ours = pod.label(keys::LABEL_MEMBERSHIP) == Some(p.name.as_str());
+        if has_hook && ours {
+            return Ok(());
+        }
+        if has_hook {
+            return Err(error(
+                p,
+                "spec.identity.membership",
+                super::RenderProblem::PreStopTaken(containers[index].name.to_string()),
+            ));
+        }
+        self.changes
+            .labels
+            .insert(keys::LABEL_MEMBERSHIP.to_string(), p.name.clone());
+        let (volume, mount) = super::membership::marker_volume();
+        self.add_volume(super::membership::MARKER_VOLUME, volume);
+        let ch = self.changes.existing.entry(index).or_default();
+        ch.mounts.push(mount);
+        ch.pre_stop = Some(super::membership::hold_stop_hook(m));
         Ok(())
     }
 

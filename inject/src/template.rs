@@ -25,6 +25,8 @@ pub enum Var {
     ServiceAccount,
     /// The rendered peer list.
     Peers,
+    /// The member's role (`identity.membership.roles`): voter or learner.
+    Role,
 }
 
 impl Var {
@@ -53,6 +55,7 @@ impl Var {
             "host" => Var::Host,
             "serviceAccount" => Var::ServiceAccount,
             "peers" => Var::Peers,
+            "role" => Var::Role,
             _ => return None,
         })
     }
@@ -70,6 +73,7 @@ impl Var {
             Var::Host => "host",
             Var::ServiceAccount => "serviceAccount",
             Var::Peers => "peers",
+            Var::Role => "role",
         }
     }
 }

@@ -10,6 +10,7 @@ use super::*;
 
 mod bounds;
 mod group;
+mod membership;
 
 fn profiles(yaml: &str) -> Vec<Profile> {
     let specs: BTreeMap<String, InjectionProfileSpec> = serde_yaml_ng::from_str(yaml).unwrap();

@@ -154,6 +154,18 @@ pub struct ContainerView<'a> {
     /// Resources.
     #[serde(borrow, default)]
     pub resources: Option<ResourcesView<'a>>,
+    /// Lifecycle hooks, as far as whether one is set.
+    #[serde(default)]
+    pub lifecycle: Option<LifecycleView>,
+}
+
+/// `lifecycle`: which hooks are set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleView {
+    /// `preStop`, when set.
+    #[serde(default)]
+    pub pre_stop: Option<serde::de::IgnoredAny>,
 }
 
 /// A volume mount.

@@ -88,7 +88,9 @@ mod tests {
             r#"{"voters":[0,1,2],"learners":[3],"leader":1,"target":5}"#
         );
         assert_eq!(Record::parse(&text).unwrap(), r);
-        let err = Record::parse(r#"{"voters":"all"}"#).unwrap_err().to_string();
+        let err = Record::parse(r#"{"voters":"all"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tessera.dev/membership"), "{err}");
     }
 

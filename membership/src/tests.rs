@@ -118,7 +118,13 @@ impl World {
                 p.updated = true;
             }
         }
-        let leaving: Vec<u32> = self.o.pods.keys().copied().filter(|m| *m >= self.o.target).collect();
+        let leaving: Vec<u32> = self
+            .o
+            .pods
+            .keys()
+            .copied()
+            .filter(|m| *m >= self.o.target)
+            .collect();
         for m in leaving {
             if self.live().voters.contains(&m) {
                 self.o.pods.get_mut(&m).expect("listed").terminating = true;
@@ -160,19 +166,34 @@ fn arbitrary_world() -> impl Strategy<Value = World> {
     (
         1u32..8,
         proptest::collection::btree_set(0u32..9, 1..9),
-        proptest::collection::btree_map(0u32..9, (any::<bool>(), any::<bool>(), any::<bool>()), 0..9),
+        proptest::collection::btree_map(
+            0u32..9,
+            (any::<bool>(), any::<bool>(), any::<bool>()),
+            0..9,
+        ),
     )
         .prop_map(|(target, voters, pods)| {
             let mut pods: BTreeMap<u32, PodState> = pods
                 .into_iter()
                 .map(|(m, (ready, terminating, updated))| {
-                    (m, PodState { ready, terminating, updated, released: false })
+                    (
+                        m,
+                        PodState {
+                            ready,
+                            terminating,
+                            updated,
+                            released: false,
+                        },
+                    )
                 })
                 .collect();
             // An ensemble without a quorum to come cannot change its membership at all: bring
             // up leavers until the voters below the target or up make a majority.
             let coming = |pods: &BTreeMap<u32, PodState>| {
-                voters.iter().filter(|m| **m < target || pods.get(m).is_some_and(|p| p.ready)).count()
+                voters
+                    .iter()
+                    .filter(|m| **m < target || pods.get(m).is_some_and(|p| p.ready))
+                    .count()
             };
             for m in voters.iter().filter(|m| **m >= target) {
                 if coming(&pods) > voters.len() / 2 {

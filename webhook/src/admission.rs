@@ -53,11 +53,13 @@ pub fn review(state: &WebhookState, body: &[u8]) -> Result<Answer, WebhookError>
     let profiles = state.profiles();
     let cfg = state.admission();
     let replicas = |sts: &str| state.replicas(namespace, sts);
+    let membership = |sts: &str| state.membership(namespace, sts);
     let ctx = Context {
         namespace,
         cluster_domain: &cfg.cluster_domain,
         spiffe: cfg.spiffe.as_ref(),
         replicas: Some(&replicas),
+        membership: Some(&membership),
         ..Context::default()
     };
     match mutate(&profiles, pod, &ctx) {

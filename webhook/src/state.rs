@@ -8,6 +8,8 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tessera_inject::Profile;
+use tessera_kernel::ensemble::Record;
+use tessera_kernel::keys;
 
 use crate::config::AdmissionConfig;
 use crate::metrics::Metrics;
@@ -64,6 +66,21 @@ impl WebhookState {
             .get(&ObjectRef::new(name).within(namespace))?;
         let replicas = sts.spec.as_ref()?.replicas.unwrap_or(1);
         u32::try_from(replicas).ok()
+    }
+
+    /// The membership recorded on StatefulSet `namespace/name` (`tessera.dev/membership`), if
+    /// any and readable (an unreadable record is rendered as none: the replicas decide).
+    pub fn membership(&self, namespace: &str, name: &str) -> Option<Record> {
+        let sts = self
+            .statefulsets
+            .get()?
+            .get(&ObjectRef::new(name).within(namespace))?;
+        let text = sts
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(keys::ANNOTATION_MEMBERSHIP)?;
+        Record::parse(text).ok()
     }
 
     /// Counts profile-set changes; callers await a change on it.
