@@ -3,6 +3,7 @@
 
 mod certs;
 mod crd;
+mod ensemble;
 mod device_plugin;
 mod extender;
 mod inspect;
@@ -51,6 +52,8 @@ enum Command {
     DevicePlugin(device_plugin::DevicePluginCli),
     /// Run MPS for the node's GPUs so that fractional shares hold (its own DaemonSet).
     MpsDaemon(mps_daemon::MpsDaemonCli),
+    /// Keep injected ensembles' membership equal to their StatefulSets' replicas.
+    Ensemble(tessera_ensemble::Options),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Crd => crd::run(),
         Command::DevicePlugin(args) => device_plugin::run(args),
         Command::MpsDaemon(args) => mps_daemon::run(args),
+        Command::Ensemble(options) => ensemble::run(options),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
