@@ -37,9 +37,15 @@ pub struct FileModeWebhook {
 /// global, so they may follow the subcommand).
 #[allow(dead_code)] // not every test binary starts one
 pub fn file_mode_webhook(dir: &Path, extra: &[&OsStr]) -> FileModeWebhook {
-    let ca = serving_files(dir);
     let profiles =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/profiles/zookeeper.yaml");
+    file_mode_webhook_with(dir, &profiles, extra)
+}
+
+/// [`file_mode_webhook`] serving the profiles in file `profiles`.
+#[allow(dead_code)] // not every test binary starts one
+pub fn file_mode_webhook_with(dir: &Path, profiles: &Path, extra: &[&OsStr]) -> FileModeWebhook {
+    let ca = serving_files(dir);
     let addr = tessera_tests::process::free_addr();
     let listen = addr.to_string();
     let log = dir.join("webhook.log");

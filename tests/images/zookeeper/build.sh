@@ -119,7 +119,7 @@ for tool in zkCli.sh zkServer.sh; do
     printf '#!/bin/sh\nexec /usr/share/zookeeper/bin/%s "$@"\n' "$tool" >"$root/usr/local/bin/$tool"
     chmod 0755 "$root/usr/local/bin/$tool"
 done
-mkdir -p "$root/data" "$root/conf" "$root/var/log/zookeeper"
+mkdir -p "$root/data" "$root/var/log/zookeeper"
 
 # Debian's zkServer.sh and zkCli.sh source /etc/zookeeper/conf/environment (as
 # zkEnv.sh), which pins ZOOCFGDIR to /etc/zookeeper/conf and leaves SLF4J with
@@ -130,8 +130,14 @@ mkdir -p "$conf"
 cat >"$conf/environment" <<'EOF'
 # Sourced (as zkEnv.sh) by zkServer.sh and zkCli.sh in local/zookeeper:3.8.
 ZOOMAIN=org.apache.zookeeper.server.quorum.QuorumPeerMain
-ZOOCFGDIR=${ZOOCFGDIR:-/conf}
+ZOOCFGDIR=${ZOOCFGDIR:-/data/conf}
 ZOOCFG=$ZOOCFGDIR/zoo.cfg
+# `zkServer.sh status` looks for the client address in zoo.cfg and the dynamic
+# file it names; a member that is not (yet, or any more) in the ensemble's
+# membership has none there.  zk-start writes that address to zoo-client.cfg.
+if [ "${1:-}" = status ] && [ -f "$ZOOCFGDIR/zoo-client.cfg" ]; then
+    ZOOCFG=$ZOOCFGDIR/zoo-client.cfg
+fi
 ZOO_LOG_DIR=${ZOO_LOG_DIR:-/var/log/zookeeper}
 JMXDISABLE=${JMXDISABLE:-true}
 JAVA=/usr/bin/java

@@ -21,7 +21,7 @@ import tarfile
 ENTRYPOINT = ["/usr/local/bin/zk-start"]
 ENV = [
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "ZOOCFGDIR=/conf",
+    "ZOOCFGDIR=/data/conf",
     "LANG=C.UTF-8",
 ]
 EPOCH = "1970-01-01T00:00:00Z"

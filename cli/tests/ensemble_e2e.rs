@@ -1,0 +1,377 @@
+//! A real ZooKeeper ensemble kept whole by `tessera ensemble` through scale-out, scale-in and
+//! member loss, against the cluster in `TESSERA_E2E_KUBECONFIG` with the image named by
+//! `TESSERA_E2E_ZOOKEEPER_IMAGE` (tests/images/zookeeper; skipped, saying so, when either is
+//! unset). The members run on the testbed's kubelet with host networking, each on its own
+//! loopback address, and `hostAliases` give them the stable names the profile renders (the
+//! testbed has no cluster DNS). A writer creates sequential znodes the whole time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{AttachParams, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, CustomResourceExt};
+use serde_json::json;
+use tessera_inject::InjectionProfile;
+use tessera_kernel::ensemble::Record;
+use tessera_tests::cluster::Harness;
+use tessera_tests::e2e;
+use tessera_tests::process::{free_addr, spawn_logged};
+use tokio::io::AsyncReadExt;
+
+const STEP_LIMIT: Duration = Duration::from_secs(240);
+const IMAGE_ENV: &str = "TESSERA_E2E_ZOOKEEPER_IMAGE";
+
+/// Removes what the test registered cluster-wide, pass or fail.
+struct Registered(PathBuf, String);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let name = self.1.clone();
+        e2e::cleanup_blocking(self.0.clone(), move |client| async move {
+            let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+            let _ = api.delete(&name, &DeleteParams::default()).await;
+            let api: Api<InjectionProfile> = Api::all(client);
+            let _ = api.delete("zookeeper", &DeleteParams::default()).await;
+        });
+    }
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The shipped profile, also for host-network pods: the testbed has no cluster DNS, so the
+/// members run on the host network at addresses fixed in advance for their `hostAliases`.
+fn shipped_profile() -> InjectionProfile {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/profiles/zookeeper.yaml");
+    let mut p: InjectionProfile = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    p.spec.host_network = true;
+    p
+}
+
+fn host(ns: &str, ordinal: u32) -> String {
+    format!("zk-{ordinal}.zk-hs.{ns}.svc.cluster.local")
+}
+
+fn statefulset(ns: &str, image: &str, node: &str) -> StatefulSet {
+    let aliases: Vec<_> = (0..6)
+        .map(|o| json!({"ip": format!("127.0.0.{}", 20 + o), "hostnames": [host(ns, o)]}))
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": "zk"},
+        "spec": {"replicas": 3, "serviceName": "zk-hs", "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": {"app": "zk"}},
+            "template": {"metadata": {"labels": {"app": "zk"}},
+                "spec": {"nodeName": node, "hostNetwork": true, "hostAliases": aliases,
+                    "terminationGracePeriodSeconds": 90,
+                    "containers": [{"name": "zookeeper", "image": image,
+                        "imagePullPolicy": "Never",
+                        "readinessProbe": {"exec": {"command": ["sh", "-c",
+                            "zk-4lw srvr | grep -q '^Mode: '"]},
+                            "periodSeconds": 2, "failureThreshold": 1}}]}}}
+    }))
+    .unwrap()
+}
+
+/// Runs `sh -c script` in member `pod`; its stdout, or `None` when it failed.
+async fn sh(pods: &Api<Pod>, pod: &str, script: &str) -> Option<String> {
+    let params = AttachParams::default().container("zookeeper").stderr(false);
+    let mut attached = pods.exec(pod, ["sh", "-c", script], &params).await.ok()?;
+    let mut out = String::new();
+    if let Some(mut stdout) = attached.stdout() {
+        let _ = stdout.read_to_string(&mut out).await;
+    }
+    let status = attached.take_status()?.await;
+    let _ = attached.join().await;
+    status
+        .filter(|s| s.status.as_deref() == Some("Success"))
+        .map(|_| out)
+}
+
+/// Ready member pods by ordinal.
+async fn ready_members(pods: &Api<Pod>) -> BTreeSet<u32> {
+    let list = pods.list(&Default::default()).await.unwrap();
+    list.items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
+                c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        })
+        .filter_map(|p| p.metadata.name.as_deref()?.strip_prefix("zk-")?.parse().ok())
+        .collect()
+}
+
+/// The voters each ready member reports (4lw `conf`, no JVM).
+async fn views(pods: &Api<Pod>, members: &BTreeSet<u32>) -> Vec<BTreeSet<u32>> {
+    let mut out = Vec::new();
+    for o in members {
+        let text = sh(pods, &format!("zk-{o}"), "zk-4lw conf").await.unwrap_or_default();
+        let voters: BTreeSet<u32> = text
+            .lines()
+            .filter(|l| l.contains(":participant;"))
+            .filter_map(|l| l.strip_prefix("server.")?.split('=').next()?.parse::<u32>().ok())
+            .map(|id| id - 1)
+            .collect();
+        out.push(voters);
+    }
+    out
+}
+
+/// Waits until the record, the pods and every member agree on voters `0..n`; how long it took.
+async fn settle(sts: &Api<StatefulSet>, pods: &Api<Pod>, n: u32) -> Duration {
+    let start = Instant::now();
+    let want: BTreeSet<u32> = (0..n).collect();
+    loop {
+        let s = sts.get("zk").await.unwrap();
+        let record = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("tessera.dev/membership"))
+            .and_then(|t| Record::parse(t).ok());
+        let ready = ready_members(pods).await;
+        if record.as_ref().is_some_and(|r| r.voters == want && r.learners.is_empty())
+            && ready == want
+        {
+            let views = views(pods, &ready).await;
+            if views.iter().all(|v| *v == want) {
+                return start.elapsed();
+            }
+        }
+        assert!(
+            start.elapsed() < STEP_LIMIT,
+            "the ensemble did not settle on {n} voters: record {record:?}, ready {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Writes sequential znodes through any ready member until stopped; the acknowledged names.
+struct Writer {
+    acked: Arc<Mutex<Vec<String>>>,
+    attempts: Arc<Mutex<u32>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(pods: Api<Pod>) -> Writer {
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let attempts = Arc::new(Mutex::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, t, s) = (acked.clone(), attempts.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut k = 0u32;
+            while !s.load(std::sync::atomic::Ordering::Acquire) {
+                let ready: Vec<u32> = ready_members(&pods).await.into_iter().collect();
+                if ready.is_empty() {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                let o = ready[k as usize % ready.len()];
+                k += 1;
+                *t.lock().unwrap() += 1;
+                let script = "zkCli.sh -server \"$ZOO_CLIENT\" create -s /w/n- x 2>&1 | sed -n 's/^Created //p'";
+                if let Some(out) = sh(&pods, &format!("zk-{o}"), script).await {
+                    let name = out.trim().to_string();
+                    if name.starts_with("/w/n-") {
+                        a.lock().unwrap().push(name);
+                    }
+                }
+            }
+        });
+        Writer { acked, attempts, stop, task }
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    async fn finish(self) -> (Vec<String>, u32) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        let _ = self.task.await;
+        let acked = self.acked.lock().unwrap().clone();
+        let attempts = *self.attempts.lock().unwrap();
+        (acked, attempts)
+    }
+}
+
+/// Waits until the writer's acknowledged count passes `past` (the ensemble serves writes).
+async fn serves(w: &Writer, past: usize, what: &str) -> Duration {
+    let start = Instant::now();
+    while w.acked() <= past {
+        assert!(start.elapsed() < Duration::from_secs(120), "no write acknowledged {what}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    start.elapsed()
+}
+
+/// Kills members `which` (their pods deleted at once, no grace) and checks that writes go on.
+async fn lose(pods: &Api<Pod>, w: &Writer, which: &[u32], what: &str) -> Duration {
+    let now = DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
+    for o in which {
+        pods.delete(&format!("zk-{o}"), &now).await.unwrap();
+    }
+    let before = w.acked();
+    // Two writes after the loss, while the lost members are still starting again (a JVM).
+    serves(w, before + 1, what).await
+}
+
+async fn scale(sts: &Api<StatefulSet>, n: u32) {
+    let patch = json!({"spec": {"replicas": n}});
+    sts.patch("zk", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
+    let test = "a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss";
+    let Some(kubeconfig) = e2e::kubeconfig(test) else {
+        return;
+    };
+    let Ok(image) = std::env::var(IMAGE_ENV) else {
+        println!("skipped {test}: {IMAGE_ENV} is not set (build tests/images/zookeeper)");
+        return;
+    };
+    let node = std::env::var("TESSERA_E2E_NODE").unwrap_or_else(|_| "node-1".into());
+    let h = Harness::start_with(&kubeconfig, 0, 0).await;
+    let client: Client = h.client.clone();
+    let _registered = Registered(kubeconfig.clone(), h.ns.clone());
+
+    // The profile in the cluster (the controller reads it there), the webhook from the file.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(InjectionProfile::crd_name(), &PatchParams::apply("tessera-e2e").force(),
+        &Patch::Apply(&InjectionProfile::crd())).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), await_condition(crds,
+        InjectionProfile::crd_name(), conditions::is_crd_established())).await.unwrap().unwrap();
+    let profiles: Api<InjectionProfile> = Api::all(client.clone());
+    profiles.patch("zookeeper", &PatchParams::apply("tessera-e2e").force(),
+        &Patch::Apply(&shipped_profile())).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let profile_file = dir.path().join("zookeeper.yaml");
+    std::fs::write(&profile_file, serde_yaml_ng::to_string(&shipped_profile()).unwrap()).unwrap();
+    let webhook = support::file_mode_webhook_with(dir.path(), &profile_file,
+        &["--kubeconfig".as_ref(), kubeconfig.as_os_str()]);
+    let config: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": h.ns},
+        "webhooks": [{"name": "ensemble.tessera.dev",
+            "clientConfig": {"url": format!("https://{}/mutate", webhook.addr),
+                "caBundle": base64_of(webhook.ca.as_bytes())},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                "resources": ["pods"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": h.ns}},
+            "failurePolicy": "Fail", "sideEffects": "None", "timeoutSeconds": 10,
+            "admissionReviewVersions": ["v1"]}]
+    })).unwrap();
+    let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    configs.create(&PostParams::default(), &config).await.unwrap();
+    // Dry runs until the apiserver calls the webhook (it picks up new configurations shortly).
+    let probe: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "probe", "labels": {"app": "zk"}},
+        "spec": {"hostNetwork": true, "containers": [{"name": "zookeeper", "image": image}]}})).unwrap();
+    let dry = PostParams { dry_run: true, ..PostParams::default() };
+    let probe_pods: Api<Pod> = Api::namespaced(client.clone(), &h.ns);
+    e2e::wait_for("the webhook to be called", Duration::from_secs(60), || {
+        let (api, probe, dry) = (probe_pods.clone(), probe.clone(), dry.clone());
+        async move {
+            let made = api.create(&dry, &probe).await.ok()?;
+            made.metadata.annotations?.contains_key("tessera.dev/injected").then_some(())
+        }
+    })
+    .await
+    .unwrap();
+
+    let metrics = free_addr().to_string();
+    let log = dir.path().join("ensemble.log");
+    let _controller = spawn_logged(
+        Path::new(env!("CARGO_BIN_EXE_tessera")),
+        ["--log-level", "info", "ensemble", "--kubeconfig", kubeconfig.to_str().unwrap(),
+         "--period", "2", "--command-timeout", "20", "--metrics-listen", &metrics],
+        &log,
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), &h.ns);
+    services.create(&PostParams::default(), &serde_json::from_value(json!({
+        "metadata": {"name": "zk-hs"},
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {"app": "zk"},
+                 "ports": [{"name": "client", "port": 2181}]}})).unwrap()).await.unwrap();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &h.ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &h.ns);
+    sts.create(&PostParams::default(), &statefulset(&h.ns, &image, &node)).await.unwrap();
+
+    let log_of = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = settle(&sts, &pods, 3).await;
+    println!("3 members up and recorded in {started:?}");
+    // The parent of the writer's znodes.
+    assert!(sh(&pods, "zk-0", "zkCli.sh -server \"$ZOO_CLIENT\" create /w x 2>&1 | grep -q Created").await.is_some());
+    let w = Writer::start(pods.clone());
+    serves(&w, 0, "at the start").await;
+
+    let mut report = Vec::new();
+    // Each loss takes members the ensemble had before the step, which is what breaks an
+    // ensemble whose membership did not follow the scale (the new members not voting after
+    // 3->5; the old five-member voter set after 5->3).
+    for (from, to, lost) in [(3u32, 5u32, vec![0u32, 1]), (5, 3, vec![2]), (3, 4, vec![0])] {
+        scale(&sts, to).await;
+        let took = settle(&sts, &pods, to).await;
+        let budget = e2e::wait_for("the ensemble's PodDisruptionBudget", Duration::from_secs(30), || {
+            let client = client.clone();
+            let ns = h.ns.clone();
+            async move {
+                let api: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> = Api::namespaced(client, &ns);
+                let b = api.get_opt("zk-quorum").await.ok()??;
+                b.spec?.max_unavailable
+            }
+        }).await.unwrap();
+        let tolerance = (to - 1) / 2;
+        assert_eq!(budget, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(tolerance as i32));
+        assert_eq!(lost.len() as u32, tolerance, "the test loses what {to} members can lose");
+        let served = lose(&pods, &w, &lost, &format!("after losing {lost:?} of {to}")).await;
+        let back = settle(&sts, &pods, to).await;
+        println!("scale {from}->{to}: settled in {took:?}; lost {lost:?}, next write in {served:?}; back in {back:?}");
+        report.push((from, to, took, served));
+        assert!(log_of().contains("membership step"), "the controller took no step:\n{}", log_of());
+    }
+
+    // A restart (not a scale-in) removes nothing: the held stop is released by the controller,
+    // well before the hook's own 60 s limit, and the voters stay four.
+    let before = pods.get("zk-1").await.unwrap().metadata.uid;
+    let restart = Instant::now();
+    pods.delete("zk-1", &DeleteParams::default()).await.unwrap();
+    e2e::wait_for("zk-1 to be replaced", Duration::from_secs(50), || {
+        let (pods, before) = (pods.clone(), before.clone());
+        async move { (pods.get_opt("zk-1").await.ok()??.metadata.uid != before).then_some(()) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\ncontroller log:\n{}", log_of()));
+    let released = restart.elapsed();
+    let back = settle(&sts, &pods, 4).await;
+    println!("restart of zk-1: stop released in {released:?}, back in {back:?}");
+    assert!(log_of().contains("release member 1"), "the controller did not release the stop:\n{}", log_of());
+
+    let (acked, attempts) = w.finish().await;
+    let listed = sh(&pods, "zk-0", "zkCli.sh -server \"$ZOO_CLIENT\" ls /w 2>/dev/null | tail -1").await.unwrap();
+    let present: BTreeSet<String> = listed
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|s| format!("/w/{}", s.trim()))
+        .collect();
+    let missing: Vec<&String> = acked.iter().filter(|a| !present.contains(*a)).collect();
+    println!("writes: {attempts} attempted, {} acknowledged, {} present, {} missing", acked.len(), present.len(), missing.len());
+    assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+    assert!(acked.len() >= 6, "too few writes to judge: {}", acked.len());
+    let _ = webhook;
+}
