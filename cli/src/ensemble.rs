@@ -57,17 +57,35 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         });
     }
     let registry = std::sync::Arc::new(registry);
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let registry = registry.clone();
-            async move {
-                let mut text = String::new();
-                let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
-                text
-            }
-        }),
-    );
+    let ready = controller.ready.clone();
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let ready = ready.load(Ordering::Acquire);
+                async move {
+                    match ready {
+                        true => (axum::http::StatusCode::OK, "ready"),
+                        false => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "caches filling",
+                        ),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut text = String::new();
+                    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+                    text
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

@@ -3,8 +3,8 @@
 
 mod certs;
 mod crd;
-mod ensemble;
 mod device_plugin;
+mod ensemble;
 mod extender;
 mod inspect;
 mod kube_client;

@@ -55,7 +55,8 @@ fn base64_of(bytes: &[u8]) -> String {
 /// members run on the host network at addresses fixed in advance for their `hostAliases`.
 fn shipped_profile() -> InjectionProfile {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/profiles/zookeeper.yaml");
-    let mut p: InjectionProfile = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut p: InjectionProfile =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     p.spec.host_network = true;
     p
 }
@@ -106,11 +107,19 @@ async fn ready_members(pods: &Api<Pod>) -> BTreeSet<u32> {
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
-            p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
-                c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-            })
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
         })
-        .filter_map(|p| p.metadata.name.as_deref()?.strip_prefix("zk-")?.parse().ok())
+        .filter_map(|p| {
+            p.metadata
+                .name
+                .as_deref()?
+                .strip_prefix("zk-")?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 
@@ -118,11 +127,19 @@ async fn ready_members(pods: &Api<Pod>) -> BTreeSet<u32> {
 async fn views(pods: &Api<Pod>, members: &BTreeSet<u32>) -> Vec<BTreeSet<u32>> {
     let mut out = Vec::new();
     for o in members {
-        let text = sh(pods, &format!("zk-{o}"), "zk-4lw conf").await.unwrap_or_default();
+        let text = sh(pods, &format!("zk-{o}"), "zk-4lw conf")
+            .await
+            .unwrap_or_default();
         let voters: BTreeSet<u32> = text
             .lines()
             .filter(|l| l.contains(":participant;"))
-            .filter_map(|l| l.strip_prefix("server.")?.split('=').next()?.parse::<u32>().ok())
+            .filter_map(|l| {
+                l.strip_prefix("server.")?
+                    .split('=')
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
             .map(|id| id - 1)
             .collect();
         out.push(voters);
@@ -143,7 +160,9 @@ async fn settle(sts: &Api<StatefulSet>, pods: &Api<Pod>, n: u32) -> Duration {
             .and_then(|a| a.get("tessera.dev/membership"))
             .and_then(|t| Record::parse(t).ok());
         let ready = ready_members(pods).await;
-        if record.as_ref().is_some_and(|r| r.voters == want && r.learners.is_empty())
+        if record
+            .as_ref()
+            .is_some_and(|r| r.voters == want && r.learners.is_empty())
             && ready == want
         {
             let views = views(pods, &ready).await;
@@ -193,7 +212,12 @@ impl Writer {
                 }
             }
         });
-        Writer { acked, attempts, stop, task }
+        Writer {
+            acked,
+            attempts,
+            stop,
+            task,
+        }
     }
 
     fn acked(&self) -> usize {
@@ -213,7 +237,10 @@ impl Writer {
 async fn serves(w: &Writer, past: usize, what: &str) -> Duration {
     let start = Instant::now();
     while w.acked() <= past {
-        assert!(start.elapsed() < Duration::from_secs(120), "no write acknowledged {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no write acknowledged {what}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     start.elapsed()
@@ -221,7 +248,10 @@ async fn serves(w: &Writer, past: usize, what: &str) -> Duration {
 
 /// Kills members `which` (their pods deleted at once, no grace) and checks that writes go on.
 async fn lose(pods: &Api<Pod>, w: &Writer, which: &[u32], what: &str) -> Duration {
-    let now = DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
     for o in which {
         pods.delete(&format!("zk-{o}"), &now).await.unwrap();
     }
@@ -232,7 +262,9 @@ async fn lose(pods: &Api<Pod>, w: &Writer, which: &[u32], what: &str) -> Duratio
 
 async fn scale(sts: &Api<StatefulSet>, n: u32) {
     let patch = json!({"spec": {"replicas": n}});
-    sts.patch("zk", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    sts.patch("zk", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,18 +284,45 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
 
     // The profile in the cluster (the controller reads it there), the webhook from the file.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(InjectionProfile::crd_name(), &PatchParams::apply("tessera-e2e").force(),
-        &Patch::Apply(&InjectionProfile::crd())).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(60), await_condition(crds,
-        InjectionProfile::crd_name(), conditions::is_crd_established())).await.unwrap().unwrap();
+    crds.patch(
+        InjectionProfile::crd_name(),
+        &PatchParams::apply("tessera-e2e").force(),
+        &Patch::Apply(&InjectionProfile::crd()),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(
+            crds,
+            InjectionProfile::crd_name(),
+            conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let profiles: Api<InjectionProfile> = Api::all(client.clone());
-    profiles.patch("zookeeper", &PatchParams::apply("tessera-e2e").force(),
-        &Patch::Apply(&shipped_profile())).await.unwrap();
+    profiles
+        .patch(
+            "zookeeper",
+            &PatchParams::apply("tessera-e2e").force(),
+            &Patch::Apply(&shipped_profile()),
+        )
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let profile_file = dir.path().join("zookeeper.yaml");
-    std::fs::write(&profile_file, serde_yaml_ng::to_string(&shipped_profile()).unwrap()).unwrap();
-    let webhook = support::file_mode_webhook_with(dir.path(), &profile_file,
-        &["--kubeconfig".as_ref(), kubeconfig.as_os_str()]);
+    std::fs::write(
+        &profile_file,
+        serde_yaml_ng::to_string(&shipped_profile()).unwrap(),
+    )
+    .unwrap();
+    let webhook = support::file_mode_webhook_with(
+        dir.path(),
+        &profile_file,
+        &["--kubeconfig".as_ref(), kubeconfig.as_os_str()],
+    );
     let config: MutatingWebhookConfiguration = serde_json::from_value(json!({
         "metadata": {"name": h.ns},
         "webhooks": [{"name": "ensemble.tessera.dev",
@@ -274,20 +333,31 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": h.ns}},
             "failurePolicy": "Fail", "sideEffects": "None", "timeoutSeconds": 10,
             "admissionReviewVersions": ["v1"]}]
-    })).unwrap();
+    }))
+    .unwrap();
     let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    configs.create(&PostParams::default(), &config).await.unwrap();
+    configs
+        .create(&PostParams::default(), &config)
+        .await
+        .unwrap();
     // Dry runs until the apiserver calls the webhook (it picks up new configurations shortly).
     let probe: Pod = serde_json::from_value(json!({
         "metadata": {"name": "probe", "labels": {"app": "zk"}},
-        "spec": {"hostNetwork": true, "containers": [{"name": "zookeeper", "image": image}]}})).unwrap();
-    let dry = PostParams { dry_run: true, ..PostParams::default() };
+        "spec": {"hostNetwork": true, "containers": [{"name": "zookeeper", "image": image}]}}))
+    .unwrap();
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
     let probe_pods: Api<Pod> = Api::namespaced(client.clone(), &h.ns);
     e2e::wait_for("the webhook to be called", Duration::from_secs(60), || {
         let (api, probe, dry) = (probe_pods.clone(), probe.clone(), dry.clone());
         async move {
             let made = api.create(&dry, &probe).await.ok()?;
-            made.metadata.annotations?.contains_key("tessera.dev/injected").then_some(())
+            made.metadata
+                .annotations?
+                .contains_key("tessera.dev/injected")
+                .then_some(())
         }
     })
     .await
@@ -297,24 +367,52 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
     let log = dir.path().join("ensemble.log");
     let _controller = spawn_logged(
         Path::new(env!("CARGO_BIN_EXE_tessera")),
-        ["--log-level", "info", "ensemble", "--kubeconfig", kubeconfig.to_str().unwrap(),
-         "--period", "2", "--command-timeout", "20", "--metrics-listen", &metrics],
+        [
+            "--log-level",
+            "info",
+            "ensemble",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--period",
+            "2",
+            "--command-timeout",
+            "20",
+            "--metrics-listen",
+            &metrics,
+        ],
         &log,
     );
     let services: Api<Service> = Api::namespaced(client.clone(), &h.ns);
-    services.create(&PostParams::default(), &serde_json::from_value(json!({
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
         "metadata": {"name": "zk-hs"},
         "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {"app": "zk"},
-                 "ports": [{"name": "client", "port": 2181}]}})).unwrap()).await.unwrap();
+                 "ports": [{"name": "client", "port": 2181}]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &h.ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &h.ns);
-    sts.create(&PostParams::default(), &statefulset(&h.ns, &image, &node)).await.unwrap();
+    sts.create(&PostParams::default(), &statefulset(&h.ns, &image, &node))
+        .await
+        .unwrap();
 
     let log_of = || std::fs::read_to_string(&log).unwrap_or_default();
     let started = settle(&sts, &pods, 3).await;
     println!("3 members up and recorded in {started:?}");
     // The parent of the writer's znodes.
-    assert!(sh(&pods, "zk-0", "zkCli.sh -server \"$ZOO_CLIENT\" create /w x 2>&1 | grep -q Created").await.is_some());
+    assert!(
+        sh(
+            &pods,
+            "zk-0",
+            "zkCli.sh -server \"$ZOO_CLIENT\" create /w x 2>&1 | grep -q Created"
+        )
+        .await
+        .is_some()
+    );
     let w = Writer::start(pods.clone());
     serves(&w, 0, "at the start").await;
 
@@ -322,26 +420,50 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
     // Each loss takes members the ensemble had before the step, which is what breaks an
     // ensemble whose membership did not follow the scale (the new members not voting after
     // 3->5; the old five-member voter set after 5->3).
-    for (from, to, lost) in [(3u32, 5u32, vec![0u32, 1]), (5, 3, vec![2]), (3, 4, vec![0])] {
+    for (from, to, lost) in [
+        (3u32, 5u32, vec![0u32, 1]),
+        (5, 3, vec![2]),
+        (3, 4, vec![0]),
+    ] {
         scale(&sts, to).await;
         let took = settle(&sts, &pods, to).await;
-        let budget = e2e::wait_for("the ensemble's PodDisruptionBudget", Duration::from_secs(30), || {
-            let client = client.clone();
-            let ns = h.ns.clone();
-            async move {
-                let api: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> = Api::namespaced(client, &ns);
-                let b = api.get_opt("zk-quorum").await.ok()??;
-                b.spec?.max_unavailable
-            }
-        }).await.unwrap();
+        let budget = e2e::wait_for(
+            "the ensemble's PodDisruptionBudget",
+            Duration::from_secs(30),
+            || {
+                let client = client.clone();
+                let ns = h.ns.clone();
+                async move {
+                    let api: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
+                        Api::namespaced(client, &ns);
+                    let b = api.get_opt("zk-quorum").await.ok()??;
+                    b.spec?.max_unavailable
+                }
+            },
+        )
+        .await
+        .unwrap();
         let tolerance = (to - 1) / 2;
-        assert_eq!(budget, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(tolerance as i32));
-        assert_eq!(lost.len() as u32, tolerance, "the test loses what {to} members can lose");
+        assert_eq!(
+            budget,
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(tolerance as i32)
+        );
+        assert_eq!(
+            lost.len() as u32,
+            tolerance,
+            "the test loses what {to} members can lose"
+        );
         let served = lose(&pods, &w, &lost, &format!("after losing {lost:?} of {to}")).await;
         let back = settle(&sts, &pods, to).await;
-        println!("scale {from}->{to}: settled in {took:?}; lost {lost:?}, next write in {served:?}; back in {back:?}");
+        println!(
+            "scale {from}->{to}: settled in {took:?}; lost {lost:?}, next write in {served:?}; back in {back:?}"
+        );
         report.push((from, to, took, served));
-        assert!(log_of().contains("membership step"), "the controller took no step:\n{}", log_of());
+        assert!(
+            log_of().contains("membership step"),
+            "the controller took no step:\n{}",
+            log_of()
+        );
     }
 
     // A restart (not a scale-in) removes nothing: the held stop is released by the controller,
@@ -358,10 +480,20 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
     let released = restart.elapsed();
     let back = settle(&sts, &pods, 4).await;
     println!("restart of zk-1: stop released in {released:?}, back in {back:?}");
-    assert!(log_of().contains("release member 1"), "the controller did not release the stop:\n{}", log_of());
+    assert!(
+        log_of().contains("release member 1"),
+        "the controller did not release the stop:\n{}",
+        log_of()
+    );
 
     let (acked, attempts) = w.finish().await;
-    let listed = sh(&pods, "zk-0", "zkCli.sh -server \"$ZOO_CLIENT\" ls /w 2>/dev/null | tail -1").await.unwrap();
+    let listed = sh(
+        &pods,
+        "zk-0",
+        "zkCli.sh -server \"$ZOO_CLIENT\" ls /w 2>/dev/null | tail -1",
+    )
+    .await
+    .unwrap();
     let present: BTreeSet<String> = listed
         .trim()
         .trim_start_matches('[')
@@ -370,7 +502,12 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
         .map(|s| format!("/w/{}", s.trim()))
         .collect();
     let missing: Vec<&String> = acked.iter().filter(|a| !present.contains(*a)).collect();
-    println!("writes: {attempts} attempted, {} acknowledged, {} present, {} missing", acked.len(), present.len(), missing.len());
+    println!(
+        "writes: {attempts} attempted, {} acknowledged, {} present, {} missing",
+        acked.len(),
+        present.len(),
+        missing.len()
+    );
     assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
     assert!(acked.len() >= 6, "too few writes to judge: {}", acked.len());
     let _ = webhook;

@@ -50,7 +50,10 @@ pub fn script(command: &str, id: Option<&str>, entry: Option<&str>) -> String {
         out.push_str(&format!("TESSERA_ID={}; export TESSERA_ID; ", quote(id)));
     }
     if let Some(entry) = entry {
-        out.push_str(&format!("TESSERA_ENTRY={}; export TESSERA_ENTRY; ", quote(entry)));
+        out.push_str(&format!(
+            "TESSERA_ENTRY={}; export TESSERA_ENTRY; ",
+            quote(entry)
+        ));
     }
     out.push_str(command);
     out
@@ -89,14 +92,12 @@ pub async fn run(
         let ok = status.is_some_and(|s| s.status.as_deref() == Some("Success"));
         Ok(Ran { stdout, ok })
     };
-    tokio::time::timeout(limit, work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ExecError::Timeout {
-                pod: pod.to_string(),
-                limit,
-            })
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(ExecError::Timeout {
+            pod: pod.to_string(),
+            limit,
         })
+    })
 }
 
 #[cfg(test)]
@@ -105,7 +106,11 @@ mod tests {
 
     #[test]
     fn ids_and_entries_reach_the_command_quoted() {
-        let s = script("echo \"$TESSERA_ENTRY\"", Some("5"), Some("server.5=a:1;it's"));
+        let s = script(
+            "echo \"$TESSERA_ENTRY\"",
+            Some("5"),
+            Some("server.5=a:1;it's"),
+        );
         assert_eq!(
             s,
             "TESSERA_ID='5'; export TESSERA_ID; TESSERA_ENTRY='server.5=a:1;it'\\''s'; \

@@ -39,7 +39,10 @@ impl<'a> Ensemble<'a> {
             name: sts.metadata.name.as_deref()?,
             service: spec.service_name.as_deref(),
             target: u32::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0),
-            update_revision: sts.status.as_ref().and_then(|s| s.update_revision.as_deref()),
+            update_revision: sts
+                .status
+                .as_ref()
+                .and_then(|s| s.update_revision.as_deref()),
             on_delete: spec
                 .update_strategy
                 .as_ref()
@@ -142,9 +145,16 @@ pub fn ids(
 ) -> BTreeMap<String, u32> {
     (0..limit)
         .filter_map(|o| {
-            member(profile, ensemble.name, ensemble.namespace, ensemble.service, o, cluster_domain)
-                .ok()
-                .map(|m| (m.id, o))
+            member(
+                profile,
+                ensemble.name,
+                ensemble.namespace,
+                ensemble.service,
+                o,
+                cluster_domain,
+            )
+            .ok()
+            .map(|m| (m.id, o))
         })
         .collect()
 }
@@ -159,7 +169,13 @@ mod tests {
 
     #[test]
     fn reads_voters_and_learners_by_ordinal() {
-        let live = parse_members("1 participant\n2 participant\n 3 participant\n4 observer\n", &zk_ids(), "participant", "observer").unwrap();
+        let live = parse_members(
+            "1 participant\n2 participant\n 3 participant\n4 observer\n",
+            &zk_ids(),
+            "participant",
+            "observer",
+        )
+        .unwrap();
         assert_eq!(live.voters, [0, 1, 2].into());
         assert_eq!(live.learners, [3].into());
     }
@@ -168,9 +184,15 @@ mod tests {
     fn an_answer_that_is_not_a_membership_is_named() {
         let ids = zk_ids();
         let read = |t: &str| parse_members(t, &ids, "participant", "observer");
-        assert_eq!(read("1 participant extra"), Err(BadAnswer::Line("1 participant extra".into())));
+        assert_eq!(
+            read("1 participant extra"),
+            Err(BadAnswer::Line("1 participant extra".into()))
+        );
         assert_eq!(read("9 participant"), Err(BadAnswer::UnknownId("9".into())));
-        assert_eq!(read("1 leader"), Err(BadAnswer::UnknownRole("leader".into())));
+        assert_eq!(
+            read("1 leader"),
+            Err(BadAnswer::UnknownRole("leader".into()))
+        );
         assert_eq!(read(""), Err(BadAnswer::Empty));
     }
 }

@@ -40,6 +40,8 @@ pub struct Controller {
     released: std::sync::Mutex<HashSet<String>>,
     /// True while this replica leads (or there is no election).
     pub leading: Arc<AtomicBool>,
+    /// True once the caches have filled (`/readyz`).
+    pub ready: Arc<AtomicBool>,
 }
 
 impl Controller {
@@ -49,8 +51,16 @@ impl Controller {
         let (statefulsets, w2) = reflector::store();
         let (pods, w3) = reflector::store();
         let members = watcher::Config::default().labels(keys::LABEL_MEMBERSHIP);
-        spawn_reflector(w1, Api::<InjectionProfile>::all(client.clone()), watcher::Config::default());
-        spawn_reflector(w2, Api::<StatefulSet>::all(client.clone()), watcher::Config::default());
+        spawn_reflector(
+            w1,
+            Api::<InjectionProfile>::all(client.clone()),
+            watcher::Config::default(),
+        );
+        spawn_reflector(
+            w2,
+            Api::<StatefulSet>::all(client.clone()),
+            watcher::Config::default(),
+        );
         spawn_reflector(w3, Api::<Pod>::all(client.clone()), members);
         Arc::new(Controller {
             client,
@@ -61,6 +71,7 @@ impl Controller {
             pods,
             released: Default::default(),
             leading: Arc::new(AtomicBool::new(true)),
+            ready: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -70,6 +81,7 @@ impl Controller {
         let _ = self.statefulsets.wait_until_ready().await;
         let _ = self.pods.wait_until_ready().await;
         info!("caches filled; keeping ensemble membership");
+        self.ready.store(true, Ordering::Release);
         let mut tick = tokio::time::interval(self.options.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -99,7 +111,10 @@ impl Controller {
             };
             match self.reconcile(&sts, &ensemble, profile).await {
                 Ok(record) => {
-                    let want = Record { voters: (0..ensemble.target).collect(), ..Record::default() };
+                    let want = Record {
+                        voters: (0..ensemble.target).collect(),
+                        ..Record::default()
+                    };
                     if record.fault_tolerance() < want.fault_tolerance() {
                         below += 1;
                     }
@@ -127,7 +142,10 @@ impl Controller {
             .iter()
             .map(|(o, p)| {
                 let uid = p.metadata.uid.clone().unwrap_or_default();
-                (*o, observe::pod_state(p, e.update_revision, released.contains(&uid)))
+                (
+                    *o,
+                    observe::pod_state(p, e.update_revision, released.contains(&uid)),
+                )
             })
             .collect();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), e.namespace);
@@ -139,7 +157,10 @@ impl Controller {
             .and_then(|a| a.get(keys::ANNOTATION_MEMBERSHIP))
             .and_then(|t| Record::parse(t).ok());
         let limit = pods.keys().max().map_or(0, |o| o + 1).max(e.target).max(
-            recorded.as_ref().and_then(|r| r.voters.iter().max().copied()).map_or(0, |o| o + 1),
+            recorded
+                .as_ref()
+                .and_then(|r| r.voters.iter().max().copied())
+                .map_or(0, |o| o + 1),
         );
         let ids = observe::ids(profile, e, limit + 1, &self.options.cluster_domain);
         // Ask the recorded leader first, then every other live member, until one answers.
@@ -154,13 +175,19 @@ impl Controller {
         let mut live: Option<Live> = None;
         for o in askers.iter().take(3) {
             let pod = &pods[o];
-            let ran = self.exec(&api, pod, &container(pod), &m.commands.members, None).await;
-            match ran.map(|r| observe::parse_members(&r.stdout, &ids, &m.roles.voter, &m.roles.learner)) {
+            let ran = self
+                .exec(&api, pod, &container(pod), &m.commands.members, None)
+                .await;
+            match ran
+                .map(|r| observe::parse_members(&r.stdout, &ids, &m.roles.voter, &m.roles.learner))
+            {
                 Ok(Ok(l)) => {
                     live = Some(l);
                     break;
                 }
-                Ok(Err(bad)) => debug!(ensemble = %key, member = o, error = %bad, "no membership in the answer"),
+                Ok(Err(bad)) => {
+                    debug!(ensemble = %key, member = o, error = %bad, "no membership in the answer")
+                }
                 Err(err) => debug!(ensemble = %key, member = o, error = %err, "cannot ask"),
             }
         }
@@ -168,7 +195,10 @@ impl Controller {
         // the record has none yet.
         if let Some(l) = live.as_mut() {
             let stale = states.values().any(|s| !s.updated);
-            let known = recorded.as_ref().and_then(|r| r.leader).filter(|x| l.voters.contains(x));
+            let known = recorded
+                .as_ref()
+                .and_then(|r| r.leader)
+                .filter(|x| l.voters.contains(x));
             l.leader = if stale || known.is_none() {
                 self.leader(&api, &pods, &states, l, m).await
             } else {
@@ -186,7 +216,10 @@ impl Controller {
         if let Step::Wait(w) = step {
             self.metrics
                 .waiting
-                .get_or_create(&WaitLabels { ensemble: key.clone(), reason: w.reason().into() })
+                .get_or_create(&WaitLabels {
+                    ensemble: key.clone(),
+                    reason: w.reason().into(),
+                })
                 .set(1);
         }
         let record = match &live {
@@ -210,7 +243,8 @@ impl Controller {
         if !matches!(step, Step::Wait(_) | Step::Steady) {
             info!(ensemble = %key, %step, "membership step");
         }
-        self.act(&api, e, profile, m, &pods, live.as_ref(), step).await?;
+        self.act(&api, e, profile, m, &pods, live.as_ref(), step)
+            .await?;
         Ok(record)
     }
 
@@ -244,10 +278,16 @@ impl Controller {
             .filter(|o| states.get(o).is_some_and(|s| s.ready))
             .filter_map(|o| pods.get(o).map(|p| (*o, p.clone())))
             .map(|(o, p)| async move {
-                let ran = self.exec(api, &p, &container_of(&p, m), &m.commands.leader, None).await;
+                let ran = self
+                    .exec(api, &p, &container_of(&p, m), &m.commands.leader, None)
+                    .await;
                 ran.ok().filter(|r| r.stdout.trim() == "leader").map(|_| o)
             });
-        futures::future::join_all(asks).await.into_iter().flatten().next()
+        futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .next()
     }
 
     async fn exec(
@@ -258,8 +298,19 @@ impl Controller {
         command: &str,
         member: Option<&tessera_inject::membership::Member>,
     ) -> Result<Ran, exec::ExecError> {
-        let script = exec::script(command, member.map(|m| m.id.as_str()), member.map(|m| m.entry.as_str()));
-        exec::run(api, &pod.name_any(), container, &script, self.options.command_timeout).await
+        let script = exec::script(
+            command,
+            member.map(|m| m.id.as_str()),
+            member.map(|m| m.entry.as_str()),
+        );
+        exec::run(
+            api,
+            &pod.name_any(),
+            container,
+            &script,
+            self.options.command_timeout,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -274,31 +325,62 @@ impl Controller {
         step: Step,
     ) -> Result<(), StepError> {
         let render = |o: u32| {
-            member(profile, e.name, e.namespace, e.service, o, &self.options.cluster_domain)
-                .map_err(|err| StepError::Render(err.to_string()))
+            member(
+                profile,
+                e.name,
+                e.namespace,
+                e.service,
+                o,
+                &self.options.cluster_domain,
+            )
+            .map_err(|err| StepError::Render(err.to_string()))
         };
         // A voter that stays runs the change: the leader when known.
         let runner = |except: u32| -> Option<&Arc<Pod>> {
             let live = live?;
-            let mut order: Vec<u32> = live.voters.iter().copied().filter(|o| *o != except && *o < e.target.max(1)).collect();
+            let mut order: Vec<u32> = live
+                .voters
+                .iter()
+                .copied()
+                .filter(|o| *o != except && *o < e.target.max(1))
+                .collect();
             order.sort_by_key(|o| Some(*o) != live.leader);
-            order.into_iter().find_map(|o| pods.get(&o).filter(|p| p.metadata.deletion_timestamp.is_none()))
+            order.into_iter().find_map(|o| {
+                pods.get(&o)
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+            })
         };
         let (kind, result) = match step {
             Step::Join(o) => {
                 let who = render(o)?;
                 let pod = runner(o).ok_or(StepError::NoRunner)?;
-                ("join", self.exec(api, pod, &container_of(pod, m), &m.commands.add, Some(&who)).await)
+                (
+                    "join",
+                    self.exec(api, pod, &container_of(pod, m), &m.commands.add, Some(&who))
+                        .await,
+                )
             }
             Step::Leave(o) => {
                 let who = render(o)?;
                 let pod = runner(o).ok_or(StepError::NoRunner)?;
-                ("leave", self.exec(api, pod, &container_of(pod, m), &m.commands.remove, Some(&who)).await)
+                (
+                    "leave",
+                    self.exec(
+                        api,
+                        pod,
+                        &container_of(pod, m),
+                        &m.commands.remove,
+                        Some(&who),
+                    )
+                    .await,
+                )
             }
             Step::Keep(o) => {
                 let pod = pods.get(&o).ok_or(StepError::NoRunner)?;
                 let touch = format!("touch {RELEASED}");
-                let ran = self.exec(api, pod, &container_of(pod, m), &touch, None).await;
+                let ran = self
+                    .exec(api, pod, &container_of(pod, m), &touch, None)
+                    .await;
                 if ran.as_ref().is_ok_and(|r| r.ok)
                     && let (Ok(mut r), Some(uid)) = (self.released.lock(), pod.metadata.uid.clone())
                 {
@@ -311,17 +393,28 @@ impl Controller {
                 api.delete(&pod.name_any(), &DeleteParams::default())
                     .await
                     .map_err(StepError::Api)?;
-                self.metrics.changes.get_or_create(&ChangeLabels { kind: "restart".into() }).inc();
+                self.metrics
+                    .changes
+                    .get_or_create(&ChangeLabels {
+                        kind: "restart".into(),
+                    })
+                    .inc();
                 return Ok(());
             }
             Step::Wait(_) | Step::Steady => return Ok(()),
         };
         match result {
             Ok(Ran { ok: true, .. }) => {
-                self.metrics.changes.get_or_create(&ChangeLabels { kind: kind.into() }).inc();
+                self.metrics
+                    .changes
+                    .get_or_create(&ChangeLabels { kind: kind.into() })
+                    .inc();
                 Ok(())
             }
-            Ok(Ran { stdout, .. }) => Err(StepError::Failed { step: step.to_string(), output: stdout }),
+            Ok(Ran { stdout, .. }) => Err(StepError::Failed {
+                step: step.to_string(),
+                output: stdout,
+            }),
             Err(err) => Err(StepError::Exec(err)),
         }
     }
@@ -337,7 +430,12 @@ impl Controller {
 
     /// A PodDisruptionBudget per ensemble, owned by its StatefulSet: voluntary evictions never
     /// take more members than the recorded voters can lose.
-    async fn ensure_budget(&self, sts: &StatefulSet, e: &Ensemble<'_>, record: &Record) -> Result<(), StepError> {
+    async fn ensure_budget(
+        &self,
+        sts: &StatefulSet,
+        e: &Ensemble<'_>,
+        record: &Record,
+    ) -> Result<(), StepError> {
         let Some(selector) = sts.spec.as_ref().map(|s| s.selector.clone()) else {
             return Ok(());
         };
@@ -352,9 +450,13 @@ impl Controller {
             "spec": {"selector": selector, "maxUnavailable": record.fault_tolerance()},
         });
         let api: Api<PodDisruptionBudget> = Api::namespaced(self.client.clone(), e.namespace);
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&budget))
-            .await
-            .map_err(StepError::Api)?;
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&budget),
+        )
+        .await
+        .map_err(StepError::Api)?;
         Ok(())
     }
 }
@@ -408,7 +510,11 @@ fn membership_profile<'p>(profiles: &'p [Profile], sts: &StatefulSet) -> Option<
     let empty = BTreeMap::new();
     let labels = meta.and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
     let annotations = meta.and_then(|m| m.annotations.as_ref()).unwrap_or(&empty);
-    let with: Vec<Profile> = profiles.iter().filter(|p| membership_of(p).is_some()).cloned().collect();
+    let with: Vec<Profile> = profiles
+        .iter()
+        .filter(|p| membership_of(p).is_some())
+        .cloned()
+        .collect();
     let chosen = peers::peer_profile(&with, labels, annotations)?;
     profiles.iter().find(|p| p.name == chosen.name)
 }

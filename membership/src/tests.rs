@@ -112,7 +112,7 @@ impl World {
     /// (their stop held while they still vote, as the profile's hook holds it).
     fn statefulset(&mut self) {
         for m in 0..self.o.target {
-            let p = self.o.pods.entry(m).or_insert_with(PodState::default);
+            let p = self.o.pods.entry(m).or_default();
             if !p.terminating {
                 p.ready = true;
                 p.updated = true;

@@ -120,8 +120,8 @@ fn every_workload_has_a_read_only_root_requests_limits_and_no_privileges() {
     let all = workloads();
     assert_eq!(
         all.len(),
-        5,
-        "webhook, extender, scheduler, device plugin, MPS daemon"
+        6,
+        "webhook, extender, scheduler, device plugin, MPS daemon, membership controller"
     );
     for (file, name, spec) in all {
         let pod_sc = spec.security_context.clone().unwrap_or_default();

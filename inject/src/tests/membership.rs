@@ -161,4 +161,3 @@ fn the_controller_names_a_member_by_its_id_and_its_voter_entry() {
     assert_eq!(m.id, "5");
     assert_eq!(m.entry, line(4, "participant"));
 }
-
