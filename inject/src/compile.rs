@@ -253,6 +253,15 @@ impl Profile {
         })
     }
 
+    /// The cluster DNS domain of the profile's names: its own, else `default`.
+    pub fn cluster_domain<'a>(&'a self, default: &'a str) -> &'a str {
+        self.spec
+            .identity
+            .as_ref()
+            .and_then(|i| i.cluster_domain.as_deref())
+            .unwrap_or(default)
+    }
+
     /// The scheduler name for shared-GPU pods, when the profile handles GPUs.
     pub fn scheduler_name(&self) -> Option<&str> {
         let gpu = self.spec.gpu.as_ref()?;

@@ -88,12 +88,7 @@ pub fn member(
         target: ordinal.saturating_add(1),
         ..Record::default()
     };
-    let domain = profile
-        .spec
-        .identity
-        .as_ref()
-        .and_then(|i| i.cluster_domain.as_deref())
-        .unwrap_or(cluster_domain);
+    let domain = profile.cluster_domain(cluster_domain);
     let r = Renderer {
         facts: &facts,
         profile,
