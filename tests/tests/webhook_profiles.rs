@@ -102,9 +102,13 @@ async fn zookeeper_members_get_myid_and_the_server_list() {
         assert_eq!(env["ZOO_MY_ID"], (ordinal + 1).to_string());
         assert_eq!(
             env["ZOO_SERVERS"],
-            "server.1=zk-0.zk-hs.default.svc.cluster.local:2888:3888;2181 \
-             server.2=zk-1.zk-hs.default.svc.cluster.local:2888:3888;2181 \
-             server.3=zk-2.zk-hs.default.svc.cluster.local:2888:3888;2181"
+            (0..3)
+                .map(|o| {
+                    let h = format!("zk-{o}.zk-hs.default.svc.cluster.local");
+                    format!("server.{}={h}:2888:3888:participant;{h}:2181", o + 1)
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         let ann = pod.metadata.annotations.clone().unwrap();
         assert_eq!(
