@@ -16,17 +16,15 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{AttachParams, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Api, Client, CustomResourceExt};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
 use serde_json::json;
+use tessera_ensemble::exec;
 use tessera_inject::InjectionProfile;
 use tessera_kernel::ensemble::Record;
 use tessera_tests::cluster::Harness;
 use tessera_tests::e2e;
 use tessera_tests::process::{free_addr, spawn_logged};
-use tokio::io::AsyncReadExt;
 
 const STEP_LIMIT: Duration = Duration::from_secs(240);
 const IMAGE_ENV: &str = "TESSERA_E2E_ZOOKEEPER_IMAGE";
@@ -44,11 +42,6 @@ impl Drop for Registered {
             let _ = api.delete("zookeeper", &DeleteParams::default()).await;
         });
     }
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The shipped profile, also for host-network pods: the testbed has no cluster DNS, so the
@@ -85,19 +78,13 @@ fn statefulset(ns: &str, image: &str, node: &str) -> StatefulSet {
     .unwrap()
 }
 
-/// Runs `sh -c script` in member `pod`; its stdout, or `None` when it failed.
+/// Runs `sh -c script` in member `pod` (as the controller runs the profile's commands); its
+/// stdout, or `None` when it failed.
 async fn sh(pods: &Api<Pod>, pod: &str, script: &str) -> Option<String> {
-    let params = AttachParams::default().container("zookeeper").stderr(false);
-    let mut attached = pods.exec(pod, ["sh", "-c", script], &params).await.ok()?;
-    let mut out = String::new();
-    if let Some(mut stdout) = attached.stdout() {
-        let _ = stdout.read_to_string(&mut out).await;
-    }
-    let status = attached.take_status()?.await;
-    let _ = attached.join().await;
-    status
-        .filter(|s| s.status.as_deref() == Some("Success"))
-        .map(|_| out)
+    let ran = exec::run(pods, pod, "zookeeper", script, Duration::from_secs(30))
+        .await
+        .ok()?;
+    ran.ok.then_some(ran.stdout)
 }
 
 /// Ready member pods by ordinal.
@@ -283,25 +270,7 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
     let _registered = Registered(kubeconfig.clone(), h.ns.clone());
 
     // The profile in the cluster (the controller reads it there), the webhook from the file.
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        InjectionProfile::crd_name(),
-        &PatchParams::apply("tessera-e2e").force(),
-        &Patch::Apply(&InjectionProfile::crd()),
-    )
-    .await
-    .unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        await_condition(
-            crds,
-            InjectionProfile::crd_name(),
-            conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    e2e::install_profile_crd(&client).await;
     let profiles: Api<InjectionProfile> = Api::all(client.clone());
     profiles
         .patch(
@@ -323,23 +292,7 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
         &profile_file,
         &["--kubeconfig".as_ref(), kubeconfig.as_os_str()],
     );
-    let config: MutatingWebhookConfiguration = serde_json::from_value(json!({
-        "metadata": {"name": h.ns},
-        "webhooks": [{"name": "ensemble.tessera.dev",
-            "clientConfig": {"url": format!("https://{}/mutate", webhook.addr),
-                "caBundle": base64_of(webhook.ca.as_bytes())},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                "resources": ["pods"]}],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": h.ns}},
-            "failurePolicy": "Fail", "sideEffects": "None", "timeoutSeconds": 10,
-            "admissionReviewVersions": ["v1"]}]
-    }))
-    .unwrap();
-    let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    configs
-        .create(&PostParams::default(), &config)
-        .await
-        .unwrap();
+    support::register_by_url(&client, &h.ns, "ensemble.tessera.dev", &h.ns, &webhook).await;
     // Dry runs until the apiserver calls the webhook (it picks up new configurations shortly).
     let probe: Pod = serde_json::from_value(json!({
         "metadata": {"name": "probe", "labels": {"app": "zk"}},

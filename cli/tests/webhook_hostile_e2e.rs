@@ -53,24 +53,8 @@ async fn a_huge_ordinal_is_denied_and_the_next_member_admitted_through_the_apise
     let h = Harness::start_with(&kubeconfig, 0, 0).await;
     let dir = tempfile::tempdir().unwrap();
     let webhook = support::file_mode_webhook(dir.path(), &[]);
-    let (addr, ca, log) = (webhook.addr, &webhook.ca, &webhook.log);
-    let config: MutatingWebhookConfiguration = serde_json::from_value(json!({
-        "metadata": {"name": h.ns},
-        "webhooks": [{"name": "hostile.tessera.dev",
-            "clientConfig": {"url": format!("https://{addr}/mutate"),
-                "caBundle": base64_of(ca.as_bytes())},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                "resources": ["pods"]}],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": h.ns}},
-            "failurePolicy": "Fail", "sideEffects": "None", "timeoutSeconds": 10,
-            "admissionReviewVersions": ["v1"]}]
-    }))
-    .unwrap();
-    let configs: Api<MutatingWebhookConfiguration> = Api::all(h.client.clone());
-    configs
-        .create(&PostParams::default(), &config)
-        .await
-        .unwrap();
+    let log = &webhook.log;
+    support::register_by_url(&h.client, &h.ns, "hostile.tessera.dev", &h.ns, &webhook).await;
     let _registered = Registered(kubeconfig.clone(), h.ns.clone());
     let pods: Api<Pod> = Api::namespaced(h.client.clone(), &h.ns);
     let huge = member(&h.ns, "4294967295");
@@ -124,9 +108,4 @@ async fn a_huge_ordinal_is_denied_and_the_next_member_admitted_through_the_apise
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -100,7 +100,11 @@ impl Controller {
             .iter()
             .map(|p| (p.name_any(), p.spec.clone()))
             .collect::<Vec<_>>();
-        let (profiles, _) = compile_all(specs);
+        // Only profiles that keep membership hand an ensemble to this controller.
+        let (mut profiles, _) = compile_all(specs);
+        profiles.retain(|p| membership_of(p).is_some());
+        self.metrics.waiting.clear();
+        self.forget_gone_pods();
         let mut below = 0;
         for sts in self.statefulsets.state() {
             let Some(profile) = membership_profile(&profiles, &sts) else {
@@ -212,7 +216,6 @@ impl Controller {
             on_delete: e.on_delete,
         };
         let step = plan(&obs);
-        self.metrics.waiting.clear();
         if let Step::Wait(w) = step {
             self.metrics
                 .waiting
@@ -246,6 +249,19 @@ impl Controller {
         self.act(&api, e, profile, m, &pods, live.as_ref(), step)
             .await?;
         Ok(record)
+    }
+
+    /// Drops released stops of pods that are gone (their UIDs never come back).
+    fn forget_gone_pods(&self) {
+        let present: HashSet<String> = self
+            .pods
+            .state()
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        if let Ok(mut released) = self.released.lock() {
+            released.retain(|uid| present.contains(uid));
+        }
     }
 
     /// The StatefulSet's member pods by ordinal.
@@ -504,19 +520,13 @@ fn container_of(pod: &Pod, m: &Membership) -> String {
     })
 }
 
-/// The profile with membership that `sts`'s pod template selects.
+/// The profile (of `profiles`, those with membership) that `sts`'s pod template selects.
 fn membership_profile<'p>(profiles: &'p [Profile], sts: &StatefulSet) -> Option<&'p Profile> {
     let meta = sts.spec.as_ref()?.template.metadata.as_ref();
     let empty = BTreeMap::new();
     let labels = meta.and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
     let annotations = meta.and_then(|m| m.annotations.as_ref()).unwrap_or(&empty);
-    let with: Vec<Profile> = profiles
-        .iter()
-        .filter(|p| membership_of(p).is_some())
-        .cloned()
-        .collect();
-    let chosen = peers::peer_profile(&with, labels, annotations)?;
-    profiles.iter().find(|p| p.name == chosen.name)
+    peers::peer_profile(profiles, labels, annotations)
 }
 
 fn spawn_reflector<K>(writer: reflector::store::Writer<K>, api: Api<K>, config: watcher::Config)

@@ -128,8 +128,15 @@ fn build(
     bounds::check_names(pod, namespace).map_err(|problem| error(first, "pod names", problem))?;
     let mut b = Builder::new(pod);
     let facts = Facts::of(pod, namespace);
+    let statefulset = facts
+        .as_ref()
+        .ok()
+        .and_then(|f| f.member)
+        .map(|(sts, _)| sts);
     for p in apply {
         b.sidecars(p);
+        // Read once per profile: the identity and the group size both follow it.
+        let record = record_of(p, statefulset, ctx);
         if p.spec.identity.is_some()
             && let Ok(Facts {
                 member: Some((sts, ordinal)),
@@ -143,13 +150,12 @@ fn build(
         if has_identity(p)
             && let Some(facts) = member_facts(&facts, p)?
         {
-            b.identity(p, facts, ctx)?;
+            b.identity(p, facts, ctx, record.as_ref())?;
             if let Some(m) = p.spec.identity.as_ref().and_then(|i| i.membership.as_ref()) {
                 b.hold_stop(p, m, pod, facts)?;
             }
         }
         b.gpu(p, pod, warnings)?;
-        let record = record_of(p, &facts, ctx);
         group::apply(
             p,
             pod,
@@ -172,12 +178,11 @@ fn build(
 /// The recorded membership of `p`'s StatefulSet, when `p` keeps membership and one is recorded.
 fn record_of(
     p: &Profile,
-    facts: &Result<Facts<'_>, super::RenderProblem>,
+    statefulset: Option<&str>,
     ctx: &Context<'_>,
 ) -> Option<tessera_kernel::ensemble::Record> {
     p.membership_id.as_ref()?;
-    let (sts, _) = facts.as_ref().ok()?.member?;
-    ctx.membership.and_then(|f| f(sts))
+    ctx.membership.and_then(|f| f(statefulset?))
 }
 
 fn error(p: &Profile, field: &str, problem: super::RenderProblem) -> RenderError {
@@ -304,21 +309,19 @@ impl Builder {
         p: &Profile,
         facts: &Facts<'_>,
         ctx: &Context<'_>,
+        record: Option<&tessera_kernel::ensemble::Record>,
     ) -> Result<(), RenderError> {
         let ids = p.spec.identity.as_ref();
-        let domain = ids
-            .and_then(|i| i.cluster_domain.as_deref())
-            .unwrap_or(ctx.cluster_domain);
+        let domain = p.cluster_domain(ctx.cluster_domain);
         let replicas = facts
             .member
             .and_then(|(sts, _)| ctx.replicas.and_then(|f| f(sts)));
-        let record = record_of(p, &Ok(facts.clone()), ctx);
         let r = Renderer {
             facts,
             profile: p,
             replicas,
             cluster_domain: domain,
-            record: record.as_ref(),
+            record,
         };
         for (name, t) in &p.env {
             let value = r.render(format_args!("spec.identity.env[{name}]"), t)?;

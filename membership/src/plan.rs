@@ -118,11 +118,11 @@ pub fn plan(o: &Observation) -> Step {
     // Join: lowest ordinal first, one at a time (a join is only planned with every voter up,
     // and the next one only once this one votes).
     if let Some(m) = (0..o.target).find(|m| !live.voters.contains(m)) {
-        return match o.pods.get(&m) {
-            Some(p) if p.ready && !p.terminating => Step::Join(m),
-            _ if held.is_some() => Step::Wait(held.unwrap_or(Wait::NoAnswer)),
-            None => Step::Wait(Wait::NoPod(m)),
-            Some(_) => Step::Wait(Wait::NotInSync(m)),
+        return match (o.pods.get(&m), held) {
+            (Some(p), _) if p.ready && !p.terminating => Step::Join(m),
+            (_, Some(wait)) => Step::Wait(wait),
+            (None, None) => Step::Wait(Wait::NoPod(m)),
+            (Some(_), None) => Step::Wait(Wait::NotInSync(m)),
         };
     }
     if let Some(wait) = held {

@@ -159,3 +159,33 @@ pub fn zookeeper_statefulset(name: &str) -> k8s_openapi::api::apps::v1::Stateful
     }))
     .unwrap_or_else(|e| panic!("the ZooKeeper StatefulSet does not decode: {e}"))
 }
+
+/// Applies the InjectionProfile CRD generated from the Rust type and waits until it is
+/// established.
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a cluster refusing its own CRD ends the test
+pub async fn install_profile_crd(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::wait::{await_condition, conditions};
+    use kube::{Api, CustomResourceExt};
+    use tessera_inject::InjectionProfile;
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply("tessera-e2e").force();
+    crds.patch(
+        InjectionProfile::crd_name(),
+        &params,
+        &Patch::Apply(&InjectionProfile::crd()),
+    )
+    .await
+    .unwrap();
+    let established = await_condition(
+        crds,
+        InjectionProfile::crd_name(),
+        conditions::is_crd_established(),
+    );
+    tokio::time::timeout(Duration::from_secs(60), established)
+        .await
+        .expect("the InjectionProfile CRD was not established within 60 s")
+        .unwrap();
+}

@@ -7,11 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Api, Client, CustomResourceExt};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use tessera_inject::{InjectionProfile, InjectionProfileSpec};
 use tessera_tests::e2e;
@@ -54,7 +53,6 @@ async fn served(state: &WebhookState, want: impl Fn(&[String]) -> bool) {
     .expect("the served profiles never reached the expected set");
 }
 
-/// Applies the InjectionProfile CRD and waits until it is established.
 /// Deletes the named profiles when dropped, pass or fail: a leftover profile with an empty
 /// selector would inject into every pod that any later test's webhook sees.
 struct ProfilesGone(Vec<String>);
@@ -74,26 +72,6 @@ impl Drop for ProfilesGone {
     }
 }
 
-async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = InjectionProfile::crd();
-    let params = PatchParams::apply("tessera-e2e").force();
-    crds.patch(InjectionProfile::crd_name(), &params, &Patch::Apply(&crd))
-        .await
-        .unwrap();
-    tokio::time::timeout(
-        LIMIT,
-        await_condition(
-            crds,
-            InjectionProfile::crd_name(),
-            conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-}
-
 /// Webhook state fed by the InjectionProfile watch.
 fn watched(client: &Client) -> Arc<WebhookState> {
     let mut registry = Registry::default();
@@ -109,7 +87,7 @@ fn watched(client: &Client) -> Arc<WebhookState> {
 #[tokio::test]
 async fn cluster_profiles_are_served_invalid_ones_refused_and_deletions_followed() {
     let Some(client) = client().await else { return };
-    install_crd(&client).await;
+    e2e::install_profile_crd(&client).await;
     let state = watched(&client);
 
     let api: Api<InjectionProfile> = Api::all(client);
@@ -155,7 +133,7 @@ async fn an_invalid_cluster_profile_gets_a_warning_event_naming_the_field() {
     use k8s_openapi::api::events::v1::Event;
     use kube::runtime::{WatchStreamExt, watcher};
     let Some(client) = client().await else { return };
-    install_crd(&client).await;
+    e2e::install_profile_crd(&client).await;
     let state = watched(&client);
     let api: Api<InjectionProfile> = Api::all(client.clone());
     let name = format!("e2e-event-{}", std::process::id());

@@ -60,10 +60,7 @@ impl WebhookState {
 
     /// The replicas of StatefulSet `namespace/name` as last seen, if it is known.
     pub fn replicas(&self, namespace: &str, name: &str) -> Option<u32> {
-        let sts = self
-            .statefulsets
-            .get()?
-            .get(&ObjectRef::new(name).within(namespace))?;
+        let sts = self.statefulset(namespace, name)?;
         let replicas = sts.spec.as_ref()?.replicas.unwrap_or(1);
         u32::try_from(replicas).ok()
     }
@@ -71,16 +68,19 @@ impl WebhookState {
     /// The membership recorded on StatefulSet `namespace/name` (`tessera.dev/membership`), if
     /// any and readable (an unreadable record is rendered as none: the replicas decide).
     pub fn membership(&self, namespace: &str, name: &str) -> Option<Record> {
-        let sts = self
-            .statefulsets
-            .get()?
-            .get(&ObjectRef::new(name).within(namespace))?;
+        let sts = self.statefulset(namespace, name)?;
         let text = sts
             .metadata
             .annotations
             .as_ref()?
             .get(keys::ANNOTATION_MEMBERSHIP)?;
         Record::parse(text).ok()
+    }
+
+    fn statefulset(&self, namespace: &str, name: &str) -> Option<Arc<StatefulSet>> {
+        self.statefulsets
+            .get()?
+            .get(&ObjectRef::new(name).within(namespace))
     }
 
     /// Counts profile-set changes; callers await a change on it.

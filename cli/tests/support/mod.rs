@@ -140,3 +140,34 @@ pub fn https_get(
     }
     Ok(out)
 }
+
+/// Registers `webhook` with the apiserver by URL as MutatingWebhookConfiguration `name` (hook
+/// `hook`, `failurePolicy: Fail`), for pod creations in `namespace` only.
+#[allow(dead_code)] // not every test binary registers one
+pub async fn register_by_url(
+    client: &kube::Client,
+    name: &str,
+    hook: &str,
+    namespace: &str,
+    webhook: &FileModeWebhook,
+) {
+    use base64::Engine;
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+
+    let ca = base64::engine::general_purpose::STANDARD.encode(webhook.ca.as_bytes());
+    let config: MutatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "webhooks": [{"name": hook,
+            "clientConfig": {"url": format!("https://{}/mutate", webhook.addr), "caBundle": ca},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                "resources": ["pods"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "failurePolicy": "Fail", "sideEffects": "None", "timeoutSeconds": 10,
+            "admissionReviewVersions": ["v1"]}]
+    }))
+    .unwrap_or_else(|e| panic!("the webhook configuration does not decode: {e}"));
+    let api: kube::Api<MutatingWebhookConfiguration> = kube::Api::all(client.clone());
+    if let Err(e) = api.create(&Default::default(), &config).await {
+        panic!("registering webhook configuration {name}: {e}");
+    }
+}
