@@ -64,8 +64,12 @@ async fn a_webhook_serving_a_profiles_file_keeps_peer_lists() {
             let log = std::fs::read_to_string(&webhook.log).unwrap_or_default();
             panic!("{e}\nwebhook log:\n{log}")
         });
-        let listed = hosts.values().map(|v| v.matches(".zk-hs.").count()).max();
+        // One stable name per member, and one peer entry per member (an entry names its host
+        // twice: quorum and client address).
+        let listed = hosts.get("hosts").map(|h| h.lines().count());
         assert_eq!(listed, Some(replicas), "{hosts:?}");
+        let entries = hosts.get("peers").map(|p| p.matches("server.").count());
+        assert_eq!(entries, Some(replicas), "{hosts:?}");
         println!(
             "replicas {replicas}: {peers} lists {replicas} hosts ({:.1?} since the StatefulSet was created)",
             start.elapsed()
