@@ -64,7 +64,9 @@ fn statefulset(ns: &str, image: &str, node: &str) -> StatefulSet {
         .collect();
     serde_json::from_value(json!({
         "metadata": {"name": "zk"},
+        // OnDelete: the controller orders rolling restarts (followers first, the leader last).
         "spec": {"replicas": 3, "serviceName": "zk-hs", "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "OnDelete"},
             "selector": {"matchLabels": {"app": "zk"}},
             "template": {"metadata": {"labels": {"app": "zk"}},
                 "spec": {"nodeName": node, "hostNetwork": true, "hostAliases": aliases,
@@ -245,6 +247,62 @@ async fn lose(pods: &Api<Pod>, w: &Writer, which: &[u32], what: &str) -> Duratio
     let before = w.acked();
     // Two writes after the loss, while the lost members are still starting again (a JVM).
     serves(w, before + 1, what).await
+}
+
+/// Member `ordinal`'s mode (`leader`, `follower`, ...) asked over its client port from this
+/// machine (the members use the host network), without a JVM or an exec.
+fn mode(ordinal: u32) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 20 + ordinal as u8], 2181));
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    conn.write_all(b"srvr").ok()?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).ok()?;
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
+}
+
+/// Watches for a leader every 100 ms until stopped; the longest time none of `members` led.
+fn watch_leaderless(
+    members: u32,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Duration> {
+    std::thread::spawn(move || {
+        let (mut longest, mut since) = (Duration::ZERO, None::<Instant>);
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            let led = (0..members).any(|o| mode(o).as_deref() == Some("leader"));
+            match (led, since) {
+                (true, Some(t)) => {
+                    longest = longest.max(t.elapsed());
+                    since = None;
+                }
+                (false, None) => since = Some(Instant::now()),
+                _ => {}
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        longest.max(since.map_or(Duration::ZERO, |t| t.elapsed()))
+    })
+}
+
+/// Waits until pod `name` exists with a UID other than `not` (and, with `terminating`, is
+/// being deleted); its UID.
+async fn pod_seen(pods: &Api<Pod>, name: &str, not: Option<&str>, terminating: bool) -> String {
+    e2e::wait_for(&format!("pod {name}"), Duration::from_secs(60), || {
+        let pods = pods.clone();
+        let (name, not) = (name.to_string(), not.map(str::to_string));
+        async move {
+            let p = pods.get_opt(&name).await.ok()??;
+            let uid = p.metadata.uid?;
+            let stopping = p.metadata.deletion_timestamp.is_some();
+            (Some(&uid) != not.as_ref() && stopping == terminating).then_some(uid)
+        }
+    })
+    .await
+    .unwrap()
 }
 
 async fn scale(sts: &Api<StatefulSet>, n: u32) {
@@ -438,6 +496,78 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
         "the controller did not release the stop:\n{}",
         log_of()
     );
+
+    // A member killed in the middle of a join: the controller finishes the join once the
+    // StatefulSet has made the member again.
+    scale(&sts, 5).await;
+    pod_seen(&pods, "zk-4", None, false).await;
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    pods.delete("zk-4", &now).await.unwrap();
+    let took = settle(&sts, &pods, 5).await;
+    println!("4->5 with the joiner killed mid-join: settled in {took:?}");
+
+    // A member killed in the middle of its leave (its stop held by the hook): the controller
+    // removes the dead voter.
+    scale(&sts, 4).await;
+    pod_seen(&pods, "zk-4", None, true).await;
+    pods.delete("zk-4", &now).await.unwrap();
+    let took = settle(&sts, &pods, 4).await;
+    println!("5->4 with the leaver killed mid-leave: settled in {took:?}");
+
+    // A rolling restart under the writer: followers first, the leader last, each once the
+    // others are back; the ensemble is never long without a leader.
+    let leader = (0..4)
+        .find(|o| mode(*o).as_deref() == Some("leader"))
+        .expect("a leader");
+    let uids: Vec<String> = futures::future::join_all((0..4).map(|o| {
+        let pods = pods.clone();
+        async move {
+            pods.get(&format!("zk-{o}"))
+                .await
+                .unwrap()
+                .metadata
+                .uid
+                .unwrap()
+        }
+    }))
+    .await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gaps = watch_leaderless(4, stop.clone());
+    let roll = Instant::now();
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {"e2e/rolled": "1"}}}}});
+    sts.patch("zk", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let mut replaced = Vec::new();
+    while replaced.len() < 4 {
+        assert!(
+            roll.elapsed() < STEP_LIMIT,
+            "rolling restart stuck after {replaced:?}:\n{}",
+            log_of()
+        );
+        for o in 0..4u32 {
+            let now_uid = pods
+                .get_opt(&format!("zk-{o}"))
+                .await
+                .unwrap()
+                .and_then(|p| p.metadata.uid);
+            if now_uid.is_some_and(|u| u != uids[o as usize]) && !replaced.contains(&o) {
+                replaced.push(o);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let back = settle(&sts, &pods, 4).await;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let leaderless = gaps.join().unwrap();
+    println!(
+        "rolling restart: order {replaced:?} (leader was {leader}), done in {:?}, longest without a leader {leaderless:?}",
+        roll.elapsed() - back
+    );
+    assert_eq!(replaced.last(), Some(&leader), "the leader restarts last");
 
     let (acked, attempts) = w.finish().await;
     let listed = sh(

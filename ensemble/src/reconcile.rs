@@ -119,7 +119,8 @@ impl Controller {
                         voters: (0..ensemble.target).collect(),
                         ..Record::default()
                     };
-                    if record.fault_tolerance() < want.fault_tolerance() {
+                    let has = record.as_ref().map_or(0, Record::fault_tolerance);
+                    if has < want.fault_tolerance() {
                         below += 1;
                     }
                 }
@@ -137,7 +138,7 @@ impl Controller {
         sts: &StatefulSet,
         e: &Ensemble<'_>,
         profile: &Profile,
-    ) -> Result<Record, StepError> {
+    ) -> Result<Option<Record>, StepError> {
         let m = membership_of(profile).ok_or(StepError::NoMembership)?;
         let key = format!("{}/{}", e.namespace, e.name);
         let pods = self.members(sts, e);
@@ -225,24 +226,29 @@ impl Controller {
                 })
                 .set(1);
         }
-        let record = match &live {
-            Some(l) => Record {
+        // Nothing is recorded before the ensemble has answered once: a record naming no voter
+        // would have the webhook render a new ensemble's members without their peers.
+        let record = match (&live, &recorded) {
+            (Some(l), _) => Some(Record {
                 voters: l.voters.clone(),
                 learners: l.learners.clone(),
                 leader: l.leader,
                 target: e.target,
                 step: Some(step.to_string()),
-            },
-            None => Record {
+            }),
+            (None, Some(r)) => Some(Record {
                 target: e.target,
                 step: Some(step.to_string()),
-                ..recorded.clone().unwrap_or_default()
-            },
+                ..r.clone()
+            }),
+            (None, None) => None,
         };
-        if recorded.as_ref() != Some(&record) {
-            self.write_record(e, &record).await?;
+        if let Some(record) = &record {
+            if recorded.as_ref() != Some(record) {
+                self.write_record(e, record).await?;
+            }
+            self.ensure_budget(sts, e, record).await?;
         }
-        self.ensure_budget(sts, e, &record).await?;
         if !matches!(step, Step::Wait(_) | Step::Steady) {
             info!(ensemble = %key, %step, "membership step");
         }

@@ -182,7 +182,10 @@ fn record_of(
     ctx: &Context<'_>,
 ) -> Option<tessera_kernel::ensemble::Record> {
     p.membership_id.as_ref()?;
-    ctx.membership.and_then(|f| f(statefulset?))
+    // A record naming no voter describes no ensemble: render as before any record.
+    ctx.membership
+        .and_then(|f| f(statefulset?))
+        .filter(|r| !r.voters.is_empty())
 }
 
 fn error(p: &Profile, field: &str, problem: super::RenderProblem) -> RenderError {

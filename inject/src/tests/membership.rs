@@ -95,6 +95,23 @@ fn a_joining_member_knows_the_recorded_members_and_itself_as_an_observer() {
 }
 
 #[test]
+fn a_record_naming_no_voter_is_rendered_as_none() {
+    let ps = shipped_zookeeper();
+    let replicas = |_: &str| Some(3);
+    let empty = record(&[], &[], 3);
+    let membership = |_: &str| Some(empty.clone());
+    let c = Context {
+        replicas: Some(&replicas),
+        membership: Some(&membership),
+        ..ctx()
+    };
+    let (_, pod, doc) = run(&ps, &zk_pod(0), &c);
+    let want: Vec<String> = (0..3).map(|o| line(o, "participant")).collect();
+    assert_eq!(env_of(&doc)["ZOO_SERVERS"], want.join(" "));
+    assert_eq!(pod.metadata.labels.unwrap()["tessera.dev/group-size"], "3");
+}
+
+#[test]
 fn a_restarted_voter_keeps_its_vote_and_a_removed_member_is_left_out() {
     let ps = shipped_zookeeper();
     // After 5 -> 3, members 3 and 4 are gone from the record; member 1 restarts.
