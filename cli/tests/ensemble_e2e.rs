@@ -569,6 +569,32 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
     );
     assert_eq!(replaced.last(), Some(&leader), "the leader restarts last");
 
+    // `tessera inspect --ensembles` shows the ensemble as recorded.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "inspect",
+            "--ensembles",
+            "-o",
+            "json",
+            "-n",
+            &h.ns,
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown[0]["name"], "zk", "{shown}");
+    assert_eq!(shown[0]["voters"], json!([0, 1, 2, 3]), "{shown}");
+    assert_eq!(shown[0]["target"], 4, "{shown}");
+    assert_eq!(shown[0]["faultTolerance"], 1, "{shown}");
+    assert!(shown[0]["leader"].is_u64(), "{shown}");
+
     let (acked, attempts) = w.finish().await;
     let listed = sh(
         &pods,

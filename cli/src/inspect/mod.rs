@@ -3,6 +3,7 @@
 //! as the extender does, and prints per node and per GPU who holds what and what is free, the
 //! isolation and inventory heartbeat of each node, and cluster totals.
 
+mod ensembles;
 mod report;
 
 use std::io::IsTerminal;
@@ -49,6 +50,10 @@ pub struct InspectArgs {
     /// cluster-wide, since free capacity is shared by every namespace.
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
+    /// Show the ensembles whose membership Tessera keeps (members, voters, leader, target,
+    /// the step under way) instead of GPUs.
+    #[arg(long)]
+    pub ensembles: bool,
 }
 
 /// Prints the report.
@@ -57,6 +62,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if args.ensembles {
+        return runtime.block_on(print_ensembles(&args));
+    }
     let cluster = runtime.block_on(read_cluster(&args))?;
     let scope = report::Scope {
         node: args.node.as_deref(),
@@ -67,6 +75,36 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Table => print!("{}", report.table(std::io::stdout().is_terminal())),
+    }
+    Ok(())
+}
+
+async fn print_ensembles(args: &InspectArgs) -> anyhow::Result<()> {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let client =
+        crate::kube_client::connect_to(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let api: Api<PartialObjectMeta<StatefulSet>> = match &args.namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .context("listing StatefulSets")?;
+    let (rows, warnings) = ensembles::rows(list.items.iter().map(|s| {
+        let m = &s.metadata;
+        (
+            m.namespace.as_deref().unwrap_or_default(),
+            m.name.as_deref().unwrap_or_default(),
+            m.annotations.as_ref(),
+        )
+    }));
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Output::Table => print!("{}", ensembles::table(&rows)),
     }
     Ok(())
 }
