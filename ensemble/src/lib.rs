@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod observe;
 pub mod options;
 pub mod reconcile;
+pub mod runner;
 
 pub use options::Options;

@@ -358,24 +358,20 @@ impl Controller {
             .map_err(|err| StepError::Render(err.to_string()))
         };
         // A voter that stays runs the change: the leader when known.
-        let runner = |except: u32| -> Option<&Arc<Pod>> {
-            let live = live?;
-            let mut order: Vec<u32> = live
-                .voters
-                .iter()
-                .copied()
-                .filter(|o| *o != except && *o < e.target.max(1))
-                .collect();
-            order.sort_by_key(|o| Some(*o) != live.leader);
-            order.into_iter().find_map(|o| {
-                pods.get(&o)
-                    .filter(|p| p.metadata.deletion_timestamp.is_none())
-            })
+        let running = |o: u32| {
+            pods.get(&o)
+                .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
+        };
+        let runner = |member: u32, joining: bool| -> Option<&Arc<Pod>> {
+            let add_in_member = m.commands.add_in_member;
+            let order =
+                crate::runner::candidates(member, joining, add_in_member, live?, e.target, running);
+            order.first().and_then(|o| pods.get(o))
         };
         let (kind, result) = match step {
             Step::Join(o) => {
                 let who = render(o)?;
-                let pod = runner(o).ok_or(StepError::NoRunner)?;
+                let pod = runner(o, true).ok_or(StepError::NoRunner)?;
                 (
                     "join",
                     self.exec(api, pod, &container_of(pod, m), &m.commands.add, Some(&who))
@@ -384,7 +380,7 @@ impl Controller {
             }
             Step::Leave(o) => {
                 let who = render(o)?;
-                let pod = runner(o).ok_or(StepError::NoRunner)?;
+                let pod = runner(o, false).ok_or(StepError::NoRunner)?;
                 (
                     "leave",
                     self.exec(
@@ -489,8 +485,8 @@ pub enum StepError {
     /// The profile lost its membership section.
     #[error("the profile has no identity.membership")]
     NoMembership,
-    /// No live voter to run the command in.
-    #[error("no live voter to run the command in")]
+    /// No live member to run the command in.
+    #[error("no live member to run the command in")]
     NoRunner,
     /// Rendering the member failed.
     #[error("rendering the member: {0}")]

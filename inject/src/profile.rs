@@ -169,8 +169,13 @@ pub struct MembershipCommands {
     pub members: String,
     /// Prints `leader` when the member it runs in leads.
     pub leader: String,
-    /// Makes member `TESSERA_ID` (`TESSERA_ENTRY`) a voter; run in a voter.
+    /// Makes member `TESSERA_ID` (`TESSERA_ENTRY`) a voter; run in a voter, or in the joining
+    /// member itself with `addInMember`.
     pub add: String,
+    /// `add` runs in the joining member (KRaft's `add-controller` reads the joiner's own
+    /// configuration) instead of in a voter.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub add_in_member: bool,
     /// Removes member `TESSERA_ID` from the voters; run in a voter that stays.
     pub remove: String,
     /// Exits 0 while the member it runs in still votes: its stop is held meanwhile.

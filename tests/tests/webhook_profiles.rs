@@ -201,11 +201,13 @@ async fn kafka_broker_gets_node_id_and_controller_quorum() {
         ),
         ("2", "2")
     );
+    // The dynamic quorum (KIP-853): controllers are found, not listed as fixed voters.
+    assert!(!env.contains_key("KAFKA_CONTROLLER_QUORUM_VOTERS"));
     assert_eq!(
-        env["KAFKA_CONTROLLER_QUORUM_VOTERS"],
-        "0@kafka-0.kafka-hs.default.svc.cluster.local:9093,\
-         1@kafka-1.kafka-hs.default.svc.cluster.local:9093,\
-         2@kafka-2.kafka-hs.default.svc.cluster.local:9093"
+        env["KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"],
+        "kafka-0.kafka-hs.default.svc.cluster.local:9093,\
+         kafka-1.kafka-hs.default.svc.cluster.local:9093,\
+         kafka-2.kafka-hs.default.svc.cluster.local:9093"
     );
     assert_eq!(
         env["KAFKA_ADVERTISED_LISTENERS"],
