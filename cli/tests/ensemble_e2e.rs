@@ -595,6 +595,32 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
     assert_eq!(shown[0]["faultTolerance"], 1, "{shown}");
     assert!(shown[0]["leader"].is_u64(), "{shown}");
 
+    // The controller counts its steps by kind.
+    let scraped = {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(&metrics).unwrap();
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        conn.read_to_string(&mut text).unwrap();
+        text
+    };
+    let count = |kind: &str| {
+        let key = format!("tessera_ensemble_membership_changes_total{{kind=\"{kind}\"}} ");
+        scraped
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str())?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        count("join") >= 4 && count("leave") >= 3 && count("release") >= 1 && count("restart") >= 4,
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("tessera_ensemble_below_fault_tolerance 0"),
+        "{scraped}"
+    );
+
     let (acked, attempts) = w.finish().await;
     let listed = sh(
         &pods,
