@@ -36,11 +36,15 @@ fn statefulset(name: &str) -> StatefulSet {
     .unwrap()
 }
 
-/// Runs `command` with `tool` on PATH printing `output`, and `env` set; its stdout.
-fn run(dir: &Path, tool: &str, output: &str, command: &str, env: &[(&str, &str)]) -> String {
-    let script = dir.join(tool);
-    std::fs::write(&script, format!("#!/bin/sh\ncat <<'OUT'\n{output}\nOUT\n")).unwrap();
+/// Puts an executable `name` running `body` (sh) in `dir`.
+fn tool(dir: &Path, name: &str, body: &str) {
+    let script = dir.join(name);
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Runs `command` with `sh -c`, the tools in `dir` first on PATH and `env` set; its stdout.
+fn sh(dir: &Path, command: &str, env: &[(&str, &str)]) -> String {
     let path = format!(
         "{}:{}",
         dir.display(),
@@ -53,6 +57,12 @@ fn run(dir: &Path, tool: &str, output: &str, command: &str, env: &[(&str, &str)]
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `command` with a tool `name` on PATH that prints `output`.
+fn run(dir: &Path, name: &str, output: &str, command: &str, env: &[(&str, &str)]) -> String {
+    tool(dir, name, &format!("cat <<'OUT'\n{output}\nOUT"));
+    sh(dir, command, env)
 }
 
 fn members(profile: &Profile, sts: &str, answer: &str) -> (BTreeSet<u32>, BTreeSet<u32>) {
@@ -165,31 +175,18 @@ fn rocketmq_brokers_are_writable_voters_and_read_only_learners() {
         .unwrap();
     // One stand-in answers both commands the pipeline runs, by its first argument.
     let dir = tempfile::tempdir().unwrap();
-    let tool = dir.path().join("mqadmin");
-    std::fs::write(
-        &tool,
-        "#!/bin/sh\ncase $1 in\n\
+    tool(
+        dir.path(),
+        "mqadmin",
+        "case $1 in\n\
          clusterList) printf '%s\\n' '#Cluster Name  #Broker Name  #BID  #Addr  #Version' \
          'DefaultCluster  broker-0  0  10.0.0.1:10911  V5' 'DefaultCluster  broker-1  0  10.0.0.2:10911  V5' \
          'DefaultCluster  other-0  0  10.0.0.9:10911  V5' ;;\n\
          getBrokerConfig) case $3 in 10.0.0.2:10911) echo 'brokerPermission = 4' ;; *) echo 'brokerPermission = 6' ;; esac ;;\n\
          esac\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        dir.path().display(),
-        std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new("sh")
-        .args(["-c", &m.commands.members])
-        .env("PATH", path)
-        .env("NAMESRV_ADDR", "ns:9876")
-        .env("BROKER_SET", "broker")
-        .output()
-        .unwrap();
-    let answer = String::from_utf8(out.stdout).unwrap();
+    let env = [("NAMESRV_ADDR", "ns:9876"), ("BROKER_SET", "broker")];
+    let answer = sh(dir.path(), &m.commands.members, &env);
     assert_eq!(
         members(&p, "broker", &answer),
         ([0].into(), [1].into()),
