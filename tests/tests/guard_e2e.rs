@@ -1,7 +1,10 @@
-//! The ValidatingAdmissionPolicy guard in manifests/guard/ against a real apiserver
+//! The ValidatingAdmissionPolicy guards in manifests/guard/ against a real apiserver
 //! (`TESSERA_E2E_KUBECONFIG`; skipped, saying so, when unset): a pod asking for Tessera GPUs that
 //! the webhook did not process is refused at creation with a message saying so; a processed one
-//! is admitted. The policy is installed for the test and removed afterwards.
+//! is admitted. Tessera's assignment annotations cannot be forged on create or update by anyone
+//! but Tessera's service accounts, a share pod created with `spec.nodeName` is refused, and a
+//! Binding still carries the assignment. The policies are installed for the test and removed
+//! afterwards.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -17,6 +20,9 @@ use serde_json::json;
 use tessera_tests::cluster::Harness;
 use tessera_tests::e2e;
 
+/// The policies manifests/guard/ installs, each with a binding of the same name.
+const GUARDS: [&str; 2] = ["tessera-gpu-share-guard", "tessera-assignment-guard"];
+
 /// Removes the policy when the test ends, pass or fail (kubeconfig, a namespace to try pods in).
 struct Installed(std::path::PathBuf, String);
 
@@ -26,12 +32,14 @@ impl Drop for Installed {
         // The policy must not outlive the test, pass or fail.
         e2e::cleanup_blocking(self.0.clone(), move |client| async move {
             let dp = DeleteParams::default();
-            let _ = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-                .delete("tessera-gpu-share-guard", &dp)
-                .await;
-            let _ = Api::<ValidatingAdmissionPolicy>::all(client.clone())
-                .delete("tessera-gpu-share-guard", &dp)
-                .await;
+            for name in GUARDS {
+                let _ = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+                    .delete(name, &dp)
+                    .await;
+                let _ = Api::<ValidatingAdmissionPolicy>::all(client.clone())
+                    .delete(name, &dp)
+                    .await;
+            }
             // The apiserver stops enforcing a deleted policy a moment later; later tests
             // create such pods, so wait until a server-side dry run admits one again.
             let pods: Api<Pod> = Api::namespaced(client, &namespace);
@@ -71,7 +79,7 @@ fn pod(name: &str, scheduler: &str, injected: bool) -> Pod {
 }
 
 #[tokio::test]
-async fn pods_the_webhook_missed_are_refused_with_a_clear_message() {
+async fn the_guards_refuse_missed_pods_and_forged_assignments() {
     let Some(kubeconfig) = e2e::kubeconfig("guard_refuses_unprocessed_gpu_pods") else {
         return;
     };
@@ -82,19 +90,21 @@ async fn pods_the_webhook_missed_are_refused_with_a_clear_message() {
     ))
     .unwrap();
     let mut docs = serde_yaml_ng::Deserializer::from_str(&text);
-    let policy: ValidatingAdmissionPolicy =
-        ValidatingAdmissionPolicy::deserialize(docs.next().unwrap()).unwrap();
-    let binding: ValidatingAdmissionPolicyBinding =
-        ValidatingAdmissionPolicyBinding::deserialize(docs.next().unwrap()).unwrap();
     let _installed = Installed(kubeconfig.clone(), h.ns.clone());
-    Api::<ValidatingAdmissionPolicy>::all(h.client.clone())
-        .create(&PostParams::default(), &policy)
-        .await
-        .unwrap();
-    Api::<ValidatingAdmissionPolicyBinding>::all(h.client.clone())
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
+    for _ in GUARDS {
+        let policy: ValidatingAdmissionPolicy =
+            ValidatingAdmissionPolicy::deserialize(docs.next().unwrap()).unwrap();
+        let binding: ValidatingAdmissionPolicyBinding =
+            ValidatingAdmissionPolicyBinding::deserialize(docs.next().unwrap()).unwrap();
+        Api::<ValidatingAdmissionPolicy>::all(h.client.clone())
+            .create(&PostParams::default(), &policy)
+            .await
+            .unwrap();
+        Api::<ValidatingAdmissionPolicyBinding>::all(h.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+    }
 
     // The apiserver starts enforcing a new policy within a few seconds.
     let pods = h.pods();
@@ -183,4 +193,107 @@ async fn pods_the_webhook_missed_are_refused_with_a_clear_message() {
     )
     .await
     .unwrap();
+    forged_assignments_are_refused(&h, &kubeconfig).await;
+}
+
+/// A forged assignment: on create, on update by a user, and on a pod placed by hand; Tessera's
+/// own writers (the extender's service account, here impersonated) and Bindings pass.
+async fn forged_assignments_are_refused(h: &Harness, kubeconfig: &std::path::Path) {
+    let pods = h.pods();
+    let assignment = r#"{"main":["GPU-0:25"]}"#;
+    let mut forged = pod("forged", "tessera-scheduler", true);
+    forged
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert("tessera.dev/gpu-assignment".into(), assignment.into());
+    let Err(kube::Error::Api(status)) = pods.create(&PostParams::default(), &forged).await else {
+        panic!("a pod created with its own GPU assignment was admitted")
+    };
+    assert!(
+        status
+            .message
+            .contains("only Tessera writes tessera.dev/gpu-assignment"),
+        "{}",
+        status.message
+    );
+
+    let mut placed = pod("placed-by-hand", "tessera-scheduler", true);
+    placed.spec.as_mut().unwrap().node_name = Some("node-x".into());
+    let Err(kube::Error::Api(status)) = pods.create(&PostParams::default(), &placed).await else {
+        panic!("a share pod created with spec.nodeName was admitted")
+    };
+    assert!(
+        status
+            .message
+            .contains("spec.nodeName node-x set at creation: that bypasses the Tessera scheduler"),
+        "{}",
+        status.message
+    );
+
+    // A user (here the cluster admin) annotating an existing pod is refused.
+    let patch = json!({"metadata": {"annotations": {"tessera.dev/bind-phase": "allocated"}}});
+    let merge = kube::api::Patch::Merge(&patch);
+    let params = kube::api::PatchParams::default();
+    let Err(kube::Error::Api(status)) = pods.patch("processed", &params, &merge).await else {
+        panic!("a user's write of tessera.dev/bind-phase was admitted")
+    };
+    assert!(
+        status
+            .message
+            .contains("only Tessera writes tessera.dev/bind-phase (written by"),
+        "{}",
+        status.message
+    );
+    // Other annotations stay the user's.
+    let own = json!({"metadata": {"annotations": {"team": "ml"}}});
+    pods.patch("processed", &params, &kube::api::Patch::Merge(&own))
+        .await
+        .unwrap();
+
+    // The extender's service account may (impersonated with the admin's rights, so that only
+    // the policy decides).
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info.impersonate =
+        Some("system:serviceaccount:tessera-system:tessera-extender".into());
+    config.auth_info.impersonate_groups = Some(vec!["system:masters".into()]);
+    let as_extender: Api<Pod> = Api::namespaced(kube::Client::try_from(config).unwrap(), &h.ns);
+    as_extender
+        .patch("processed", &params, &merge)
+        .await
+        .unwrap();
+
+    // A Binding carrying the assignment (the extender's one-write bind) is not a pod update.
+    let unbound = pods
+        .create(
+            &PostParams::default(),
+            &pod("to-bind", "tessera-scheduler", true),
+        )
+        .await
+        .unwrap();
+    let binding = json!({
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": "to-bind", "uid": unbound.metadata.uid,
+                     "annotations": {"tessera.dev/gpu-assignment": assignment}},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "node-x"}
+    });
+    pods.create_subresource::<_, serde_json::Value>(
+        "binding",
+        "to-bind",
+        &PostParams::default(),
+        &binding,
+    )
+    .await
+    .unwrap();
+    let bound = pods.get("to-bind").await.unwrap();
+    assert_eq!(
+        bound.metadata.annotations.unwrap()["tessera.dev/gpu-assignment"],
+        assignment
+    );
 }
