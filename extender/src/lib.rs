@@ -14,6 +14,7 @@ pub mod filter;
 pub mod leader;
 pub mod metrics;
 pub mod options;
+pub mod pending;
 pub mod preempt;
 pub mod prioritize;
 pub mod routes;

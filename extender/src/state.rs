@@ -2,7 +2,6 @@
 //! pods filtered and awaiting bind, readiness and the bind writer. Watchers (and tests) change
 //! the cluster through `update`; verbs read it through `read`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use crate::binder::Binder;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
+use crate::pending::Pending;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use tessera_core::decide::Memo;
@@ -53,11 +53,11 @@ impl Default for Config {
     }
 }
 
-/// Most filtered-but-unbound pods remembered; past it the memory is dropped (the pod's next
+/// Most filtered-but-unbound pods remembered; past it the oldest are forgotten (the pod's next
 /// scheduling attempt filters it again).
 pub const MAX_PENDING_PODS: usize = 10_000;
 
-/// Most bytes the remembered requests may take in all; past it the memory is dropped too.
+/// Most bytes the remembered requests may take in all; past it the oldest are forgotten too.
 pub const MAX_PENDING_BYTES: usize = 32 << 20;
 
 /// Most bytes one pod's remembered request may take (a pod of hundreds of GPU containers with
@@ -67,12 +67,6 @@ pub const MAX_PENDING_POD_BYTES: usize = 64 << 10;
 /// What bind needs of a filtered pod: its effective request, or why it has none. Only these
 /// facts are kept, never the pod (a 4 MB pod would otherwise stay 4 MB until its bind).
 pub type PendingRequest = Result<PodRequest, String>;
-
-#[derive(Default)]
-struct Pending {
-    requests: HashMap<String, (PendingRequest, usize)>,
-    bytes: usize,
-}
 
 /// Shared extender state.
 pub struct ExtenderState {
@@ -85,7 +79,7 @@ pub struct ExtenderState {
     metrics: Metrics,
     memo: Mutex<Memo>,
     /// Requests of pods filtered and not yet bound, by UID: bind names only the pod.
-    pending: Mutex<Pending>,
+    pending: Mutex<Pending<PendingRequest>>,
 }
 
 impl std::fmt::Debug for ExtenderState {
@@ -110,7 +104,7 @@ impl ExtenderState {
             leadership: Arc::new(Leadership::single("tessera-extender")),
             metrics: Metrics::new(),
             memo: Mutex::default(),
-            pending: Mutex::default(),
+            pending: Mutex::new(Pending::new(MAX_PENDING_PODS, MAX_PENDING_BYTES)),
         }
     }
 
@@ -209,28 +203,19 @@ impl ExtenderState {
             request
         };
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, old)) = pending.requests.remove(uid) {
-            pending.bytes -= old;
-        }
-        if pending.requests.len() >= MAX_PENDING_PODS || pending.bytes + size > MAX_PENDING_BYTES {
-            *pending = Pending::default();
-        }
-        pending.bytes += size;
-        pending.requests.insert(uid.to_string(), (request, size));
+        pending.insert(uid, request, size);
     }
 
     /// The request of the pod with `uid` seen by filter, forgetting it.
     pub fn take_pending(&self, uid: &str) -> Option<PendingRequest> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let (request, size) = pending.requests.remove(uid)?;
-        pending.bytes -= size;
-        Some(request)
+        pending.take(uid)
     }
 
     /// Pods remembered for their bind, and the bytes their requests take.
     pub fn pending_size(&self) -> (usize, usize) {
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        (pending.requests.len(), pending.bytes)
+        pending.size()
     }
 
     /// Marks the caches synced (readiness).

@@ -58,6 +58,31 @@ async fn filtered_4mb_pods_are_remembered_by_their_request_only() {
     assert_eq!(out["Error"], "", "{out}");
 }
 
+#[tokio::test]
+async fn a_flood_of_filters_forgets_the_oldest_not_the_bind_in_flight() {
+    let state = state();
+    let addr = serve(state.clone()).await;
+    // The pending memory full of other pods' filters (junk, or pods that never bind).
+    for i in 0..tessera_extender::state::MAX_PENDING_PODS {
+        state.keep(&format!("junk-{i}"), Err("never bound".into()));
+    }
+    let mut body = fixture("filter.nodenames.request.json");
+    body["Pod"]["metadata"]["uid"] = json!("uid-in-flight");
+    post_ok(addr, "filter", &body).await;
+    // More junk while the pod's bind is on its way: each forgets the oldest junk.
+    for i in 0..100 {
+        state.keep(&format!("late-junk-{i}"), Err("never bound".into()));
+    }
+    assert_eq!(
+        state.pending_size().0,
+        tessera_extender::state::MAX_PENDING_PODS
+    );
+    let mut bind = fixture("bind.request.json");
+    bind["PodUID"] = json!("uid-in-flight");
+    let out = post_ok(addr, "bind", &bind).await;
+    assert_eq!(out["Error"], "", "{out}");
+}
+
 async fn plain_server(limits: tessera_serve::Limits) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
