@@ -286,6 +286,16 @@ fn host_request(container: &Container) -> (u64, u64) {
     (cpu, mem)
 }
 
+/// True when two extended-resource quantities are the same number (`1Ki` and `1024` are, as
+/// the apiserver compares them); text that does not read as a whole number must match exactly.
+fn same_value(a: &str, b: &str) -> bool {
+    a == b
+        || matches!(
+            (crate::quantity::parse_whole(a), crate::quantity::parse_whole(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
 /// Resource values of one container: limits, falling back to requests.
 struct Values<'a> {
     container: &'a str,
@@ -303,7 +313,7 @@ impl<'a> Values<'a> {
         }
         for (name, q) in limits.into_iter().flatten() {
             if let Some(req) = map.get(name.as_str())
-                && req.0 != q.0
+                && !same_value(&req.0, &q.0)
                 && is_gpu_name(name)
             {
                 return Err(RequestError::RequestLimitMismatch {

@@ -224,3 +224,28 @@ fn pod_request_sums_host_resources_and_reads_models_group_priority() {
     assert_eq!(r.containers.len(), 1);
     assert!(!r.is_pass_through());
 }
+
+#[test]
+fn requests_and_limits_are_compared_by_value_not_by_spelling() {
+    let pod = |request: &str, limit: &str| {
+        let mut pod = PodBuilder::new("ml", "p")
+            .container("main", &[("tessera.dev/gpu-mem", limit)])
+            .build();
+        let c = &mut pod.spec.as_mut().unwrap().containers[0];
+        let requests = [(
+            "tessera.dev/gpu-mem".to_string(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity(request.into()),
+        )];
+        c.resources.as_mut().unwrap().requests = Some(requests.into());
+        pod
+    };
+    // The apiserver accepts these as equal; so does Tessera.
+    assert!(pod_request(&pod("1Ki", "1024"), ctx()).is_ok());
+    let err = pod_request(&pod("1Ki", "1000"), ctx())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("request \"1Ki\" differs from limit \"1000\""),
+        "{err}"
+    );
+}
