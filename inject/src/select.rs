@@ -53,13 +53,24 @@ pub fn select<'p>(
     {
         named.push(name);
     }
-    for n in &named {
-        if !profiles.iter().any(|p| p.name == *n) {
-            out.warnings.push(format!(
-                "{}: no InjectionProfile named {n:?}",
-                keys::ANNOTATION_INJECT
-            ));
-        }
+    // One warning per unknown name, each name once, at most MAX_NAME_WARNINGS of them: the
+    // answer stays small however many names the annotation holds.
+    let mut seen = std::collections::HashSet::new();
+    let mut unknown = named
+        .iter()
+        .filter(|n| seen.insert(**n) && !profiles.iter().any(|p| p.name == **n));
+    for n in unknown.by_ref().take(MAX_NAME_WARNINGS) {
+        out.warnings.push(format!(
+            "{}: no InjectionProfile named {n:?}",
+            keys::ANNOTATION_INJECT
+        ));
+    }
+    let more = unknown.count();
+    if more > 0 {
+        out.warnings.push(format!(
+            "{}: and {more} more names with no InjectionProfile",
+            keys::ANNOTATION_INJECT
+        ));
     }
     let injected = injected_names(pod.annotation(keys::ANNOTATION_INJECTED));
     let host_network = pod
@@ -94,6 +105,9 @@ pub fn select<'p>(
     }
     out
 }
+
+/// Most unknown profile names warned about one by one; the rest are counted in one warning.
+pub const MAX_NAME_WARNINGS: usize = 8;
 
 /// Parses the marker `name@hash,name@hash`.
 pub fn injected_names(marker: Option<&str>) -> Vec<(&str, &str)> {

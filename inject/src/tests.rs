@@ -286,6 +286,38 @@ fn kube_system_host_network_and_opted_out_namespaces_are_skipped() {
 }
 
 #[test]
+fn many_unknown_names_give_a_few_warnings_each_name_once() {
+    let ps = profiles("named:\n  sidecars: {containers: [{name: s, image: s}]}\n");
+    let mut pod = bare_pod();
+    let names: Vec<String> = (0..131_072).map(|i| format!("p{}", i % 100_000)).collect();
+    pod["metadata"]["annotations"] =
+        json!({"tessera.dev/inject": format!("named,p0,{}", names.join(","))});
+    let (out, _, _) = run(&ps, &pod, &ctx());
+    assert_eq!(out.applied, ["named"]);
+    assert_eq!(
+        out.warnings.len(),
+        select::MAX_NAME_WARNINGS + 1,
+        "{:?}",
+        &out.warnings[..3]
+    );
+    assert_eq!(
+        out.warnings[0],
+        "tessera.dev/inject: no InjectionProfile named \"p0\""
+    );
+    assert_eq!(
+        out.warnings[1],
+        "tessera.dev/inject: no InjectionProfile named \"p1\""
+    );
+    assert_eq!(
+        out.warnings.last().unwrap(),
+        &format!(
+            "tessera.dev/inject: and {} more names with no InjectionProfile",
+            100_000 - select::MAX_NAME_WARNINGS
+        )
+    );
+}
+
+#[test]
 fn opt_in_annotation_selects_a_profile_without_selector_and_warns_on_unknown_names() {
     let ps = profiles("named:\n  sidecars: {containers: [{name: s, image: s}]}\n");
     let mut pod = bare_pod();
