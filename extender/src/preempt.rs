@@ -24,8 +24,8 @@ pub fn preempt(state: &ExtenderState, args: ExtenderPreemptionArgs) -> ExtenderP
                 .map(|(node, v)| {
                     let pods = v
                         .pods
-                        .iter()
-                        .filter_map(|p| p.metadata.uid.clone())
+                        .into_iter()
+                        .filter_map(|p| p.metadata.uid)
                         .map(|uid| MetaPod { uid })
                         .collect();
                     (

@@ -108,15 +108,33 @@ pub struct ExtenderBindingResult {
     pub error: String,
 }
 
-/// `Victims`: pods kube-scheduler would evict on a node (full objects).
+/// `Victims`: pods kube-scheduler would evict on a node. It sends full objects; only their UIDs
+/// are read, so the rest of each pod is skipped while decoding, never held (a body of thousands
+/// of victims would otherwise cost hundreds of times its size).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Victims {
-    /// The pods.
+    /// The pods, by UID.
     #[serde(rename = "Pods", default)]
-    pub pods: Vec<Pod>,
+    pub pods: Vec<VictimPod>,
     /// PodDisruptionBudgets violated by evicting them.
     #[serde(rename = "NumPDBViolations", default)]
     pub num_pdb_violations: i64,
+}
+
+/// A victim as far as it is read: `metadata.uid`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct VictimPod {
+    /// Its metadata.
+    #[serde(default)]
+    pub metadata: VictimMeta,
+}
+
+/// A victim's metadata as far as it is read.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct VictimMeta {
+    /// Pod UID.
+    #[serde(default)]
+    pub uid: Option<String>,
 }
 
 /// `MetaPod`: a pod named by UID only.

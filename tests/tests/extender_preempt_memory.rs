@@ -1,0 +1,107 @@
+//! `/preempt` with full victim pods (kube-scheduler's form for extenders that do not cache
+//! nodes) is decoded keeping only each victim's UID: the peak memory of decoding a 3–4 MB body,
+//! counted by a global allocator, stays a fraction of the body for whole pods and a bounded
+//! multiple of it for the smallest victims a body can hold.
+#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::json;
+use tessera_extender::wire::ExtenderPreemptionArgs;
+
+/// Counts bytes live and the peak since the last reset.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; only counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        // SAFETY: the caller's layout is passed on as given.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+#[test]
+fn victim_pods_cost_a_bounded_multiple_of_their_body() {
+    // One test: the counters are the whole process's.
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/extender/filter.nodenames.request.json"
+    ))
+    .unwrap();
+    let filter: serde_json::Value = serde_json::from_str(&fixture).unwrap();
+    let pod = filter["Pod"].clone();
+    // Victims as kube-scheduler sends them: whole pods, here with labels and annotations.
+    let mut victim = pod.clone();
+    victim["metadata"]["labels"] = json!(
+        (0..20)
+            .map(|i| (format!("label-{i}"), json!("v".repeat(20))))
+            .collect::<serde_json::Map<_, _>>()
+    );
+    let victims: Vec<serde_json::Value> = (0..1500)
+        .map(|i| {
+            let mut v = victim.clone();
+            v["metadata"]["uid"] = json!(format!("victim-{i}"));
+            v
+        })
+        .collect();
+    let body = serde_json::to_vec(&json!({
+        "Pod": pod,
+        "NodeNameToVictims": {"node-a": {"Pods": victims, "NumPDBViolations": 0}},
+    }))
+    .unwrap();
+    assert!(body.len() > 2_000_000, "{} bytes", body.len());
+
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let args: ExtenderPreemptionArgs = serde_json::from_slice(&body).unwrap();
+    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let victims = &args.node_name_to_victims.as_ref().unwrap()["node-a"].pods;
+    assert_eq!(victims.len(), 1500);
+    assert_eq!(victims[7].metadata.uid.as_deref(), Some("victim-7"));
+    println!("decoding a {} byte body peaked at {peak} bytes", body.len());
+    assert!(
+        peak < body.len() / 4,
+        "decoding {} bytes peaked at {peak}",
+        body.len()
+    );
+
+    // The worst shape per body byte: victims of three bytes each (`{},`).
+    let victims = vec![json!({}); 1_000_000];
+    let body = serde_json::to_vec(&json!({
+        "Pod": {"metadata": {"name": "p", "uid": "u"}},
+        "NodeNameToVictims": {"node-a": {"Pods": victims, "NumPDBViolations": 0}},
+    }))
+    .unwrap();
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let args: ExtenderPreemptionArgs = serde_json::from_slice(&body).unwrap();
+    let peak = PEAK.load(Ordering::Relaxed) - before;
+    assert_eq!(
+        args.node_name_to_victims.unwrap()["node-a"].pods.len(),
+        1_000_000
+    );
+    println!(
+        "decoding a {} byte body of empty victims peaked at {peak} bytes",
+        body.len()
+    );
+    assert!(
+        peak < 32 * body.len(),
+        "decoding {} bytes peaked at {peak}",
+        body.len()
+    );
+}
