@@ -42,11 +42,11 @@ pub fn run_as<'a>(pod: &Pod, names: impl IntoIterator<Item = &'a str>) -> RunAs 
         return RunAs::Unstated;
     };
     let pod_uid = spec.security_context.as_ref().and_then(|s| s.run_as_user);
+    // One pass over the containers: looking each name up in the list was quadratic (30k
+    // containers took seconds per filter).
+    let wanted: std::collections::HashSet<&str> = names.into_iter().collect();
     let mut found: Option<RunAs> = None;
-    for name in names {
-        let Some(container) = spec.containers.iter().find(|c| c.name == name) else {
-            continue;
-        };
+    for container in spec.containers.iter().filter(|c| wanted.contains(c.name.as_str())) {
         let user = container_user(container, pod_uid);
         match found {
             None => found = Some(user),
