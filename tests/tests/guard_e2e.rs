@@ -21,7 +21,11 @@ use tessera_tests::cluster::Harness;
 use tessera_tests::e2e;
 
 /// The policies manifests/guard/ installs, each with a binding of the same name.
-const GUARDS: [&str; 2] = ["tessera-gpu-share-guard", "tessera-assignment-guard"];
+const GUARDS: [&str; 3] = [
+    "tessera-gpu-share-guard",
+    "tessera-assignment-guard",
+    "tessera-webhook-configmaps",
+];
 
 /// Removes the policy when the test ends, pass or fail (kubeconfig, a namespace to try pods in).
 struct Installed(std::path::PathBuf, String);
@@ -194,6 +198,7 @@ async fn the_guards_refuse_missed_pods_and_forged_assignments() {
     .await
     .unwrap();
     forged_assignments_are_refused(&h, &kubeconfig).await;
+    the_webhook_writes_only_its_peer_lists(&h, &kubeconfig).await;
 }
 
 /// A forged assignment: on create, on update by a user, and on a pod placed by hand; Tessera's
@@ -254,16 +259,8 @@ async fn forged_assignments_are_refused(h: &Harness, kubeconfig: &std::path::Pat
 
     // The extender's service account may (impersonated with the admin's rights, so that only
     // the policy decides).
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    config.auth_info.impersonate =
-        Some("system:serviceaccount:tessera-system:tessera-extender".into());
-    config.auth_info.impersonate_groups = Some(vec!["system:masters".into()]);
-    let as_extender: Api<Pod> = Api::namespaced(kube::Client::try_from(config).unwrap(), &h.ns);
+    let as_extender: Api<Pod> =
+        Api::namespaced(acting_as(kubeconfig, "tessera-extender").await, &h.ns);
     as_extender
         .patch("processed", &params, &merge)
         .await
@@ -295,5 +292,81 @@ async fn forged_assignments_are_refused(h: &Harness, kubeconfig: &std::path::Pat
     assert_eq!(
         bound.metadata.annotations.unwrap()["tessera.dev/gpu-assignment"],
         assignment
+    );
+}
+
+/// A client acting as `service_account` of tessera-system, with the admin's rights so that only
+/// the policies decide.
+async fn acting_as(kubeconfig: &std::path::Path, service_account: &str) -> kube::Client {
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info.impersonate = Some(format!(
+        "system:serviceaccount:tessera-system:{service_account}"
+    ));
+    config.auth_info.impersonate_groups = Some(vec!["system:masters".into()]);
+    kube::Client::try_from(config).unwrap()
+}
+
+/// The webhook's service account writes its own peer lists and nothing else.
+async fn the_webhook_writes_only_its_peer_lists(h: &Harness, kubeconfig: &std::path::Path) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let as_webhook: Api<ConfigMap> =
+        Api::namespaced(acting_as(kubeconfig, "tessera-webhook").await, &h.ns);
+    let cm = |name: &str, tessera: bool| -> ConfigMap {
+        let labels = if tessera {
+            json!({"app.kubernetes.io/managed-by": "tessera"})
+        } else {
+            json!({})
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "zk",
+                    "uid": "00000000-0000-0000-0000-000000000001", "controller": true}]},
+            "data": {"replicas": "3"}
+        }))
+        .unwrap()
+    };
+    as_webhook
+        .create(&PostParams::default(), &cm("zk-peers", true))
+        .await
+        .unwrap();
+    let Err(kube::Error::Api(status)) = as_webhook
+        .create(&PostParams::default(), &cm("app-settings", true))
+        .await
+    else {
+        panic!("the webhook created a ConfigMap that is not a peer list")
+    };
+    assert!(
+        status
+            .message
+            .contains("writes only the <statefulset>-peers ConfigMaps it keeps, not app-settings"),
+        "{}",
+        status.message
+    );
+    // Somebody else's ConfigMap that happens to be named like a peer list is not taken over.
+    let users: Api<ConfigMap> = Api::namespaced(h.client.clone(), &h.ns);
+    users
+        .create(&PostParams::default(), &cm("web-peers", false))
+        .await
+        .unwrap();
+    let takeover = json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": "tessera"}}});
+    let Err(kube::Error::Api(status)) = as_webhook
+        .patch(
+            "web-peers",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&takeover),
+        )
+        .await
+    else {
+        panic!("the webhook took over a user's ConfigMap")
+    };
+    assert!(
+        status.message.contains("not web-peers"),
+        "{}",
+        status.message
     );
 }

@@ -46,7 +46,11 @@ pub fn run_as<'a>(pod: &Pod, names: impl IntoIterator<Item = &'a str>) -> RunAs 
     // containers took seconds per filter).
     let wanted: std::collections::HashSet<&str> = names.into_iter().collect();
     let mut found: Option<RunAs> = None;
-    for container in spec.containers.iter().filter(|c| wanted.contains(c.name.as_str())) {
+    for container in spec
+        .containers
+        .iter()
+        .filter(|c| wanted.contains(c.name.as_str()))
+    {
         let user = container_user(container, pod_uid);
         match found {
             None => found = Some(user),
