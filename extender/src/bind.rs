@@ -26,13 +26,27 @@ pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderB
             state.leadership().holder().as_deref().unwrap_or("nobody")
         ));
     };
-    let Some(request) = state.take_pending(&args.pod_uid) else {
+    // The UID ties the bind to the pod filtered: the apiserver binds only the pod that has it
+    // (the Binding's precondition), and it must be the pod the filter saw under this name.
+    if args.pod_uid.is_empty() {
+        state.metrics().bind_outcome("refused");
+        return failed(format!("pod {key}: a bind must name the pod's UID"));
+    }
+    let Some((filtered, request)) = state.take_pending(&args.pod_uid) else {
         state.metrics().bind_outcome("refused");
         return failed(format!(
             "pod {key} (uid {}) was not filtered by this extender",
             args.pod_uid
         ));
     };
+    if filtered != key {
+        state.keep(&args.pod_uid, &filtered, request);
+        state.metrics().bind_outcome("refused");
+        return failed(format!(
+            "pod {key} (uid {}): that UID was filtered as pod {filtered}",
+            args.pod_uid
+        ));
+    }
     let request = match request {
         Ok(r) => r,
         Err(e) => {
@@ -47,7 +61,7 @@ pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderB
     let target = match reserved {
         Ok(target) => target,
         Err(why) => {
-            state.keep(&args.pod_uid, Ok(request));
+            state.keep(&args.pod_uid, &key, Ok(request));
             state.metrics().bind_outcome("refused");
             return failed(format!("cannot bind {key} to {}: {why}", args.node));
         }
@@ -62,7 +76,7 @@ pub async fn bind(state: &ExtenderState, args: ExtenderBindingArgs) -> ExtenderB
                 c.reservations.cancel(&mut c.ledger, &key);
                 c.forget_member(&key);
             });
-            state.keep(&args.pod_uid, Ok(request));
+            state.keep(&args.pod_uid, &key, Ok(request));
             state.metrics().bind_outcome("failed");
             failed(format!("binding {key} to {}: {why}", args.node))
         }

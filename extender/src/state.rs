@@ -79,7 +79,7 @@ pub struct ExtenderState {
     metrics: Metrics,
     memo: Mutex<Memo>,
     /// Requests of pods filtered and not yet bound, by UID: bind names only the pod.
-    pending: Mutex<Pending<PendingRequest>>,
+    pending: Mutex<Pending<(String, PendingRequest)>>,
 }
 
 impl std::fmt::Debug for ExtenderState {
@@ -179,35 +179,43 @@ impl ExtenderState {
 
     /// Remembers what bind needs of a pod seen by filter.
     pub fn remember(&self, pod: &Pod) {
-        let Some(uid) = pod.metadata.uid.as_deref() else {
+        // A pod without a UID cannot be bound safely (the Binding's UID precondition is what
+        // ties the bind to the pod filtered), so it is not remembered.
+        let Some(uid) = pod.metadata.uid.as_deref().filter(|u| !u.is_empty()) else {
             return;
         };
+        let key = format!(
+            "{}/{}",
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            pod.metadata.name.as_deref().unwrap_or_default()
+        );
         let ctx = RequestContext {
             translation: self.config.translation,
             largest_gpu_mib: None,
         };
         let request = request::pod_request(pod, ctx).map_err(|e| e.to_string());
-        self.keep(uid, request);
+        self.keep(uid, &key, request);
     }
 
-    /// Remembers `request` for the pod with `uid` (again, after a bind that failed).
-    pub fn keep(&self, uid: &str, request: PendingRequest) {
-        let mut size = uid.len() + request_bytes(&request);
+    /// Remembers `request` for the pod `key` (`namespace/name`) with `uid` (again, after a bind
+    /// that failed).
+    pub fn keep(&self, uid: &str, key: &str, request: PendingRequest) {
+        let mut size = uid.len() + key.len() + request_bytes(&request);
         let request = if size > MAX_PENDING_POD_BYTES {
             let why = format!(
                 "the pod's request takes {size} bytes to remember, over the limit of {MAX_PENDING_POD_BYTES}"
             );
-            size = uid.len() + why.len();
+            size = uid.len() + key.len() + why.len();
             Err(why)
         } else {
             request
         };
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.insert(uid, request, size);
+        pending.insert(uid, (key.to_string(), request), size);
     }
 
-    /// The request of the pod with `uid` seen by filter, forgetting it.
-    pub fn take_pending(&self, uid: &str) -> Option<PendingRequest> {
+    /// The pod (`namespace/name`) and request with `uid` seen by filter, forgetting them.
+    pub fn take_pending(&self, uid: &str) -> Option<(String, PendingRequest)> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.take(uid)
     }

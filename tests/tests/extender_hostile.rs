@@ -54,6 +54,7 @@ async fn filtered_4mb_pods_are_remembered_by_their_request_only() {
     assert!(bytes < 63 * 4096, "{bytes} bytes remembered for 63 pods");
     let mut bind = fixture("bind.request.json");
     bind["PodUID"] = json!("uid-62");
+    bind["PodName"] = body["Pod"]["metadata"]["name"].clone();
     let out = post_ok(addr, "bind", &bind).await;
     assert_eq!(out["Error"], "", "{out}");
 }
@@ -64,14 +65,18 @@ async fn a_flood_of_filters_forgets_the_oldest_not_the_bind_in_flight() {
     let addr = serve(state.clone()).await;
     // The pending memory full of other pods' filters (junk, or pods that never bind).
     for i in 0..tessera_extender::state::MAX_PENDING_PODS {
-        state.keep(&format!("junk-{i}"), Err("never bound".into()));
+        state.keep(&format!("junk-{i}"), "ns/junk", Err("never bound".into()));
     }
     let mut body = fixture("filter.nodenames.request.json");
     body["Pod"]["metadata"]["uid"] = json!("uid-in-flight");
     post_ok(addr, "filter", &body).await;
     // More junk while the pod's bind is on its way: each forgets the oldest junk.
     for i in 0..100 {
-        state.keep(&format!("late-junk-{i}"), Err("never bound".into()));
+        state.keep(
+            &format!("late-junk-{i}"),
+            "ns/junk",
+            Err("never bound".into()),
+        );
     }
     assert_eq!(
         state.pending_size().0,
@@ -79,6 +84,46 @@ async fn a_flood_of_filters_forgets_the_oldest_not_the_bind_in_flight() {
     );
     let mut bind = fixture("bind.request.json");
     bind["PodUID"] = json!("uid-in-flight");
+    bind["PodName"] = body["Pod"]["metadata"]["name"].clone();
+    let out = post_ok(addr, "bind", &bind).await;
+    assert_eq!(out["Error"], "", "{out}");
+}
+
+#[tokio::test]
+async fn a_bind_names_the_pod_filtered_under_its_uid_or_is_refused() {
+    let state = state();
+    let addr = serve(state.clone()).await;
+    // A pod with no UID is not remembered, and a bind without a UID is refused.
+    let mut body = fixture("filter.nodenames.request.json");
+    body["Pod"]["metadata"]["uid"] = json!("");
+    post_ok(addr, "filter", &body).await;
+    assert_eq!(state.pending_size().0, 0);
+    let mut bind = fixture("bind.request.json");
+    bind["PodUID"] = json!("");
+    let out = post_ok(addr, "bind", &bind).await;
+    assert!(
+        out["Error"]
+            .as_str()
+            .unwrap()
+            .contains("must name the pod's UID"),
+        "{out}"
+    );
+
+    // A UID filtered as one pod cannot bind another (a kube-system pod, say).
+    body["Pod"]["metadata"]["uid"] = json!("uid-filtered");
+    post_ok(addr, "filter", &body).await;
+    bind["PodUID"] = json!("uid-filtered");
+    bind["PodNamespace"] = json!("kube-system");
+    bind["PodName"] = json!("coredns-0");
+    let out = post_ok(addr, "bind", &bind).await;
+    let error = out["Error"].as_str().unwrap();
+    assert!(
+        error.contains("pod kube-system/coredns-0 (uid uid-filtered): that UID was filtered as pod default/gpu-n"),
+        "{out}"
+    );
+    // The pod that was filtered still binds.
+    bind["PodNamespace"] = json!("default");
+    bind["PodName"] = body["Pod"]["metadata"]["name"].clone();
     let out = post_ok(addr, "bind", &bind).await;
     assert_eq!(out["Error"], "", "{out}");
 }
