@@ -56,6 +56,7 @@ async fn serve_extender(options: Options) -> anyhow::Result<()> {
         idle: options.idle_timeout,
         request: options.request_timeout,
         max_body_bytes: tessera_extender::routes::MAX_BODY_BYTES as u64,
+        refusals: state.metrics().refusals(),
         ..tessera_serve::Limits::default()
     };
     let tls = serve::TlsFiles::from_flags(options.tls_cert, options.tls_key);

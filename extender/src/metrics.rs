@@ -175,6 +175,7 @@ pub struct Metrics {
     unplaced: Gauge,
     leader: Gauge,
     gpu: GpuGauges,
+    refusals: tessera_serve::Refusals,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -190,6 +191,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Where the server counts what it refused (`tessera_extender_refused_total{reason}`).
+    pub fn refusals(&self) -> tessera_serve::Refusals {
+        self.refusals.clone()
+    }
+
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tessera_extender");
@@ -248,9 +254,11 @@ impl Metrics {
         );
         let gpu = GpuGauges::default();
         gpu.register(&mut registry);
+        let refusals = tessera_serve::Refusals::register(&mut registry);
         Metrics {
             gpu,
             leader,
+            refusals,
             registry,
             requests,
             latency,

@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use crate::limits::Limits;
+use crate::refusals::Reason;
 
 /// Requests in flight on one connection.
 type InFlight = Arc<watch::Sender<usize>>;
@@ -37,6 +38,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let in_flight: InFlight = Arc::new(watch::Sender::new(0));
+    let (first_request, between, deadline) = (limits.first_request, limits.idle, limits.request);
     let service = Tracked {
         app,
         in_flight: in_flight.clone(),
@@ -44,7 +46,7 @@ where
     };
     let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(conn);
-    let idle = idle(in_flight.subscribe(), limits.first_request, limits.idle);
+    let idle = idle(in_flight.subscribe(), first_request, between);
     tokio::pin!(idle);
     let mut closing = false;
     loop {
@@ -53,7 +55,7 @@ where
             _ = stop.wait_for(|s| *s), if !closing => {}
             () = &mut idle, if !closing => {}
             // A close that outlasts a request's deadline is a peer that will not let go.
-            () = tokio::time::sleep(limits.request), if closing => return Ok(()),
+            () = tokio::time::sleep(deadline), if closing => return Ok(()),
         }
         conn.as_mut().graceful_shutdown();
         closing = true;
@@ -100,10 +102,12 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if let Some(refused) = refuse(&req, self.limits.max_body_bytes) {
+            self.limits.refusals.count(Reason::BodyTooLarge);
             return Box::pin(async move { Ok(refused) });
         }
         let guard = Guard::enter(self.in_flight.clone());
         let deadline = self.limits.request;
+        let refusals = self.limits.refusals.clone();
         let mut app = self.app.clone();
         let req = req.map(Body::new);
         Box::pin(async move {
@@ -111,13 +115,16 @@ where
             let call = tower::Service::call(&mut app, req);
             match tokio::time::timeout(deadline, call).await {
                 Ok(response) => response,
-                Err(_) => Ok(text(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!(
-                        "the request was not received and answered within {} ms",
-                        deadline.as_millis()
-                    ),
-                )),
+                Err(_) => Ok({
+                    refusals.count(Reason::RequestTimeout);
+                    text(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the request was not received and answered within {} ms",
+                            deadline.as_millis()
+                        ),
+                    )
+                }),
             }
         })
     }

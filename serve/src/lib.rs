@@ -7,10 +7,12 @@ mod conn;
 pub mod expiry;
 pub mod exposition;
 mod limits;
+mod refusals;
 pub mod serve;
 pub mod signal;
 pub mod tls;
 
 pub use limits::Limits;
+pub use refusals::{Reason, Refusals};
 pub use serve::{serve_plain, serve_tls};
 pub use signal::shutdown_signal;

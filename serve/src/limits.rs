@@ -7,7 +7,7 @@ use std::time::Duration;
 pub(crate) const HEADERS: Duration = Duration::from_secs(10);
 
 /// What one client may hold of a server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Most connections served at once. At the cap the listener is not polled: new connections
     /// wait in the kernel's backlog until one closes.
@@ -23,6 +23,8 @@ pub struct Limits {
     /// Largest body accepted: a request declaring a larger Content-Length is answered 413
     /// before any of it is read.
     pub max_body_bytes: u64,
+    /// Where refusals are counted (register them with [`crate::Refusals::register`]).
+    pub refusals: crate::Refusals,
 }
 
 impl Default for Limits {
@@ -33,6 +35,7 @@ impl Default for Limits {
             idle: Duration::from_secs(30),
             request: Duration::from_secs(30),
             max_body_bytes: 64 << 20,
+            refusals: crate::Refusals::default(),
         }
     }
 }

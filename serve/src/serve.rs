@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::conn;
 use crate::limits::{HEADERS, Limits};
+use crate::refusals::Reason;
 
 /// Longest a client may take to finish the TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -73,12 +74,18 @@ async fn serve_with(
     let mut failures: u64 = 0;
     loop {
         // Back-pressure: at the cap, the next connection is not accepted until one closes.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                limits.refusals.count(Reason::ConnectionCap);
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
         };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -102,6 +109,7 @@ async fn serve_with(
         }
         let _ = tcp.set_nodelay(true);
         let (acceptor, app, builder) = (acceptor.clone(), app.clone(), builder.clone());
+        let limits = limits.clone();
         let stop = stop_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
@@ -109,14 +117,21 @@ async fn serve_with(
                 Some(acceptor) => {
                     let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
                         Ok(Ok(s)) => s,
-                        Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => return debug!(%peer, "TLS handshake timed out"),
+                        Ok(Err(e)) => {
+                            limits.refusals.count(Reason::HandshakeFailed);
+                            return debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            limits.refusals.count(Reason::HandshakeTimeout);
+                            return debug!(%peer, "TLS handshake timed out");
+                        }
                     };
-                    conn::serve(stream, &builder, app, limits, stop).await
+                    conn::serve(stream, &builder, app, limits.clone(), stop).await
                 }
-                None => conn::serve(tcp, &builder, app, limits, stop).await,
+                None => conn::serve(tcp, &builder, app, limits.clone(), stop).await,
             };
             if let Err(e) = result {
+                limits.refusals.count(Reason::ConnectionError);
                 debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -128,10 +128,13 @@ async fn a_bind_names_the_pod_filtered_under_its_uid_or_is_refused() {
     assert_eq!(out["Error"], "", "{out}");
 }
 
-async fn plain_server(limits: tessera_serve::Limits) -> std::net::SocketAddr {
+async fn plain_server(
+    state: Arc<ExtenderState>,
+    limits: tessera_serve::Limits,
+) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(state());
+    let app = router(state);
     let never = std::future::pending::<()>();
     tokio::spawn(tessera_serve::serve_plain(
         listener,
@@ -156,14 +159,16 @@ async fn answer_to(addr: std::net::SocketAddr, head: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_declared_body_over_the_limit_gets_413_and_a_stalled_body_408() {
+async fn a_declared_body_over_the_limit_gets_413_and_a_stalled_body_408_each_counted() {
+    let state = state();
     let limits = tessera_serve::Limits {
         request: Duration::from_millis(300),
         idle: Duration::from_millis(300),
         max_body_bytes: 64 << 20,
+        refusals: state.metrics().refusals(),
         ..tessera_serve::Limits::default()
     };
-    let addr = plain_server(limits).await;
+    let addr = plain_server(state.clone(), limits).await;
     let huge = answer_to(
         addr,
         "POST /filter HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000000000000000\r\n\r\n",
@@ -176,4 +181,13 @@ async fn a_declared_body_over_the_limit_gets_413_and_a_stalled_body_408() {
     )
     .await;
     assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
+    let metrics = answer_to(
+        addr,
+        "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    for reason in ["body_too_large", "request_timeout"] {
+        let line = format!("tessera_extender_refused_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
+    }
 }

@@ -64,9 +64,15 @@ pub struct Metrics {
     cert_not_after: std::sync::Arc<AtomicU64>,
     cert_reloads: Family<ReloadLabels, Counter>,
     profile_reloads: Family<ReloadLabels, Counter>,
+    refusals: tessera_serve::Refusals,
 }
 
 impl Metrics {
+    /// Where the server counts what it refused (`tessera_webhook_refused_total{reason}`).
+    pub fn refusals(&self) -> tessera_serve::Refusals {
+        self.refusals.clone()
+    }
+
     /// Creates the metrics and registers them under `tessera_webhook_`.
     pub fn register(registry: &mut Registry) -> Metrics {
         let m = Metrics {
@@ -79,8 +85,13 @@ impl Metrics {
             cert_not_after: Default::default(),
             cert_reloads: Family::default(),
             profile_reloads: Family::default(),
+            refusals: tessera_serve::Refusals::default(),
         };
         let r = registry.sub_registry_with_prefix("tessera_webhook");
+        let m = Metrics {
+            refusals: tessera_serve::Refusals::register(r),
+            ..m
+        };
         r.register(
             "requests",
             "Admission requests by result and profile",

@@ -152,6 +152,7 @@ impl Webhook {
             // The handler answers 503 at its own limit; this only cuts off what never reaches it.
             request: self.config.request_timeout + REQUEST_SLACK,
             max_body_bytes: self.config.max_body_bytes as u64,
+            refusals: self.state.metrics().refusals(),
         };
         tessera_serve::serve_tls(listener, self.tls, app, signal, self.config.drain, limits).await;
         let _ = reloader.await;
