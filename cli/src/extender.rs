@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tessera_extender::api_binder::ApiBinder;
 use tessera_extender::leader::{self, Leadership};
-use tessera_extender::stale;
 use tessera_extender::watch::{self, WatchConfig};
 use tessera_extender::{ExtenderState, Options, router};
+use tessera_extender::{cert_sync, stale};
 
 use crate::serve;
 
@@ -30,6 +30,31 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 
 async fn serve_extender(options: Options) -> anyhow::Result<()> {
     let client = crate::kube_client::connect(options.kubeconfig.as_deref()).await?;
+    if let Some(managed) = options.self_managed() {
+        let files = cert_sync::Files {
+            cert: options
+                .tls_cert
+                .clone()
+                .context("--self-managed-certs needs --tls-cert")?,
+            key: options
+                .tls_key
+                .clone()
+                .context("--self-managed-certs needs --tls-key")?,
+            client_ca: options
+                .client_ca
+                .clone()
+                .context("--self-managed-certs needs --client-ca")?,
+        };
+        cert_sync::ensure(&client, &managed, &files)
+            .await
+            .context("--self-managed-certs")?;
+        tokio::spawn(cert_sync::run(client.clone(), managed, files));
+    }
+    if options.tls_cert.is_some() && options.client_ca.is_none() {
+        tracing::warn!(
+            "no --client-ca: any client that reaches the extender can filter and bind pods"
+        );
+    }
     let identity = leader::identity();
     let lease = options.lease();
     let leadership = Arc::new(match &lease {
@@ -56,10 +81,14 @@ async fn serve_extender(options: Options) -> anyhow::Result<()> {
         idle: options.idle_timeout,
         request: options.request_timeout,
         max_body_bytes: tessera_extender::routes::MAX_BODY_BYTES as u64,
+        // Two full-size bodies (5,000 whole Nodes each) at once, whatever the connections
+        // and streams; nodeCacheCapable requests are a small fraction of that.
+        max_buffered_bytes: 2 * tessera_extender::routes::MAX_BODY_BYTES as u64,
         refusals: state.metrics().refusals(),
         ..tessera_serve::Limits::default()
     };
-    let tls = serve::TlsFiles::from_flags(options.tls_cert, options.tls_key);
+    let tls = serve::TlsFiles::from_flags(options.tls_cert, options.tls_key)
+        .map(|files| files.with_client_ca(options.client_ca));
     let served = serve::serve(options.listen, router(state), tls, limits).await;
     // In-flight binds have drained: stop leading and free the Lease for a standby.
     if let Some(election) = election {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use tessera_serve::Limits;
+use tessera_serve::client_auth::{ClientCas, load_client_cas, reload_client_cas};
 use tessera_serve::tls::{self, CertStore};
 
 pub use tessera_serve::shutdown_signal;
@@ -25,6 +26,8 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// PEM private key.
     pub key: PathBuf,
+    /// PEM CA bundle for client certificates (asked for, and marked on requests when verified).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl TlsFiles {
@@ -33,7 +36,14 @@ impl TlsFiles {
         Some(TlsFiles {
             cert: cert?,
             key: key?,
+            client_ca: None,
         })
+    }
+
+    /// Also asks clients for a certificate chained to the CAs in `client_ca`.
+    pub fn with_client_ca(mut self, client_ca: Option<PathBuf>) -> Self {
+        self.client_ca = client_ca;
+        self
     }
 }
 
@@ -56,7 +66,22 @@ pub async fn serve(
     let seen = tls::snapshot(&files.cert, &files.key)?;
     let first = tls::load(&files.cert, &files.key, &provider)?;
     let store = CertStore::new(first.key);
-    let config = tls::server_config(store.clone(), provider.clone())?;
+    let clients = match &files.client_ca {
+        Some(path) => {
+            let seen = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+            let cas = ClientCas::new(load_client_cas(path, &provider)?);
+            tokio::spawn(reload_client_cas(
+                cas.clone(),
+                path.clone(),
+                provider.clone(),
+                RELOAD_EVERY,
+                seen,
+            ));
+            Some(cas)
+        }
+        None => None,
+    };
+    let config = tls::server_config_with_clients(store.clone(), clients, provider.clone())?;
     tokio::spawn(tls::reload(
         store,
         (files.cert, files.key),

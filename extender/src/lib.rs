@@ -8,11 +8,13 @@
 pub mod api_binder;
 pub mod bind;
 pub mod binder;
+pub mod cert_sync;
 pub mod clock;
 pub mod error;
 pub mod filter;
 pub mod leader;
 pub mod metrics;
+pub mod mtls;
 pub mod options;
 pub mod pending;
 pub mod preempt;

@@ -27,6 +27,42 @@ pub struct Options {
     /// PEM private key for `--tls-cert`.
     #[arg(long, env = "TESSERA_EXTENDER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle for client certificates: the verbs then answer only a client (kube-scheduler)
+    /// whose certificate chains to it; `/healthz`, `/readyz` and `/metrics` stay open. Reloaded
+    /// when the file changes.
+    #[arg(long, env = "TESSERA_EXTENDER_CLIENT_CA", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// Manage the link's certificates: a CA, the serving pair and kube-scheduler's client pair
+    /// in --cert-secret, renewed before expiry, written to --tls-cert, --tls-key and --client-ca.
+    #[arg(long, env = "TESSERA_EXTENDER_SELF_MANAGED_CERTS", default_value_t = false, requires_all = ["tls_cert", "client_ca"])]
+    pub self_managed_certs: bool,
+    /// Secret for the self-managed certificates (in --cert-namespace).
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_CERT_SECRET",
+        default_value = "tessera-extender-tls"
+    )]
+    pub cert_secret: String,
+    /// Namespace of the extender's Service and certificate Secret.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_CERT_NAMESPACE",
+        default_value = "tessera-system"
+    )]
+    pub cert_namespace: String,
+    /// The extender's Service (the serving certificate's DNS names).
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_SERVICE",
+        default_value = "tessera-extender"
+    )]
+    pub service: String,
+    /// More names (DNS or IP) for the self-managed serving certificate.
+    #[arg(long, env = "TESSERA_EXTENDER_CERT_EXTRA_NAMES", value_delimiter = ',')]
+    pub cert_extra_names: Vec<String>,
+    /// The cluster's DNS domain.
+    #[arg(long, env = "TESSERA_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
     /// Scoring policy.
     #[arg(long, env = "TESSERA_EXTENDER_POLICY", default_value = "fragmentation", value_parser = policy_parser())]
     pub policy: Policy,
@@ -135,6 +171,18 @@ impl Options {
         })
     }
 
+    /// Where the self-managed certificates live, when managed.
+    pub fn self_managed(&self) -> Option<crate::cert_sync::SelfManaged> {
+        self.self_managed_certs
+            .then(|| crate::cert_sync::SelfManaged {
+                namespace: self.cert_namespace.clone(),
+                secret: self.cert_secret.clone(),
+                service: self.service.clone(),
+                cluster_domain: self.cluster_domain.clone(),
+                extra_names: self.cert_extra_names.clone(),
+            })
+    }
+
     /// The state settings these flags make.
     pub fn config(&self) -> Config {
         Config {
@@ -152,6 +200,7 @@ impl Options {
             } else {
                 SharingPolicy::IsolatedOnly
             },
+            client_certificates: self.client_ca.is_some(),
         }
     }
 }

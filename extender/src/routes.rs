@@ -36,12 +36,36 @@ pub fn router(state: Arc<ExtenderState>) -> Router {
         .route("/bind", post(bind))
         .route("/preempt", post(preempt))
         .route_layer(middleware::from_fn_with_state(state.clone(), until_synced))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticated))
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// With `--client-ca`, refuses a verb whose connection presented no verified client
+/// certificate: only kube-scheduler may filter and bind (the extender holds `pods/binding`).
+async fn authenticated(
+    State(state): State<Arc<ExtenderState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let verified = request
+        .extensions()
+        .get::<tessera_serve::VerifiedClient>()
+        .is_some();
+    if state.requires_client_certificate() && !verified {
+        state
+            .metrics()
+            .refusals()
+            .count(tessera_serve::Reason::ClientCertificate);
+        let body = "the extender's verbs answer only kube-scheduler: present the client \
+                    certificate its CA (--client-ca) signed";
+        return (StatusCode::UNAUTHORIZED, body).into_response();
+    }
+    next.run(request).await
 }
 
 /// Refuses every verb until the node and pod caches have been listed. A restarted extender

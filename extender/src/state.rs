@@ -37,6 +37,8 @@ pub struct Config {
     pub heartbeat_max_age: Option<Duration>,
     /// Where fractional shares may go: GPUs with live isolation only, or any (soft sharing).
     pub sharing: SharingPolicy,
+    /// The verbs answer only clients that presented a verified certificate (`--client-ca`).
+    pub client_certificates: bool,
 }
 
 /// The settings of `tessera extender` with no flags (kept equal by a test in `options`).
@@ -49,6 +51,7 @@ impl Default for Config {
             reservation_timeout: Duration::from_secs(120),
             heartbeat_max_age: Some(Duration::from_secs(300)),
             sharing: SharingPolicy::IsolatedOnly,
+            client_certificates: false,
         }
     }
 }
@@ -147,6 +150,11 @@ impl ExtenderState {
     /// The settings.
     pub fn config(&self) -> Config {
         self.config
+    }
+
+    /// Whether the verbs need a verified client certificate.
+    pub fn requires_client_certificate(&self) -> bool {
+        self.config.client_certificates
     }
 
     /// Changes the cluster; the fragmentation cache is brought up to date afterwards.

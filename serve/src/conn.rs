@@ -20,29 +20,41 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use crate::budget::{Budget, Budgeted, Held};
+use crate::client_auth::VerifiedClient;
 use crate::limits::Limits;
 use crate::refusals::Reason;
 
 /// Requests in flight on one connection.
 type InFlight = Arc<watch::Sender<usize>>;
 
+/// What a connection shares with the server and knows of its peer.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) limits: Limits,
+    pub(crate) budget: Budget,
+    /// The peer presented a client certificate that verified.
+    pub(crate) verified: bool,
+}
+
 /// Serves `io` until the peer closes, the connection idles out, or `stop` turns true.
 pub(crate) async fn serve<I>(
     io: I,
     builder: &auto::Builder<TokioExecutor>,
     app: Router,
-    limits: Limits,
+    shared: Shared,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let in_flight: InFlight = Arc::new(watch::Sender::new(0));
+    let limits = &shared.limits;
     let (first_request, between, deadline) = (limits.first_request, limits.idle, limits.request);
     let service = Tracked {
         app,
         in_flight: in_flight.clone(),
-        limits,
+        shared,
     };
     let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(conn);
@@ -83,12 +95,12 @@ async fn idle(mut rx: watch::Receiver<usize>, first: Duration, between: Duration
 struct Tracked {
     app: Router,
     in_flight: InFlight,
-    limits: Limits,
+    shared: Shared,
 }
 
 impl<B> tower::Service<Request<B>> for Tracked
 where
-    B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+    B: http_body::Body<Data = axum::body::Bytes> + Send + Unpin + 'static,
     B::Error: Into<axum::BoxError>,
 {
     type Response = Response<Body>;
@@ -101,16 +113,25 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if let Some(refused) = refuse(&req, self.limits.max_body_bytes) {
-            self.limits.refusals.count(Reason::BodyTooLarge);
+        let limits = &self.shared.limits;
+        if let Some(refused) = refuse(&req, limits.max_body_bytes) {
+            limits.refusals.count(Reason::BodyTooLarge);
             return Box::pin(async move { Ok(refused) });
         }
         let guard = Guard::enter(self.in_flight.clone());
-        let deadline = self.limits.request;
-        let refusals = self.limits.refusals.clone();
+        let deadline = limits.request;
+        let refusals = limits.refusals.clone();
         let mut app = self.app.clone();
-        let req = req.map(Body::new);
+        let held = Held::default();
+        let budget = self.shared.budget.clone();
+        let mut req =
+            req.map(|b| Body::new(Budgeted::new(b, budget, held.clone(), refusals.clone())));
+        if self.shared.verified {
+            req.extensions_mut().insert(VerifiedClient);
+        }
         Box::pin(async move {
+            // The body's bytes stay counted until the answer is built.
+            let _held = held;
             let _guard = guard;
             let call = tower::Service::call(&mut app, req);
             match tokio::time::timeout(deadline, call).await {

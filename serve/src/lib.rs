@@ -3,6 +3,9 @@
 //! and HTTP/2 with header and handshake deadlines, and graceful shutdown on SIGTERM. The webhook
 //! and the extender serve through it, so tests drive exactly what production runs.
 
+mod budget;
+pub mod certs;
+pub mod client_auth;
 mod conn;
 pub mod expiry;
 pub mod exposition;
@@ -12,6 +15,7 @@ pub mod serve;
 pub mod signal;
 pub mod tls;
 
+pub use client_auth::VerifiedClient;
 pub use limits::Limits;
 pub use refusals::{Reason, Refusals};
 pub use serve::{serve_plain, serve_tls};

@@ -23,6 +23,9 @@ pub struct Limits {
     /// Largest body accepted: a request declaring a larger Content-Length is answered 413
     /// before any of it is read.
     pub max_body_bytes: u64,
+    /// Most request-body bytes buffered at once across every connection and HTTP/2 stream
+    /// (see `budget`); a body past it waits for others to finish.
+    pub max_buffered_bytes: u64,
     /// Where refusals are counted (register them with [`crate::Refusals::register`]).
     pub refusals: crate::Refusals,
 }
@@ -35,6 +38,7 @@ impl Default for Limits {
             idle: Duration::from_secs(30),
             request: Duration::from_secs(30),
             max_body_bytes: 64 << 20,
+            max_buffered_bytes: 128 << 20,
             refusals: crate::Refusals::default(),
         }
     }

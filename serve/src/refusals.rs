@@ -19,6 +19,10 @@ pub enum Reason {
     HandshakeTimeout,
     /// A connection waited for a slot at the connection cap.
     ConnectionCap,
+    /// A request body waited for the server's budget of buffered body bytes.
+    BodyBudget,
+    /// A request that needs a verified client certificate came without one.
+    ClientCertificate,
     /// The connection ended on a protocol error (oversized or slow headers, an HTTP/2 error
     /// or GOAWAY, a reset).
     ConnectionError,
@@ -33,6 +37,8 @@ impl Reason {
             Reason::HandshakeTimeout => "handshake_timeout",
             Reason::ConnectionCap => "connection_cap",
             Reason::ConnectionError => "connection_error",
+            Reason::BodyBudget => "body_budget_wait",
+            Reason::ClientCertificate => "client_certificate_missing",
         }
     }
 }

@@ -18,7 +18,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::conn;
+use crate::budget::Budget;
+use crate::conn::{self, Shared};
 use crate::limits::{HEADERS, Limits};
 use crate::refusals::Reason;
 
@@ -64,6 +65,7 @@ async fn serve_with(
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let budget = Budget::new(limits.max_buffered_bytes);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -110,6 +112,7 @@ async fn serve_with(
         let _ = tcp.set_nodelay(true);
         let (acceptor, app, builder) = (acceptor.clone(), app.clone(), builder.clone());
         let limits = limits.clone();
+        let budget = budget.clone();
         let stop = stop_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
@@ -126,9 +129,22 @@ async fn serve_with(
                             return debug!(%peer, "TLS handshake timed out");
                         }
                     };
-                    conn::serve(stream, &builder, app, limits.clone(), stop).await
+                    let verified = stream.get_ref().1.peer_certificates().is_some();
+                    let shared = Shared {
+                        limits: limits.clone(),
+                        budget,
+                        verified,
+                    };
+                    conn::serve(stream, &builder, app, shared, stop).await
                 }
-                None => conn::serve(tcp, &builder, app, limits.clone(), stop).await,
+                None => {
+                    let shared = Shared {
+                        limits: limits.clone(),
+                        budget,
+                        verified: false,
+                    };
+                    conn::serve(tcp, &builder, app, shared, stop).await
+                }
             };
             if let Err(e) = result {
                 limits.refusals.count(Reason::ConnectionError);

@@ -158,10 +158,23 @@ pub fn server_config(
     store: Arc<CertStore>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let mut cfg = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(store);
+    server_config_with_clients(store, None, provider)
+}
+
+/// As [`server_config`], also asking clients for a certificate that `clients` verifies (see
+/// `client_auth`: offered, and marked on each request when it verified).
+pub fn server_config_with_clients(
+    store: Arc<CertStore>,
+    clients: Option<Arc<crate::client_auth::ClientCas>>,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let builder =
+        ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
+    let builder = match clients {
+        Some(cas) => builder.with_client_cert_verifier(cas),
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder.with_cert_resolver(store);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

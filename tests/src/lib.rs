@@ -8,3 +8,4 @@ pub mod promtool;
 pub mod replicas;
 pub mod scheduler;
 pub mod standin;
+pub mod tls_client;

@@ -12,18 +12,56 @@ use crate::e2e::KillOnDrop;
 
 /// The shipped configuration, pointed at this cluster and extender, for this test's pods.
 pub fn scheduler_config(kubeconfig: &Path, extender: SocketAddr, scheduler: &str) -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../manifests/scheduler/scheduler-config.yaml"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut config: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let mut config: Value = serde_yaml_ng::from_str(&shipped_text()).unwrap();
     config["clientConnection"]["kubeconfig"] = Value::from(kubeconfig.display().to_string());
     // One scheduler per test run: no lease to win.
     config["leaderElection"]["leaderElect"] = Value::from(false);
     config["profiles"][0]["schedulerName"] = Value::from(scheduler);
     config["extenders"][0]["urlPrefix"] = Value::from(format!("http://{extender}"));
+    // A plain-HTTP extender: no client certificate to present.
+    config["extenders"][0]["enableHTTPS"] = Value::from(false);
+    if let Some(ext) = config["extenders"][0].as_mapping_mut() {
+        ext.remove("tlsConfig");
+    }
     serde_yaml_ng::to_string(&config).unwrap()
+}
+
+/// As [`scheduler_config`], reaching the extender over HTTPS with the shipped `tlsConfig`
+/// pointed at `client_dir` (`client.crt`, `client.key`, `ca.crt`, as the Secret is mounted).
+pub fn scheduler_config_mtls(
+    kubeconfig: &Path,
+    extender: SocketAddr,
+    scheduler: &str,
+    client_dir: &Path,
+) -> String {
+    let text = scheduler_config(kubeconfig, extender, scheduler);
+    let mut config: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let shipped: Value = serde_yaml_ng::from_str(&shipped_text()).unwrap();
+    let mut tls = shipped["extenders"][0]["tlsConfig"].clone();
+    for (field, file) in [
+        ("certFile", "client.crt"),
+        ("keyFile", "client.key"),
+        ("caFile", "ca.crt"),
+    ] {
+        assert!(
+            tls[field].is_string(),
+            "the shipped tlsConfig names {field}"
+        );
+        tls[field] = Value::from(client_dir.join(file).display().to_string());
+    }
+    let ext = &mut config["extenders"][0];
+    ext["urlPrefix"] = Value::from(format!("https://{extender}"));
+    ext["enableHTTPS"] = Value::from(true);
+    ext["tlsConfig"] = tls;
+    serde_yaml_ng::to_string(&config).unwrap()
+}
+
+fn shipped_text() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../manifests/scheduler/scheduler-config.yaml"
+    );
+    std::fs::read_to_string(path).unwrap()
 }
 
 /// kube-scheduler running with `config`; its log goes to `log`.

@@ -240,18 +240,11 @@ async fn set_ca_bundle(client: &Client, s: &SelfManaged, ca: &str) -> Result<(),
     Ok(())
 }
 
-/// Replaces `path` atomically (write beside, rename) when its content differs.
 fn write_if_changed(path: &Path, content: &str) -> Result<(), CertError> {
-    if std::fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
-        return Ok(());
-    }
-    let err = |source| CertError::Write {
+    tessera_serve::certs::write_if_changed(path, content).map_err(|source| CertError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, content).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 /// Keeps the certificate valid and agreed until the process ends: again on every change of the

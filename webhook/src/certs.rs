@@ -1,19 +1,13 @@
 //! The certificates of the self-managed mode (`--self-managed-certs`, kept in the cluster by
-//! `cert_sync`): a CA and a serving certificate for the webhook's Service.
-//!
-//! The CA lives ten years and is kept; only the serving certificate rotates (one year, renewed
-//! 30 days before expiry), so the `caBundle` the apiserver trusts does not change under it.
+//! `cert_sync`): a CA and a serving certificate for the webhook's Service, issued through
+//! `tessera_serve::certs` (the CA is kept; only the serving pair rotates, so the `caBundle` the
+//! apiserver trusts does not change under it).
 
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+pub use tessera_serve::certs::{RENEW_BEFORE, dns_names, due, pem_not_after};
+use tessera_serve::certs::{issue_serving, pem_due};
 
-/// Lifetime of the CA.
-const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
-/// Lifetime of a serving certificate.
-const LEAF_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
-/// Renew a serving certificate this long before it expires.
-pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
 const CA_NAME: &str = "tessera-webhook-ca";
 
 /// A CA and the serving pair it signed, PEM.
@@ -29,31 +23,9 @@ pub struct Bundle {
     pub key: String,
 }
 
-/// DNS names the apiserver may use for `service` in `namespace`.
-pub fn dns_names(service: &str, namespace: &str, cluster_domain: &str) -> Vec<String> {
-    vec![
-        service.to_string(),
-        format!("{service}.{namespace}"),
-        format!("{service}.{namespace}.svc"),
-        format!("{service}.{namespace}.svc.{cluster_domain}"),
-    ]
-}
-
-fn ca_params(now: Duration) -> Result<CertificateParams, rcgen::Error> {
-    let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.distinguished_name.push(DnType::CommonName, CA_NAME);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.not_before = rcgen::date_time_ymd(1970, 1, 1) + now;
-    p.not_after = rcgen::date_time_ymd(1970, 1, 1) + now + CA_LIFETIME;
-    Ok(p)
-}
-
 /// A new CA, PEM (certificate, key); `now` is time since the Unix epoch.
 pub fn new_ca(now: Duration) -> Result<(String, String), rcgen::Error> {
-    let key = KeyPair::generate()?;
-    let cert = ca_params(now)?.self_signed(&key)?;
-    Ok((cert.pem(), key.serialize_pem()))
+    tessera_serve::certs::new_ca(CA_NAME, now)
 }
 
 /// A serving pair for `names`, signed by the CA whose key is `ca_key`.
@@ -62,21 +34,7 @@ pub fn issue(
     names: Vec<String>,
     now: Duration,
 ) -> Result<(String, String), rcgen::Error> {
-    let ca_key = KeyPair::from_pem(ca_key)?;
-    // The issuer is identified by its name and key, both stable, so the CA certificate itself
-    // need not be parsed back.
-    let issuer = Issuer::new(ca_params(now)?, ca_key);
-    let key = KeyPair::generate()?;
-    let mut p = CertificateParams::new(names)?;
-    p.not_before = rcgen::date_time_ymd(1970, 1, 1) + now;
-    p.not_after = rcgen::date_time_ymd(1970, 1, 1) + now + LEAF_LIFETIME;
-    let cert = p.signed_by(&key, &issuer)?;
-    Ok((cert.pem(), key.serialize_pem()))
-}
-
-/// True when a certificate expiring at `not_after` (Unix seconds) must be renewed at `now`.
-pub fn due(not_after: u64, now: Duration) -> bool {
-    not_after <= (now + RENEW_BEFORE).as_secs()
+    issue_serving(CA_NAME, ca_key, names, now)
 }
 
 /// The bundle to keep, given what the Secret holds: the CA is kept when present, the serving
@@ -111,18 +69,6 @@ pub fn next_bundle(
     ))
 }
 
-fn pem_due(cert_pem: &str, now: Duration) -> bool {
-    pem_not_after(cert_pem).is_none_or(|t| due(t, now))
-}
-
-/// When a PEM certificate expires (Unix seconds), if it can be read.
-pub fn pem_not_after(cert_pem: &str) -> Option<u64> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).ok()?;
-    tessera_serve::expiry::not_after(&der)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,7 +83,8 @@ mod tests {
         let (same, fresh) = next_bundle(Some(first.clone()), names.clone(), NOW).unwrap();
         assert!(!fresh);
         assert_eq!(same, first);
-        let later = NOW + LEAF_LIFETIME - RENEW_BEFORE + Duration::from_secs(1);
+        let later =
+            NOW + tessera_serve::certs::LEAF_LIFETIME - RENEW_BEFORE + Duration::from_secs(1);
         let (renewed, fresh) = next_bundle(Some(first.clone()), names, later).unwrap();
         assert!(fresh);
         assert_eq!(
@@ -156,8 +103,11 @@ mod tests {
         std::fs::write(&c, &b.cert).unwrap();
         std::fs::write(&k, &b.key).unwrap();
         let provider = rustls::crypto::ring::default_provider();
-        let loaded = crate::tls::load(&c, &k, &provider).unwrap();
-        assert_eq!(loaded.not_after, NOW.as_secs() + LEAF_LIFETIME.as_secs());
+        let loaded = tessera_serve::tls::load(&c, &k, &provider).unwrap();
+        assert_eq!(
+            loaded.not_after,
+            NOW.as_secs() + tessera_serve::certs::LEAF_LIFETIME.as_secs()
+        );
         // Verify the chain to the CA as a client would, for the Service's DNS name.
         use rustls::client::danger::ServerCertVerifier;
         use rustls::pki_types::pem::PemObject;

@@ -152,6 +152,9 @@ impl Webhook {
             // The handler answers 503 at its own limit; this only cuts off what never reaches it.
             request: self.config.request_timeout + REQUEST_SLACK,
             max_body_bytes: self.config.max_body_bytes as u64,
+            // Reviews are small: this many at the limit may be buffered at once, across every
+            // connection and stream (256 MiB of memory leaves room for decoding them).
+            max_buffered_bytes: (self.config.max_body_bytes as u64).saturating_mul(16),
             refusals: self.state.metrics().refusals(),
         };
         tessera_serve::serve_tls(listener, self.tls, app, signal, self.config.drain, limits).await;

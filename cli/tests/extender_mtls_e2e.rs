@@ -1,0 +1,204 @@
+//! The real kube-scheduler reaching the real `tessera extender` over mutual TLS, with the
+//! certificates the extender keeps for itself (`--self-managed-certs`) and the shipped
+//! `tlsConfig`: GPU shares are placed; a client without the scheduler's certificate is refused;
+//! a renewal of both pairs in the Secret is taken by both sides with no bind lost. Runs against
+//! the cluster in `TESSERA_E2E_KUBECONFIG` with the kube-scheduler in
+//! `TESSERA_E2E_KUBE_SCHEDULER`; skipped, saying so, when either is unset.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::PostParams;
+use tessera_core::keys;
+use tessera_extender::mtls::{CA_NAME, CLIENT_NAME};
+use tessera_serve::certs::{issue_client, issue_serving};
+use tessera_tests::cluster::Harness;
+use tessera_tests::e2e::{self, KillOnDrop};
+use tessera_tests::process::{free_addr, spawn_logged};
+use tessera_tests::scheduler::{scheduler_config_mtls, start_scheduler};
+use tessera_tests::tls_client::{client, request};
+
+const SECRET: &str = "tessera-extender-tls";
+
+fn field(secret: &Secret, key: &str) -> String {
+    let data = secret.data.as_ref().unwrap();
+    String::from_utf8(data[key].0.clone()).unwrap()
+}
+
+fn start_extender(h: &Harness, addr: SocketAddr, dir: &Path) -> KillOnDrop {
+    let tessera = Path::new(env!("CARGO_BIN_EXE_tessera"));
+    let listen = addr.to_string();
+    let file = |name: &str| dir.join(name).display().to_string();
+    let args = [
+        "--log-level=info".to_string(),
+        "extender".into(),
+        format!("--listen={listen}"),
+        format!("--scheduler-name={}", h.scheduler),
+        format!("--kubeconfig={}", h.kubeconfig.display()),
+        "--leader-elect=false".into(),
+        "--self-managed-certs".into(),
+        format!("--cert-namespace={}", h.ns),
+        format!("--cert-secret={SECRET}"),
+        "--cert-extra-names=127.0.0.1".into(),
+        format!("--tls-cert={}", file("tls.crt")),
+        format!("--tls-key={}", file("tls.key")),
+        format!("--client-ca={}", file("ca.crt")),
+    ];
+    spawn_logged(tessera, args, &dir.join("extender.log"))
+}
+
+/// Writes the scheduler's files from the Secret, as the kubelet projects the mounted items.
+fn project(secret: &Secret, dir: &Path) {
+    for key in ["client.crt", "client.key", "ca.crt"] {
+        let tmp = dir.join(format!("{key}.tmp"));
+        std::fs::write(&tmp, field(secret, key)).unwrap();
+        std::fs::rename(&tmp, dir.join(key)).unwrap();
+    }
+}
+
+async fn bound(h: &Harness, want: usize, logs: &dyn Fn() -> String) {
+    let pods = h.pods();
+    let got = e2e::wait_for(
+        &format!("kube-scheduler to bind {want} pods"),
+        Duration::from_secs(90),
+        || {
+            let pods = pods.clone();
+            async move {
+                let list = pods.list(&Default::default()).await.ok()?;
+                let n = list
+                    .items
+                    .iter()
+                    .filter(|p| p.spec.as_ref().is_some_and(|s| s.node_name.is_some()))
+                    .count();
+                (n >= want).then_some(())
+            }
+        },
+    )
+    .await;
+    if let Err(e) = got {
+        panic!("{e}\n{}", logs());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_scheduler_binds_over_mutual_tls_and_nobody_else_may() {
+    let test = "extender_mutual_tls";
+    let (Some(kubeconfig), Some(binary)) = (e2e::kubeconfig(test), e2e::kube_scheduler(test))
+    else {
+        return;
+    };
+    let h = Harness::start(&kubeconfig).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ext_dir, client_dir) = (dir.path().join("extender"), dir.path().join("client"));
+    std::fs::create_dir_all(&ext_dir).unwrap();
+    std::fs::create_dir_all(&client_dir).unwrap();
+    let addr = free_addr();
+    let _extender = start_extender(&h, addr, &ext_dir);
+    let sched_log = dir.path().join("kube-scheduler.log");
+    let logs = || {
+        format!(
+            "--- extender ---\n{}\n--- kube-scheduler ---\n{}",
+            std::fs::read_to_string(ext_dir.join("extender.log")).unwrap_or_default(),
+            std::fs::read_to_string(&sched_log).unwrap_or_default()
+        )
+    };
+
+    // The extender creates the Secret and serves from it.
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &h.ns);
+    let secret = e2e::wait_for("the extender's Secret", Duration::from_secs(30), || {
+        let secrets = secrets.clone();
+        async move { secrets.get_opt(SECRET).await.ok().flatten() }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+    project(&secret, &client_dir);
+    let ca = field(&secret, "ca.crt");
+    let anonymous = client(&ca, None);
+    let ready = e2e::wait_for("the extender's /readyz", Duration::from_secs(30), || {
+        let anonymous = anonymous.clone();
+        async move {
+            let (status, _) = request(addr, anonymous, "GET", "/readyz", "").await.ok()?;
+            (status == 200).then_some(())
+        }
+    })
+    .await;
+    if let Err(e) = ready {
+        panic!("{e}\n{}", logs());
+    }
+
+    let config = dir.path().join("scheduler-config.yaml");
+    let text = scheduler_config_mtls(&kubeconfig, addr, &h.scheduler, &client_dir);
+    std::fs::write(&config, text).unwrap();
+    let _scheduler = start_scheduler(&binary, &config, &sched_log);
+    let share = [
+        (keys::RESOURCE_GPU, "1"),
+        (keys::RESOURCE_GPU_MEM, "4000"),
+        (keys::RESOURCE_GPU_CORE, "20"),
+    ];
+    for i in 0..2 {
+        h.create_pod(&format!("share-{i}"), &share, &[]).await;
+    }
+    bound(&h, 2, &logs).await;
+
+    // Someone on the network who knows a pending pod: TLS, but no client certificate.
+    let pending = h.create_pod("share-nobody-binds", &share, &[]).await;
+    let bind = serde_json::json!({
+        "PodName": "share-nobody-binds",
+        "PodNamespace": h.ns,
+        "PodUID": pending.metadata.uid,
+        "Node": h.nodes[0],
+    });
+    let (status, body) = request(addr, anonymous.clone(), "POST", "/bind", &bind.to_string())
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "{body}");
+
+    // Renewal: both pairs re-issued by the same CA, written to the Secret; the extender rewrites
+    // and reloads its files, the scheduler's projected files change under it.
+    let ca_key = field(&secret, "ca.key");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let names = vec!["127.0.0.1".to_string()];
+    let (serving_cert, serving_key) = issue_serving(CA_NAME, &ca_key, names, now).unwrap();
+    let (client_cert, client_key) = issue_client(CA_NAME, &ca_key, CLIENT_NAME, now).unwrap();
+    let mut renewed = secrets.get(SECRET).await.unwrap();
+    let data = renewed.data.as_mut().unwrap();
+    for (k, v) in [
+        ("tls.crt", &serving_cert),
+        ("tls.key", &serving_key),
+        ("client.crt", &client_cert),
+        ("client.key", &client_key),
+    ] {
+        data.insert(k.into(), ByteString(v.as_bytes().to_vec()));
+    }
+    let renewed = secrets
+        .replace(SECRET, &PostParams::default(), &renewed)
+        .await
+        .unwrap();
+    e2e::wait_for(
+        "the extender to serve the renewed pair",
+        Duration::from_secs(30),
+        || {
+            let file = ext_dir.join("tls.crt");
+            let want = serving_cert.clone();
+            async move { (std::fs::read_to_string(file).ok()? == want).then_some(()) }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+    project(&renewed, &client_dir);
+    for i in 2..4 {
+        h.create_pod(&format!("share-{i}"), &share, &[]).await;
+    }
+    // share-nobody-binds is scheduled by kube-scheduler too: five pods in all.
+    bound(&h, 5, &logs).await;
+    let renewed_client = client(&ca, Some((&client_cert, &client_key)));
+    let (status, _) = request(addr, renewed_client, "GET", "/readyz", "")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+}
