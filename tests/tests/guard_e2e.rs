@@ -21,11 +21,28 @@ use tessera_tests::cluster::Harness;
 use tessera_tests::e2e;
 
 /// The policies manifests/guard/ installs, each with a binding of the same name.
-const GUARDS: [&str; 3] = [
+const GUARDS: [&str; 4] = [
     "tessera-gpu-share-guard",
     "tessera-assignment-guard",
     "tessera-webhook-configmaps",
+    "tessera-device-plugin-node-scope",
 ];
+
+/// Removes the test's Nodes when it ends, pass or fail.
+struct Nodes(std::path::PathBuf, Vec<String>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        let names = self.1.clone();
+        e2e::cleanup_blocking(self.0.clone(), move |client| async move {
+            for name in names {
+                let _ = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+                    .delete(&name, &DeleteParams::default())
+                    .await;
+            }
+        });
+    }
+}
 
 /// Removes the policy when the test ends, pass or fail (kubeconfig, a namespace to try pods in).
 struct Installed(std::path::PathBuf, String);
@@ -199,6 +216,7 @@ async fn the_guards_refuse_missed_pods_and_forged_assignments() {
     .unwrap();
     forged_assignments_are_refused(&h, &kubeconfig).await;
     the_webhook_writes_only_its_peer_lists(&h, &kubeconfig).await;
+    a_device_plugin_writes_only_its_own_node(&h, &kubeconfig).await;
 }
 
 /// A forged assignment: on create, on update by a user, and on a pod placed by hand; Tessera's
@@ -366,6 +384,95 @@ async fn the_webhook_writes_only_its_peer_lists(h: &Harness, kubeconfig: &std::p
     };
     assert!(
         status.message.contains("not web-peers"),
+        "{}",
+        status.message
+    );
+}
+
+/// The device plugin's service account as its pod's token presents it: with the node-name claim
+/// of the node it runs on (`None`: a token without it).
+async fn device_plugin_on(kubeconfig: &std::path::Path, node: Option<&str>) -> kube::Client {
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info.impersonate =
+        Some("system:serviceaccount:tessera-system:tessera-device-plugin".into());
+    config.auth_info.impersonate_groups = Some(vec!["system:masters".into()]);
+    if let Some(node) = node {
+        config.headers.push((
+            "Impersonate-Extra-authentication.kubernetes.io%2fnode-name"
+                .parse()
+                .unwrap(),
+            node.parse().unwrap(),
+        ));
+    }
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Each node's device plugin patches only its Node and the pods bound to it.
+async fn a_device_plugin_writes_only_its_own_node(h: &Harness, kubeconfig: &std::path::Path) {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Patch, PatchParams};
+    let (mine, theirs) = (format!("{}-a", h.ns), format!("{}-b", h.ns));
+    let _nodes = Nodes(kubeconfig.to_path_buf(), vec![mine.clone(), theirs.clone()]);
+    for name in [&mine, &theirs] {
+        tessera_tests::cluster::create_gpu_node(&h.client, name, "zone-a", 1).await;
+    }
+    let on = |name: &str, node: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": node,
+                     "tolerations": [{"operator": "Exists"}],
+                     "containers": [{"name": "main", "image": "local/app:1"}]}
+        }))
+        .unwrap()
+    };
+    let pods = h.pods();
+    pods.create(&PostParams::default(), &on("on-mine", &mine))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &on("on-theirs", &theirs))
+        .await
+        .unwrap();
+    let note = json!({"metadata": {"annotations": {"tessera.dev/e2e-note": "x"}}});
+    let patch = Patch::Merge(&note);
+    let pp = PatchParams::default();
+
+    let plugin = device_plugin_on(kubeconfig, Some(&mine)).await;
+    let (plugin_pods, plugin_nodes): (Api<Pod>, Api<Node>) =
+        (Api::namespaced(plugin.clone(), &h.ns), Api::all(plugin));
+    plugin_pods.patch("on-mine", &pp, &patch).await.unwrap();
+    plugin_nodes.patch(&mine, &pp, &patch).await.unwrap();
+    let Err(kube::Error::Api(status)) = plugin_pods.patch("on-theirs", &pp, &patch).await else {
+        panic!("the device plugin on {mine} patched a pod bound to {theirs}")
+    };
+    assert!(
+        status.message.contains(&format!(
+            "on node {mine} may write only its own Node and the pods bound to it, not pods on-theirs on {theirs}"
+        )),
+        "{}",
+        status.message
+    );
+    let Err(kube::Error::Api(status)) = plugin_nodes.patch(&theirs, &pp, &patch).await else {
+        panic!("the device plugin on {mine} patched Node {theirs}")
+    };
+    assert!(
+        status.message.contains(&format!("not nodes {theirs}")),
+        "{}",
+        status.message
+    );
+
+    // A token without the claim (a long-lived Secret token, say) writes nothing.
+    let unbound = device_plugin_on(kubeconfig, None).await;
+    let Err(kube::Error::Api(status)) = Api::<Node>::all(unbound).patch(&mine, &pp, &patch).await
+    else {
+        panic!("the device plugin wrote without a node-bound token")
+    };
+    assert!(
+        status.message.contains("token bound to its pod"),
         "{}",
         status.message
     );
