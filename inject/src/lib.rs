@@ -14,6 +14,7 @@ mod gpu;
 mod group;
 mod identity;
 pub mod membership;
+mod owned;
 mod patch;
 pub mod peers;
 pub mod profile;
@@ -26,6 +27,7 @@ pub mod view;
 
 pub use compile::{MAX_PROFILE_NAME, Problem, Profile, ProfileError, compile_all};
 pub use identity::{Facts, MembershipLookup, ReplicaLookup};
+pub use owned::forged_annotations;
 pub use patch::{Op, escape};
 pub use profile::{AntiAffinity, InjectionProfile, InjectionProfileSpec, Membership};
 pub use render::{Context, Outcome, mutate};

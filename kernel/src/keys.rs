@@ -35,6 +35,15 @@ pub const ANNOTATION_BIND_TIME: &str = "tessera.dev/bind-time";
 pub const ANNOTATION_ASSIGNED_BY: &str = "tessera.dev/assigned-by";
 /// Pod annotation: `allocating` after bind, `allocated` once the device plugin served it.
 pub const ANNOTATION_BIND_PHASE: &str = "tessera.dev/bind-phase";
+/// Pod annotations only Tessera's extender and device plugin write: a pod created with one
+/// would claim a GPU share nobody assigned (the webhook refuses it; the guard policy refuses any
+/// other writer on update).
+pub const BINDER_ANNOTATIONS: [&str; 4] = [
+    ANNOTATION_GPU_ASSIGNMENT,
+    ANNOTATION_BIND_PHASE,
+    ANNOTATION_ASSIGNED_BY,
+    ANNOTATION_BIND_TIME,
+];
 /// Value of [`ANNOTATION_BIND_PHASE`] between bind and the device plugin's Allocate.
 pub const BIND_PHASE_ALLOCATING: &str = "allocating";
 /// Value of [`ANNOTATION_BIND_PHASE`] once the device plugin has served the pod.

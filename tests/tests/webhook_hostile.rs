@@ -76,6 +76,37 @@ async fn a_huge_ordinal_is_denied_naming_the_label_and_limit_and_the_next_pod_is
 }
 
 #[tokio::test]
+async fn a_pod_created_with_a_forged_gpu_assignment_is_denied_naming_it() {
+    let ca = Ca::new("hostile-forged");
+    let server = Server::start(&ca, Options::default()).await;
+    let mut c = Client::connect(server.addr, ca.client_config())
+        .await
+        .unwrap();
+    let mut review = fixture("pod-extended-resource-gpu-mem.request.json");
+    let annotations = &mut review["request"]["object"]["metadata"]["annotations"];
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations["tessera.dev/gpu-assignment"] =
+        json!(r#"{"main":[{"gpu":"GPU-0","mem":1,"core":1}]}"#);
+    annotations["tessera.dev/bind-phase"] = json!("allocated");
+    let (status, out) = c.mutate(&review).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+    let message = out["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("created with tessera.dev/gpu-assignment, tessera.dev/bind-phase")
+            && message.contains("only Tessera's extender and device plugin write"),
+        "{message}"
+    );
+    // The same pod without them is served.
+    let clean = fixture("pod-extended-resource-gpu-mem.request.json");
+    let (_, out) = c.mutate(&clean).await;
+    assert_eq!(out["response"]["allowed"], true, "{out}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn thirty_thousand_containers_are_denied_with_the_count_and_the_limit() {
     let ca = Ca::new("hostile-containers");
     let server = Server::start(&ca, Options::default()).await;

@@ -1,7 +1,7 @@
 //! One `/mutate` request: decode the review, ask core, encode the answer. No decision is made
 //! here; see `tessera_inject`.
 
-use tessera_inject::{Context, mutate};
+use tessera_inject::{Context, forged_annotations, mutate};
 use tracing::{debug, debug_span, info};
 
 use crate::error::WebhookError;
@@ -18,6 +18,9 @@ pub struct Answer {
     pub outcome: Outcome,
     /// Profiles applied or denied on.
     pub profiles: Vec<String>,
+    /// Decided while StatefulSet (namespace, name) was missing from the cache: read it live
+    /// and review again.
+    pub missed: Option<(String, String)>,
 }
 
 /// Answers the AdmissionReview in `body`.
@@ -50,9 +53,24 @@ pub fn review(state: &WebhookState, body: &[u8]) -> Result<Answer, WebhookError>
             Vec::new(),
         ));
     };
+    if let Some(why) = forged_annotations(pod) {
+        info!(uid = %uid, namespace, name, error = %why, "denied");
+        return Ok(answer(
+            Response::deny(uid, 403, why),
+            Outcome::Denied,
+            Vec::new(),
+        ));
+    }
     let profiles = state.profiles();
     let cfg = state.admission();
-    let replicas = |sts: &str| state.replicas(namespace, sts);
+    let missed = std::cell::RefCell::new(None);
+    let replicas = |sts: &str| {
+        let found = state.replicas(namespace, sts);
+        if found.is_none() && state.misses(namespace, sts) {
+            *missed.borrow_mut() = Some((namespace.to_string(), sts.to_string()));
+        }
+        found
+    };
     let membership = |sts: &str| state.membership(namespace, sts);
     let ctx = Context {
         namespace,
@@ -80,21 +98,27 @@ pub fn review(state: &WebhookState, body: &[u8]) -> Result<Answer, WebhookError>
             } else {
                 out.applied.clone()
             };
-            Ok(answer(
+            let mut allowed = answer(
                 Response::allow(uid, &out.ops, out.warnings),
                 outcome,
                 labels,
-            ))
+            );
+            // Rendered without the StatefulSet (a profile's fallback replicas): decide again
+            // once it has been read.
+            allowed.missed = missed.take();
+            Ok(allowed)
         }
         Err(e) => {
             span.record("profiles", e.profile.as_str());
             info!(uid = %uid, namespace, name, profile = %e.profile, error = %e, "denied");
             let profile = vec![e.profile.clone()];
-            Ok(answer(
+            let mut denied = answer(
                 Response::deny(uid, 403, e.to_string()),
                 Outcome::Denied,
                 profile,
-            ))
+            );
+            denied.missed = missed.take();
+            Ok(denied)
         }
     }
 }
@@ -104,6 +128,7 @@ fn answer(resp: Response<'_>, outcome: Outcome, profiles: Vec<String>) -> Answer
         body: resp.to_review_json(),
         outcome,
         profiles,
+        missed: None,
     }
 }
 

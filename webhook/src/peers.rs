@@ -72,7 +72,8 @@ pub async fn run(client: kube::Client, state: Arc<WebhookState>, cluster_domain:
     });
     let controller = Controller::new(statefulsets, watcher::Config::default());
     // Admission reads replicas from the same cache (identity templates, group size).
-    ctx.state.set_statefulsets(controller.store());
+    ctx.state
+        .set_statefulsets(controller.store(), ctx.client.clone());
     controller
         .owns(configmaps, watcher::Config::default())
         .reconcile_all_on(profile_changes)

@@ -91,6 +91,18 @@ pub const INLINE_REVIEW_BYTES: usize = 32 << 10;
 /// bound until it ends.
 async fn answer(app: &App, req: Request) -> Result<admission::Answer, WebhookError> {
     let body = read_body(req, app.max_body_bytes).await?;
+    let first = decide(app, body.clone()).await?;
+    // A StatefulSet created a moment ago may not be in the watch cache when its first pod
+    // arrives: read it live (bounded) and decide again rather than deny the member.
+    match &first.missed {
+        Some((namespace, name)) if app.state.read_live(namespace, name).await => {
+            decide(app, body).await
+        }
+        _ => Ok(first),
+    }
+}
+
+async fn decide(app: &App, body: axum::body::Bytes) -> Result<admission::Answer, WebhookError> {
     if body.len() <= INLINE_REVIEW_BYTES {
         return admission::review(&app.state, &body);
     }

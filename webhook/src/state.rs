@@ -1,9 +1,10 @@
 //! The webhook's shared state: the profiles being served (swapped whole when a new set loads),
 //! readiness, the admission settings and the metric handles.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -13,6 +14,9 @@ use tessera_kernel::keys;
 
 use crate::config::AdmissionConfig;
 use crate::metrics::Metrics;
+
+/// StatefulSets read live, by (namespace, name), with when they were read.
+type LiveReads = HashMap<(String, String), (Instant, Arc<StatefulSet>)>;
 
 /// State shared by every request.
 #[derive(Debug)]
@@ -24,7 +28,27 @@ pub struct WebhookState {
     request_timeout: Duration,
     generation: tokio::sync::watch::Sender<u64>,
     statefulsets: OnceLock<Store<StatefulSet>>,
+    /// StatefulSets read live on a cache miss, until the watch catches up.
+    live: Mutex<LiveReads>,
+    client: OnceLock<LiveClient>,
 }
+
+/// The apiserver client for live reads (kube's client is not `Debug`).
+struct LiveClient(kube::Client);
+
+impl std::fmt::Debug for LiveClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveClient")
+    }
+}
+
+/// Longest a live read of a StatefulSet may hold a review (the apiserver's own deadline for the
+/// webhook is longer; a read past this denies as before).
+pub const LIVE_READ: Duration = Duration::from_secs(2);
+/// How long a live read stands in for the cache.
+const LIVE_FOR: Duration = Duration::from_secs(30);
+/// Most live reads kept: each is one small StatefulSet; past it the table is cleared.
+const LIVE_MAX: usize = 1024;
 
 impl WebhookState {
     /// New state with no profiles; not ready until [`WebhookState::set_profiles`] is called.
@@ -37,6 +61,8 @@ impl WebhookState {
             request_timeout,
             generation: tokio::sync::watch::Sender::new(0),
             statefulsets: OnceLock::new(),
+            live: Mutex::new(HashMap::new()),
+            client: OnceLock::new(),
         }
     }
 
@@ -53,9 +79,38 @@ impl WebhookState {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Reads StatefulSets' replicas from `store` from now on (the peers controller's cache).
-    pub fn set_statefulsets(&self, store: Store<StatefulSet>) {
+    /// Reads StatefulSets' replicas from `store` from now on (the peers controller's cache),
+    /// and with `client` reads one live when the cache does not have it yet.
+    pub fn set_statefulsets(&self, store: Store<StatefulSet>, client: kube::Client) {
         let _ = self.statefulsets.set(store);
+        let _ = self.client.set(LiveClient(client));
+    }
+
+    /// True when StatefulSets are watched but `namespace/name` is not known (yet): created a
+    /// moment ago, its first pod can arrive before the watch event.
+    pub fn misses(&self, namespace: &str, name: &str) -> bool {
+        self.statefulsets.get().is_some() && self.statefulset(namespace, name).is_none()
+    }
+
+    /// Reads StatefulSet `namespace/name` from the apiserver, within [`LIVE_READ`], and keeps
+    /// it for the cache to stand in; true when it exists.
+    pub async fn read_live(&self, namespace: &str, name: &str) -> bool {
+        let Some(LiveClient(client)) = self.client.get() else {
+            return false;
+        };
+        let api: kube::Api<StatefulSet> = kube::Api::namespaced(client.clone(), namespace);
+        let Ok(Ok(Some(sts))) = tokio::time::timeout(LIVE_READ, api.get_opt(name)).await else {
+            return false;
+        };
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.len() >= LIVE_MAX {
+            live.clear();
+        }
+        live.insert(
+            (namespace.to_string(), name.to_string()),
+            (Instant::now(), Arc::new(sts)),
+        );
+        true
     }
 
     /// The replicas of StatefulSet `namespace/name` as last seen, if it is known.
@@ -78,9 +133,17 @@ impl WebhookState {
     }
 
     fn statefulset(&self, namespace: &str, name: &str) -> Option<Arc<StatefulSet>> {
-        self.statefulsets
+        let cached = self
+            .statefulsets
             .get()?
-            .get(&ObjectRef::new(name).within(namespace))
+            .get(&ObjectRef::new(name).within(namespace));
+        cached.or_else(|| {
+            let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (namespace.to_string(), name.to_string());
+            live.get(&key)
+                .filter(|(at, _)| at.elapsed() < LIVE_FOR)
+                .map(|(_, sts)| sts.clone())
+        })
     }
 
     /// Counts profile-set changes; callers await a change on it.
