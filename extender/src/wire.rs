@@ -33,8 +33,68 @@ pub struct ExtenderArgs<'a> {
     #[serde(rename = "Nodes", default)]
     pub nodes: Option<NodeList>,
     /// Node names (`nodeCacheCapable: true`).
-    #[serde(rename = "NodeNames", default, borrow)]
+    #[serde(
+        rename = "NodeNames",
+        default,
+        borrow,
+        deserialize_with = "bounded_names"
+    )]
     pub node_names: Option<Vec<NodeName<'a>>>,
+}
+
+/// Most candidate node names one request may carry: well above any cluster Kubernetes supports
+/// (5,000 nodes; the largest run about 65,000). Decoding stops at the first name past it, so a
+/// request of a million names costs what 100,000 do.
+pub const MAX_NODE_NAMES: usize = 100_000;
+
+/// `NodeNames`, refused while decoding once past [`MAX_NODE_NAMES`].
+fn bounded_names<'de, D>(d: D) -> Result<Option<Vec<NodeName<'de>>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Names;
+    impl<'de> serde::de::Visitor<'de> for Names {
+        type Value = Option<Vec<NodeName<'de>>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "null or a list of at most {MAX_NODE_NAMES} node names")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut names = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_NODE_NAMES));
+            while let Some(Borrowed(name)) = seq.next_element()? {
+                if names.len() == MAX_NODE_NAMES {
+                    return Err(serde::de::Error::custom(format!(
+                        "NodeNames: more than {MAX_NODE_NAMES} node names"
+                    )));
+                }
+                names.push(name);
+            }
+            Ok(Some(names))
+        }
+    }
+    d.deserialize_option(Names)
+}
+
+/// A string borrowed from the body when it needs no unescaping.
+struct Borrowed<'a>(NodeName<'a>);
+
+impl<'de> Deserialize<'de> for Borrowed<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Inner<'a>(#[serde(borrow)] Cow<'a, str>);
+        Inner::deserialize(d).map(|Inner(name)| Borrowed(name))
+    }
 }
 
 impl<'a> ExtenderArgs<'a> {

@@ -1,5 +1,6 @@
 //! tessera-tests: cross-crate and end-to-end tests live in `tests/tests/`; shared helpers here.
 
+pub mod bounds;
 pub mod cluster;
 pub mod e2e;
 pub mod http;

@@ -2,35 +2,11 @@
 //! nodes) is decoded keeping only each victim's UID: the peak memory of decoding a 3–4 MB body,
 //! counted by a global allocator, stays a fraction of the body for whole pods and a bounded
 //! multiple of it for the smallest victims a body can hold.
-#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::json;
 use tessera_extender::wire::ExtenderPreemptionArgs;
-
-/// Counts bytes live and the peak since the last reset.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only counters are added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: the caller's layout is passed on as given.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use tessera_tests::bounds::{Counting, cost_of};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -66,10 +42,8 @@ fn victim_pods_cost_a_bounded_multiple_of_their_body() {
     .unwrap();
     assert!(body.len() > 2_000_000, "{} bytes", body.len());
 
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    let args: ExtenderPreemptionArgs = serde_json::from_slice(&body).unwrap();
-    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let (args, peak, _) =
+        cost_of(|| -> ExtenderPreemptionArgs { serde_json::from_slice(&body).unwrap() });
     let victims = &args.node_name_to_victims.as_ref().unwrap()["node-a"].pods;
     assert_eq!(victims.len(), 1500);
     assert_eq!(victims[7].metadata.uid.as_deref(), Some("victim-7"));
@@ -87,10 +61,8 @@ fn victim_pods_cost_a_bounded_multiple_of_their_body() {
         "NodeNameToVictims": {"node-a": {"Pods": victims, "NumPDBViolations": 0}},
     }))
     .unwrap();
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    let args: ExtenderPreemptionArgs = serde_json::from_slice(&body).unwrap();
-    let peak = PEAK.load(Ordering::Relaxed) - before;
+    let (args, peak, _) =
+        cost_of(|| -> ExtenderPreemptionArgs { serde_json::from_slice(&body).unwrap() });
     assert_eq!(
         args.node_name_to_victims.unwrap()["node-a"].pods.len(),
         1_000_000

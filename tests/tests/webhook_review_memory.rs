@@ -2,40 +2,16 @@
 //! StatefulSet owner name (or `spec.subdomain`) at ordinal 999 is refused on its names before any
 //! peer list is rendered. The peak memory of the review, counted by a global allocator, stays a
 //! small multiple of the body (it rendered 312 MiB before names were checked first).
-#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use prometheus_client::registry::Registry;
 use serde_json::json;
+use std::time::Duration;
+use tessera_tests::bounds::{Counting, cost_of};
 use tessera_webhook::WebhookState;
 use tessera_webhook::admission::review;
 use tessera_webhook::config::AdmissionConfig;
 use tessera_webhook::metrics::Metrics;
-
-/// Counts bytes live and the peak since the last reset.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only counters are added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: the caller's layout is passed on as given.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -78,10 +54,7 @@ fn a_huge_name_is_refused_before_it_is_rendered_a_thousand_times() {
         ("owner name", member(&huge, "zk-hs")),
         ("subdomain", member("zk", &huge)),
     ] {
-        let before = LIVE.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
-        let answer = review(&state, &body).unwrap();
-        let peak = PEAK.load(Ordering::Relaxed) - before;
+        let (answer, peak, _) = cost_of(|| review(&state, &body).unwrap());
         let text = String::from_utf8(answer.body).unwrap();
         assert!(
             text.contains("\"allowed\":false"),
