@@ -1,20 +1,14 @@
 //! One budget of buffered request-body bytes per server, shared by every connection and every
-//! HTTP/2 stream: a body takes its bytes from the budget as they arrive and gives them back once
-//! its request is answered. At the budget a body waits (the peer's flow control then stops it)
-//! until another request finishes, or until its own request deadline (408). So what the server
-//! holds of request bodies is bounded by the budget, not by connections × streams × body limit.
+//! HTTP/2 stream. A request reserves its whole body from the budget before any of it is read
+//! (its Content-Length, or the body limit when it declares none) and gives it back once
+//! answered. At the budget a request waits until others finish, or until its own deadline (408).
+//! Reserving the whole body up front, not frame by frame, means half-sent bodies can never hold
+//! the budget between them while each waits for the rest. So what the server holds of request
+//! bodies is bounded by the budget, not by connections × streams × body limit.
 
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
-use axum::body::Bytes;
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use http_body::{Body, Frame, SizeHint};
-use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
-
-use crate::refusals::{Reason, Refusals};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The server's budget.
 #[derive(Debug, Clone)]
@@ -22,6 +16,9 @@ pub(crate) struct Budget {
     bytes: Arc<Semaphore>,
     size: u32,
 }
+
+/// Bytes reserved for one request; given back when dropped.
+pub(crate) type Reserved = OwnedSemaphorePermit;
 
 impl Budget {
     /// A budget of `bytes` (at most `u32::MAX`).
@@ -33,163 +30,61 @@ impl Budget {
         }
     }
 
-    /// Bytes not taken by any body now.
+    /// `n` bytes now, if the budget has them.
+    pub(crate) fn try_reserve(&self, n: u64) -> Option<Reserved> {
+        self.bytes
+            .clone()
+            .try_acquire_many_owned(self.clamp(n))
+            .ok()
+    }
+
+    /// `n` bytes, once the budget has them.
+    pub(crate) async fn reserve(&self, n: u64) -> Option<Reserved> {
+        self.bytes
+            .clone()
+            .acquire_many_owned(self.clamp(n))
+            .await
+            .ok()
+    }
+
+    /// A body larger than the whole budget takes all of it rather than waiting forever.
+    fn clamp(&self, n: u64) -> u32 {
+        u32::try_from(n).unwrap_or(u32::MAX).min(self.size)
+    }
+
+    /// Bytes not reserved now.
     #[cfg(test)]
-    pub(crate) fn available(&self) -> usize {
+    fn available(&self) -> usize {
         self.bytes.available_permits()
-    }
-}
-
-/// What one request holds of the budget; released when the last clone drops (the body once
-/// read, and the request's future once answered).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Held(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
-
-impl Held {
-    fn add(&self, permit: OwnedSemaphorePermit) {
-        let mut held = match self.0.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        match held.as_mut() {
-            Some(h) => h.merge(permit),
-            None => *held = Some(permit),
-        }
-    }
-}
-
-/// The wait for a frame's bytes.
-type Wait = BoxFuture<'static, Result<OwnedSemaphorePermit, AcquireError>>;
-
-/// A request body whose data frames are paid for from the budget before they are handed on.
-pub(crate) struct Budgeted<B> {
-    inner: B,
-    budget: Budget,
-    held: Held,
-    refusals: Refusals,
-    /// A frame received while the budget was spent, and the wait for its bytes.
-    waiting: Option<(Frame<Bytes>, Wait)>,
-}
-
-impl<B> Budgeted<B> {
-    pub(crate) fn new(inner: B, budget: Budget, held: Held, refusals: Refusals) -> Self {
-        Budgeted {
-            inner,
-            budget,
-            held,
-            refusals,
-            waiting: None,
-        }
-    }
-}
-
-impl<B> Body for Budgeted<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = &mut *self;
-        if let Some((frame, mut wait)) = this.waiting.take() {
-            let Poll::Ready(permit) = wait.poll_unpin(cx) else {
-                this.waiting = Some((frame, wait));
-                return Poll::Pending;
-            };
-            // The semaphore is never closed; a failure would only mean no bytes were taken.
-            if let Ok(permit) = permit {
-                this.held.add(permit);
-            }
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => frame,
-            other => return other,
-        };
-        let Some(len) = frame.data_ref().map(Bytes::len).filter(|n| *n > 0) else {
-            return Poll::Ready(Some(Ok(frame)));
-        };
-        // A frame larger than the whole budget takes all of it rather than waiting forever.
-        let n = u32::try_from(len).unwrap_or(u32::MAX).min(this.budget.size);
-        match this.budget.bytes.clone().try_acquire_many_owned(n) {
-            Ok(permit) => {
-                this.held.add(permit);
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Err(_) => {
-                this.refusals.count(Reason::BodyBudget);
-                let wait = this.budget.bytes.clone().acquire_many_owned(n).boxed();
-                this.waiting = Some((frame, wait));
-                // Poll the wait once so this task is woken when bytes come back.
-                Pin::new(this).poll_frame(cx)
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.waiting.is_none() && self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::{BodyExt, StreamBody};
-
-    fn body_of(
-        chunks: &[usize],
-    ) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin {
-        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = chunks
-            .iter()
-            .map(|n| Ok(Frame::data(Bytes::from(vec![b'x'; *n]))))
-            .collect();
-        StreamBody::new(futures::stream::iter(frames))
-    }
 
     #[tokio::test]
-    async fn bytes_are_held_until_the_request_is_done_and_a_body_over_the_rest_waits() {
+    async fn a_body_waits_until_earlier_ones_are_answered() {
         let budget = Budget::new(1000);
-        let refusals = Refusals::default();
-        let first = Held::default();
-        let body = Budgeted::new(
-            body_of(&[400, 400]),
-            budget.clone(),
-            first.clone(),
-            refusals.clone(),
-        );
-        let got = body.collect().await.unwrap().to_bytes();
-        assert_eq!(got.len(), 800);
+        let first = budget.try_reserve(800).unwrap();
+        assert!(budget.try_reserve(300).is_none(), "only 200 bytes are left");
+        let waiting = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.reserve(300).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(first);
+        let second = waiting.await.unwrap().unwrap();
+        assert_eq!(budget.available(), 700);
+        drop(second);
+        let whole = budget.try_reserve(5000).unwrap();
         assert_eq!(
             budget.available(),
-            200,
-            "the read body still holds its bytes"
+            0,
+            "a body over the budget takes all of it"
         );
-
-        // A second body of 300 bytes cannot get them while the first request is held.
-        let second = Held::default();
-        let mut waiting = Budgeted::new(
-            body_of(&[300]),
-            budget.clone(),
-            second.clone(),
-            refusals.clone(),
-        );
-        let poll = futures::poll!(waiting.frame());
-        assert!(poll.is_pending(), "the second body waits for the budget");
-        assert_eq!(refusals.get(Reason::BodyBudget), 1);
-
-        drop(first);
-        let frame = waiting.frame().await.unwrap().unwrap();
-        assert_eq!(frame.into_data().unwrap().len(), 300);
-        assert_eq!(budget.available(), 700);
-        drop((waiting, second));
+        drop(whole);
         assert_eq!(budget.available(), 1000, "every byte is given back");
     }
 }

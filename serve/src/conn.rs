@@ -20,7 +20,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use crate::budget::{Budget, Budgeted, Held};
+use crate::budget::Budget;
 use crate::client_auth::VerifiedClient;
 use crate::limits::Limits;
 use crate::refusals::Reason;
@@ -122,19 +122,27 @@ where
         let deadline = limits.request;
         let refusals = limits.refusals.clone();
         let mut app = self.app.clone();
-        let held = Held::default();
         let budget = self.shared.budget.clone();
-        let mut req =
-            req.map(|b| Body::new(Budgeted::new(b, budget, held.clone(), refusals.clone())));
+        let body_bytes = body_bytes(&req, limits.max_body_bytes);
+        let mut req = req.map(Body::new);
         if self.shared.verified {
             req.extensions_mut().insert(VerifiedClient);
         }
         Box::pin(async move {
-            // The body's bytes stay counted until the answer is built.
-            let _held = held;
             let _guard = guard;
-            let call = tower::Service::call(&mut app, req);
-            match tokio::time::timeout(deadline, call).await {
+            let counted = refusals.clone();
+            let work = async move {
+                // The body's bytes are reserved before any is read and held until answered.
+                let _reserved = match budget.try_reserve(body_bytes) {
+                    Some(r) => Some(r),
+                    None => {
+                        counted.count(Reason::BodyBudget);
+                        budget.reserve(body_bytes).await
+                    }
+                };
+                tower::Service::call(&mut app, req).await
+            };
+            match tokio::time::timeout(deadline, work).await {
                 Ok(response) => response,
                 Err(_) => Ok({
                     refusals.count(Reason::RequestTimeout);
@@ -148,6 +156,21 @@ where
                 }),
             }
         })
+    }
+}
+
+/// The bytes a request's body may take: its Content-Length, or the limit when it declares none
+/// (chunked, or an HTTP/2 stream without the header). Requests without a body take nothing.
+fn body_bytes<B: http_body::Body>(req: &Request<B>, max: u64) -> u64 {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) => n.min(max),
+        None if req.body().is_end_stream() => 0,
+        None => max,
     }
 }
 

@@ -25,6 +25,10 @@ use crate::refusals::Reason;
 
 /// Longest a client may take to finish the TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// HTTP/2 flow-control window of one stream (hyper's default is 1 MiB).
+const STREAM_WINDOW: u32 = 64 << 10;
+/// HTTP/2 flow-control window of one connection, all its streams together.
+const CONNECTION_WINDOW: u32 = 256 << 10;
 /// Pause after a failed accept (out of descriptors and the like) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -71,7 +75,13 @@ async fn serve_with(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADERS);
-    builder.http2().timer(TokioTimer::new());
+    // What one HTTP/2 connection may have sent and not yet read, whatever its streams: bodies
+    // are read only once reserved from the budget, so unread data waits in these windows.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
     tokio::pin!(shutdown);
     let mut failures: u64 = 0;
     loop {
