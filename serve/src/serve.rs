@@ -25,10 +25,15 @@ use crate::refusals::Reason;
 
 /// Longest a client may take to finish the TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Most HTTP/2 streams one connection may have open (hyper's default is 200). Go's HTTP/2
+/// client, the apiserver's and kube-scheduler's, opens another connection past it.
+const MAX_STREAMS: u32 = 32;
 /// HTTP/2 flow-control window of one stream (hyper's default is 1 MiB).
-const STREAM_WINDOW: u32 = 64 << 10;
-/// HTTP/2 flow-control window of one connection, all its streams together.
-const CONNECTION_WINDOW: u32 = 256 << 10;
+const STREAM_WINDOW: u32 = 32 << 10;
+/// HTTP/2 flow-control window of one connection: room for every stream's window, so the unread
+/// data of streams waiting for the body budget never stops the streams being read (with a
+/// smaller one, those could wait on each other until the request deadline).
+const CONNECTION_WINDOW: u32 = MAX_STREAMS * STREAM_WINDOW;
 /// Pause after a failed accept (out of descriptors and the like) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -80,6 +85,7 @@ async fn serve_with(
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW);
     tokio::pin!(shutdown);

@@ -1,5 +1,5 @@
 //! One budget of buffered request-body bytes per server, across connections and HTTP/2 streams:
-//! of 40 streams on one HTTP/2 connection, each declaring an 8 KiB body and sending half of it,
+//! of 32 streams (the most one connection may open) on one HTTP/2 connection, each declaring an 8 KiB body and sending half of it,
 //! only 8 reserve their body from a 64 KiB budget; the rest wait (counted) until earlier
 //! requests are answered, and every request is answered once the bodies are complete.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tessera_serve::{Limits, Reason, Refusals};
 use tokio::sync::mpsc;
 
-const STREAMS: usize = 40;
+const STREAMS: usize = 32;
 const HALF: usize = 4 << 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
