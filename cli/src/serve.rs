@@ -77,7 +77,7 @@ pub async fn serve(
                 RELOAD_EVERY,
                 seen,
             ));
-            Some(cas)
+            Some(cas as Arc<dyn rustls::server::danger::ClientCertVerifier>)
         }
         None => None,
     };

@@ -161,11 +161,11 @@ pub fn server_config(
     server_config_with_clients(store, None, provider)
 }
 
-/// As [`server_config`], also asking clients for a certificate that `clients` verifies (see
-/// `client_auth`: offered, and marked on each request when it verified).
+/// As [`server_config`], also asking clients for a certificate that `clients` verifies (the
+/// extender's `ClientCas`: offered, and marked on each request when it verified).
 pub fn server_config_with_clients(
     store: Arc<CertStore>,
-    clients: Option<Arc<crate::client_auth::ClientCas>>,
+    clients: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
     let builder =

@@ -25,6 +25,26 @@ const BODY: usize = 1 << 20;
 const BUDGET: u64 = 16 << 20;
 static CHUNK: [u8; 64 << 10] = [b'x'; 64 << 10];
 
+/// A static chunk, the same frame each time: the client allocates nothing per byte.
+fn frame(_: usize) -> Result<Frame<Bytes>, std::convert::Infallible> {
+    Ok(Frame::data(Bytes::from_static(&CHUNK)))
+}
+
+type Chunks = StreamBody<
+    futures::stream::Iter<
+        std::iter::Map<
+            std::ops::Range<usize>,
+            fn(usize) -> Result<Frame<Bytes>, std::convert::Infallible>,
+        >,
+    >,
+>;
+
+/// A body of `n` chunks.
+fn chunks(n: usize) -> Chunks {
+    let frames: fn(usize) -> Result<Frame<Bytes>, std::convert::Infallible> = frame;
+    StreamBody::new(futures::stream::iter((0..n).map(frames)))
+}
+
 fn flood() -> usize {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -58,12 +78,17 @@ fn flood() -> usize {
                 .await
                 .unwrap();
         tokio::spawn(conn);
+        // One request first, so the server's SETTINGS (at most 32 streams) have arrived before
+        // the flood: a client that opens more before it knows is refused those streams.
+        let mut first = send.clone();
+        first.ready().await.unwrap();
+        let probe = hyper::Request::post("http://localhost/review")
+            .body(chunks(0))
+            .unwrap();
+        first.send_request(probe).await.unwrap();
         let mut answers = Vec::new();
         for _ in 0..STREAMS {
-            let chunks = (0..BODY / CHUNK.len()).map(|_| {
-                Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(&CHUNK)))
-            });
-            let body = StreamBody::new(futures::stream::iter(chunks));
+            let body = chunks(BODY / CHUNK.len());
             let req = hyper::Request::post("http://localhost/review")
                 .header("content-length", BODY.to_string())
                 .body(body)
