@@ -40,6 +40,7 @@ async fn inspect_shows_who_holds_which_share() {
             node: node.clone(),
             containers: vec![ContainerAssignment {
                 container: "main".into(),
+                init: false,
                 gpus: vec![GpuShare {
                     uuid: format!("GPU-{node}-{gpu}"),
                     mem_mib: mem,

@@ -38,6 +38,7 @@ fn cluster() -> ClusterLedger {
                 core_milli: core,
             };
             let placement = Placement {
+                init: Vec::new(),
                 containers: vec![ContainerPlacement {
                     container: "c".into(),
                     shares: vec![share],

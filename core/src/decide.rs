@@ -98,7 +98,7 @@ fn verdict(
     shape: ShapeId,
 ) -> Verdict {
     let Some(index) = view.ledger.node_index(name) else {
-        return if pod.containers.is_empty() {
+        return if !pod.holds_gpus() {
             // A spreading-only pod on a node we do not track: nothing to object to.
             Verdict::Pass
         } else {
@@ -106,7 +106,7 @@ fn verdict(
         };
     };
     let node = &view.ledger.nodes()[index];
-    if node.gpus.is_empty() && !pod.containers.is_empty() {
+    if node.gpus.is_empty() && pod.holds_gpus() {
         return Verdict::Never(format!("node {name} has no Tessera GPU inventory"));
     }
     if let Some(group) = &pod.group
@@ -114,7 +114,7 @@ fn verdict(
     {
         return Verdict::Fail(unfit.to_string());
     }
-    if pod.containers.is_empty() {
+    if !pod.holds_gpus() {
         return Verdict::Pass;
     }
     // Fit is the same for every policy: no need to score here, prioritize does that.
@@ -154,7 +154,7 @@ pub fn prioritize_with<N: AsRef<str>>(
                 .group
                 .as_ref()
                 .map_or(0.0, |g| view.spread.score(g, node));
-            let policy = if pod.containers.is_empty() {
+            let policy = if !pod.holds_gpus() {
                 0.0
             } else {
                 memo.score(shape, index, node, || {

@@ -13,7 +13,9 @@ mod chosen;
 
 pub use chosen::{Chosen, FAST_PATH_MAX_GPUS, choose, explain, try_choose};
 
-use crate::ledger::{ContainerPlacement, GpuState, NodeLedger, Placement, Share, Sharing};
+use crate::ledger::{
+    ContainerPlacement, GpuState, InitPlacement, NodeLedger, Placement, Share, Sharing,
+};
 use crate::request::{GpuDemand, PodRequest, RunAs};
 
 /// How to choose among GPUs that all fit.
@@ -247,13 +249,13 @@ fn check_capacity(gpu: &GpuState, free: Free, demand: &GpuDemand) -> Result<(), 
 pub fn host_fits(node: &NodeLedger, pod: &PodRequest) -> bool {
     (node.host.cpu_milli.is_none() || pod.cpu_milli <= node.cpu_free_milli)
         && (node.host.mem_mib.is_none() || pod.mem_mib <= node.mem_free_mib)
-        && (pod.containers.is_empty() || node.mps_user_allows(pod.run_as))
+        && (!pod.holds_gpus() || node.mps_user_allows(pod.run_as))
 }
 
 /// Checks host CPU and memory, when the node tracks them, and the user of a single-user MPS
 /// node (a node-wide limit: one control daemon serves all of the node's GPUs).
 pub fn check_host(node: &NodeLedger, pod: &PodRequest) -> Result<(), Unfit> {
-    if !pod.containers.is_empty() && !node.mps_user_allows(pod.run_as) {
+    if pod.holds_gpus() && !node.mps_user_allows(pod.run_as) {
         return Err(Unfit::MpsUser {
             node: node.name.clone(),
             serving: node.mps_user(),
@@ -288,7 +290,7 @@ fn place_general(
 ) -> Result<Placement, Unfit> {
     check_host(node, pod)?;
     let mut placement = Placement::default();
-    if pod.containers.is_empty() {
+    if !pod.holds_gpus() {
         return Ok(placement);
     }
     if node.gpus.is_empty() {
@@ -299,31 +301,62 @@ fn place_general(
     let mut free: Vec<Free> = node.gpus.iter().map(Free::of).collect();
     let mut usable: Vec<usize> = Vec::with_capacity(node.gpus.len());
     for c in &pod.containers {
-        let d = &c.demand;
-        usable.clear();
-        usable.extend((0..node.gpus.len()).filter(|&i| gpu_fits(&node.gpus[i], free[i], d, pod)));
-        if usable.len() < d.gpus as usize {
-            return Err(gpus_unfit(node, pod, c, &free, usable.len()));
+        let shares = place_one(node, pod, c, &mut free, &mut usable, choice)?;
+        placement.containers.push(shares);
+    }
+    // An ordinary init container runs alone, before the app containers, beside the sidecars
+    // started before it: it must fit beside those only, and init containers never add up (the
+    // init rule; the ledger charges each GPU the larger phase, `ledger/charge.rs`).
+    for i in &pod.init {
+        let mut phase: Vec<Free> = node.gpus.iter().map(Free::of).collect();
+        let before = &placement.containers[..i.sidecars_before.min(placement.containers.len())];
+        for s in before.iter().flat_map(|c| &c.shares) {
+            let f = &mut phase[s.gpu];
+            f.mem = f.mem.saturating_sub(s.mem_mib);
+            f.core = f.core.saturating_sub(s.core_milli);
+            f.slots = f.slots.saturating_sub(1);
         }
-        // Key: compute then memory left after the share; ties keep index order (stable sort).
-        let left = |i: &usize| {
-            let f = free[*i];
-            (f.core - d.core_milli.min(f.core), f.mem)
-        };
-        match choice {
-            GpuChoice::BestFit => usable.sort_by_key(left),
-            GpuChoice::WorstFit => usable.sort_by_key(|i| std::cmp::Reverse(left(i))),
-        }
-        let shares: Vec<Share> = usable[..d.gpus as usize]
-            .iter()
-            .map(|&i| take(&mut free[i], &node.gpus[i], i, d))
-            .collect();
-        placement.containers.push(ContainerPlacement {
-            container: c.container.clone(),
-            shares,
+        let shares = place_one(node, pod, &i.container, &mut phase, &mut usable, choice)?;
+        placement.init.push(InitPlacement {
+            placement: shares,
+            sidecars_before: i.sidecars_before,
         });
     }
     Ok(placement)
+}
+
+/// Places one container on `free`, taking its shares out of it.
+fn place_one(
+    node: &NodeLedger,
+    pod: &PodRequest,
+    c: &crate::request::ContainerDemand,
+    free: &mut [Free],
+    usable: &mut Vec<usize>,
+    choice: GpuChoice,
+) -> Result<ContainerPlacement, Unfit> {
+    let d = &c.demand;
+    usable.clear();
+    usable.extend((0..node.gpus.len()).filter(|&i| gpu_fits(&node.gpus[i], free[i], d, pod)));
+    if usable.len() < d.gpus as usize {
+        return Err(gpus_unfit(node, pod, c, free, usable.len()));
+    }
+    // Key: compute then memory left after the share; ties keep index order (stable sort).
+    let left = |i: &usize| {
+        let f = free[*i];
+        (f.core - d.core_milli.min(f.core), f.mem)
+    };
+    match choice {
+        GpuChoice::BestFit => usable.sort_by_key(left),
+        GpuChoice::WorstFit => usable.sort_by_key(|i| std::cmp::Reverse(left(i))),
+    }
+    let shares: Vec<Share> = usable[..d.gpus as usize]
+        .iter()
+        .map(|&i| take(&mut free[i], &node.gpus[i], i, d))
+        .collect();
+    Ok(ContainerPlacement {
+        container: c.container.clone(),
+        shares,
+    })
 }
 
 /// The failure report for a container: why each GPU was refused (built only on failure, since

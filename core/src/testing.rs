@@ -28,6 +28,7 @@ pub fn hold(node: &mut NodeLedger, pod: &str, gpu: usize, mem_mib: u64, core_mil
         core_milli,
     };
     let placement = Placement {
+        init: Vec::new(),
         containers: vec![ContainerPlacement {
             container: "c".into(),
             shares: vec![share],
@@ -69,6 +70,7 @@ pub fn busy_cluster(nodes: usize, pods_per_node: usize, seed: u64) -> crate::led
                 core_milli: core,
             };
             let placement = Placement {
+                init: Vec::new(),
                 containers: vec![ContainerPlacement {
                     container: "c".into(),
                     shares: vec![share],

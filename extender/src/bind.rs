@@ -108,7 +108,7 @@ fn reserve(
     {
         c.spread.check(group, node).map_err(|e| e.to_string())?;
     }
-    if !request.containers.is_empty() {
+    if request.holds_gpus() {
         let (index, placement) = decide::assign(c.view(state.config().policy), request, &args.node)
             .map_err(|e| e.to_string())?;
         let assignment = c.ledger.nodes()[index].to_assignment(&placement);

@@ -110,7 +110,7 @@ fn split_stale<'a>(
     let Some(max_age) = state.config().heartbeat_max_age else {
         return (names, stale);
     };
-    if pod.containers.is_empty() {
+    if !pod.holds_gpus() {
         return (names, stale);
     }
     let now = crate::clock::unix_secs();

@@ -43,7 +43,7 @@ pub fn preempt(state: &ExtenderState, args: ExtenderPreemptionArgs) -> ExtenderP
         // No error field in this answer: an invalid pod simply gets no candidates.
         return ExtenderPreemptionResult::default();
     };
-    if pod.containers.is_empty() {
+    if !pod.holds_gpus() {
         // Nothing of ours to free: kube-scheduler's own choice stands.
         return ExtenderPreemptionResult {
             node_name_to_meta_victims: candidates.into_iter().collect(),

@@ -254,6 +254,7 @@ fn request_bytes(request: &PendingRequest) -> usize {
             let containers: usize = r
                 .containers
                 .iter()
+                .chain(r.init.iter().map(|i| &i.container))
                 .map(|c| std::mem::size_of_val(c) + c.container.len())
                 .sum();
             let models: usize = r.models.iter().map(|m| 24 + m.len()).sum();

@@ -30,15 +30,43 @@ fn foreign_names(t: Translation) -> Vec<&'static str> {
     names
 }
 
-/// True when any container asks for a GPU under a name `t` reads (Tessera's own always count).
-pub(super) fn asks_for_gpu(containers: &[ContainerView<'_>], t: Translation) -> bool {
+/// True when any of `containers` asks for a GPU under a name `t` reads (Tessera's own always
+/// count).
+pub(super) fn asks_for_gpu<'c, 'a: 'c>(
+    containers: impl IntoIterator<Item = &'c ContainerView<'a>>,
+    t: Translation,
+) -> bool {
+    containers.into_iter().any(|c| gpu_name(c, t).is_some())
+}
+
+/// The first GPU resource name container `c` asks for under `t`.
+fn gpu_name<'c>(c: &'c ContainerView<'_>, t: Translation) -> Option<&'c str> {
     let foreign = foreign_names(t);
-    containers.iter().any(|c| {
-        lists(c).any(|m| {
-            m.keys()
-                .any(|k| k.starts_with("tessera.dev/gpu") || foreign.contains(&k.as_str()))
-        })
+    lists(c).find_map(|m| {
+        m.keys()
+            .map(|k| k.as_str())
+            .find(|k| k.starts_with("tessera.dev/gpu") || foreign.contains(k))
     })
+}
+
+/// Refuses ephemeral containers that ask for GPUs: Kubernetes gives ephemeral containers no
+/// resources and the kubelet never calls a device plugin for them, so a share there could be
+/// neither placed nor allocated. (The apiserver refuses ephemeral containers at creation and
+/// `resources` on them; the guard policy refuses them on `pods/ephemeralcontainers`, which
+/// this webhook does not see.)
+pub(super) fn refuse_ephemeral(
+    containers: &[ContainerView<'_>],
+    t: Translation,
+) -> Result<(), RenderProblem> {
+    for c in containers {
+        if let Some(resource) = gpu_name(c, t) {
+            return Err(RenderProblem::EphemeralGpu {
+                container: c.name.to_string(),
+                resource: resource.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn lists<'c>(c: &'c ContainerView<'_>) -> impl Iterator<Item = &'c StrMap<'c>> {

@@ -148,6 +148,17 @@ pub enum RenderProblem {
         /// [`bounds::DNS_LABEL`] or [`bounds::DNS_SUBDOMAIN`].
         limit: usize,
     },
+    /// An ephemeral container asking for a GPU share.
+    #[error(
+        "ephemeral container {container:?} asks for {resource}: ephemeral containers cannot hold \
+         GPU shares (Kubernetes gives them no resources); ask for it in a container or init container"
+    )]
+    EphemeralGpu {
+        /// Container name.
+        container: String,
+        /// The GPU resource it names.
+        resource: String,
+    },
     /// A foreign GPU name Tessera cannot express.
     #[error("container {container:?}: {resource} has no tessera.dev equivalent")]
     NoEquivalent {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::view::{PodView, StrMap};
+use super::view::{ContainerView, PodView, StrMap};
 
 /// One JSON Patch operation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,6 +64,8 @@ pub(super) struct Changes {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub existing: BTreeMap<usize, ContainerChanges>,
+    /// Changes to the pod's existing init containers, by index as received.
+    pub existing_init: BTreeMap<usize, ContainerChanges>,
     pub containers: Vec<Value>,
     pub init_containers: Vec<Value>,
     pub volumes: Vec<Value>,
@@ -91,24 +93,14 @@ impl Changes {
         let containers = pod.containers();
         for (i, ch) in self.existing {
             let Some(c) = containers.get(i) else { continue };
-            let base = format!("/spec/containers/{i}");
-            append(&mut ops, &format!("{base}/env"), c.env.is_some(), ch.env);
-            append(
-                &mut ops,
-                &format!("{base}/volumeMounts"),
-                c.volume_mounts.is_some(),
-                ch.mounts,
-            );
-            resource_ops(&mut ops, &base, c.resources.as_ref(), ch.resources);
-            if let Some(hook) = ch.pre_stop {
-                ops.push(match c.lifecycle {
-                    Some(_) => Op::add(format!("{base}/lifecycle/preStop"), hook),
-                    None => Op::add(
-                        format!("{base}/lifecycle"),
-                        serde_json::json!({"preStop": hook}),
-                    ),
-                });
-            }
+            container_ops(&mut ops, &format!("/spec/containers/{i}"), c, ch);
+        }
+        // Before the injected init containers are inserted at the front: these paths index
+        // the init containers as received.
+        let init = pod.init_containers();
+        for (i, ch) in self.existing_init {
+            let Some(c) = init.get(i) else { continue };
+            container_ops(&mut ops, &format!("/spec/initContainers/{i}"), c, ch);
         }
         let has_containers = spec.is_some_and(|s| s.containers.is_some());
         append(
@@ -139,6 +131,27 @@ impl Changes {
             ops.push(Op::add("/spec/schedulerName".into(), Value::String(s)));
         }
         ops
+    }
+}
+
+/// The operations for one existing container at `base`.
+fn container_ops(ops: &mut Vec<Op>, base: &str, c: &ContainerView<'_>, ch: ContainerChanges) {
+    append(ops, &format!("{base}/env"), c.env.is_some(), ch.env);
+    append(
+        ops,
+        &format!("{base}/volumeMounts"),
+        c.volume_mounts.is_some(),
+        ch.mounts,
+    );
+    resource_ops(ops, base, c.resources.as_ref(), ch.resources);
+    if let Some(hook) = ch.pre_stop {
+        ops.push(match c.lifecycle {
+            Some(_) => Op::add(format!("{base}/lifecycle/preStop"), hook),
+            None => Op::add(
+                format!("{base}/lifecycle"),
+                serde_json::json!({"preStop": hook}),
+            ),
+        });
     }
 }
 

@@ -432,17 +432,24 @@ impl Builder {
         let Some(scheduler) = p.scheduler_name() else {
             return Ok(());
         };
+        let problem = |problem| RenderError {
+            profile: p.name.clone(),
+            field: "spec.gpu".into(),
+            problem,
+        };
+        gpu::refuse_ephemeral(pod.ephemeral_containers(), p.translation).map_err(problem)?;
         for (i, c) in pod.containers().iter().enumerate() {
             let ch = self.changes.existing.entry(i).or_default();
-            gpu::translate(c, p.translation, ch).map_err(|problem| RenderError {
-                profile: p.name.clone(),
-                field: "spec.gpu".into(),
-                problem,
-            })?;
+            gpu::translate(c, p.translation, ch).map_err(problem)?;
         }
-        if self.changes.scheduler_name.is_some()
-            || !gpu::asks_for_gpu(pod.containers(), p.translation)
-        {
+        // Init containers and native sidecars hold GPUs the same way (the init rule is the
+        // extender's); their edits go to their own list, by index in the pod as received.
+        for (i, c) in pod.init_containers().iter().enumerate() {
+            let ch = self.changes.existing_init.entry(i).or_default();
+            gpu::translate(c, p.translation, ch).map_err(problem)?;
+        }
+        let all = pod.init_containers().iter().chain(pod.containers());
+        if self.changes.scheduler_name.is_some() || !gpu::asks_for_gpu(all, p.translation) {
             return Ok(());
         }
         match pod.scheduler_name() {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 
 mod bounds;
+mod gpu_init;
 mod group;
 mod membership;
 

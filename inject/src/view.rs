@@ -113,6 +113,9 @@ pub struct SpecView<'a> {
     /// Init containers.
     #[serde(borrow, default)]
     pub init_containers: Option<Vec<ContainerView<'a>>>,
+    /// Ephemeral containers (only to refuse GPU shares there).
+    #[serde(borrow, default)]
+    pub ephemeral_containers: Option<Vec<ContainerView<'a>>>,
     /// Volumes (names only).
     #[serde(borrow, default)]
     pub volumes: Option<Vec<Named<'a>>>,
@@ -234,6 +237,16 @@ impl<'a> PodView<'a> {
         self.spec
             .as_ref()
             .and_then(|s| s.init_containers.as_deref())
+            .unwrap_or(&[])
+    }
+}
+
+impl<'a> PodView<'a> {
+    /// Ephemeral containers (empty when the spec has none).
+    pub fn ephemeral_containers(&self) -> &[ContainerView<'a>] {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.as_deref())
             .unwrap_or(&[])
     }
 }

@@ -66,6 +66,13 @@ pub struct ContainerAssignment {
     pub container: String,
     /// One share per GPU, distinct GPUs.
     pub gpus: Vec<GpuShare>,
+    /// An ordinary init container (`"init": true`): it holds its share only while it runs,
+    /// alone, before the app containers, so the ledger charges it by the init rule instead of
+    /// adding it up. Absent (false) for app containers and native sidecars, so assignments
+    /// written before init containers were placed read as they always did, and a reader that
+    /// does not know the field adds it up, which over-reserves but never over-commits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
 }
 
 /// What the extender assigned to a pod: the value of `tessera.dev/gpu-assignment`.
@@ -174,6 +181,7 @@ mod tests {
             node: "gpu-1".into(),
             containers: vec![ContainerAssignment {
                 container: "train".into(),
+                init: false,
                 gpus: vec![GpuShare {
                     uuid: "GPU-aaaa".into(),
                     mem_mib: 4096,
@@ -241,6 +249,7 @@ mod tests {
                 node,
                 containers: vec![ContainerAssignment {
                     container: "c".into(),
+                    init: false,
                     gpus: shares.into_iter().map(|(uuid, mem_mib, core_milli)| GpuShare { uuid, mem_mib, core_milli }).collect(),
                 }],
             };

@@ -33,20 +33,28 @@ impl PodBuilder {
 
     /// Adds a container whose limits are `limits` (name, quantity).
     pub fn container(mut self, name: &str, limits: &[(&str, &str)]) -> Self {
-        let limits: BTreeMap<String, Quantity> = limits
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), Quantity((*v).to_string())))
-            .collect();
         if let Some(spec) = self.pod.spec.as_mut() {
-            spec.containers.push(Container {
-                name: name.into(),
-                image: Some("example.invalid/app:1".into()),
-                resources: Some(ResourceRequirements {
-                    limits: Some(limits),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
+            spec.containers.push(limited(name, limits));
+        }
+        self
+    }
+
+    /// Adds an ordinary init container (runs to completion before the app containers).
+    pub fn init_container(mut self, name: &str, limits: &[(&str, &str)]) -> Self {
+        if let Some(spec) = self.pod.spec.as_mut() {
+            spec.init_containers
+                .get_or_insert_with(Vec::new)
+                .push(limited(name, limits));
+        }
+        self
+    }
+
+    /// Adds a native sidecar: an init container with `restartPolicy: Always`.
+    pub fn sidecar(mut self, name: &str, limits: &[(&str, &str)]) -> Self {
+        if let Some(spec) = self.pod.spec.as_mut() {
+            let mut c = limited(name, limits);
+            c.restart_policy = Some("Always".into());
+            spec.init_containers.get_or_insert_with(Vec::new).push(c);
         }
         self
     }
@@ -95,6 +103,22 @@ impl PodBuilder {
     /// The pod.
     pub fn build(self) -> Pod {
         self.pod
+    }
+}
+
+fn limited(name: &str, limits: &[(&str, &str)]) -> Container {
+    let limits: BTreeMap<String, Quantity> = limits
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), Quantity((*v).to_string())))
+        .collect();
+    Container {
+        name: name.into(),
+        image: Some("example.invalid/app:1".into()),
+        resources: Some(ResourceRequirements {
+            limits: Some(limits),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 

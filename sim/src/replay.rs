@@ -108,6 +108,7 @@ pub fn trace_request(pod: &TracePod) -> PodRequest {
     };
     PodRequest {
         containers,
+        init: Vec::new(),
         models: pod.gpu_spec.clone(),
         cpu_milli: pod.cpu_milli,
         mem_mib: pod.memory_mib,

@@ -245,6 +245,7 @@ async fn assignments_left_by_binds_that_never_completed_are_removed_and_bound_on
         node: node.clone(),
         containers: vec![ContainerAssignment {
             container: "main".into(),
+            init: false,
             gpus: vec![GpuShare {
                 uuid: format!("{node}-gpu-0"),
                 mem_mib: 4000,

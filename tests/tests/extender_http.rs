@@ -553,6 +553,7 @@ fn isolation_state() -> Arc<ExtenderState> {
                 .upsert_node(name, None, &inventory, HostCapacity::untracked());
         }
         let placement = Placement {
+            init: Vec::new(),
             containers: vec![ContainerPlacement {
                 container: "main".into(),
                 shares: vec![Share {
@@ -681,6 +682,7 @@ async fn a_standby_answers_no_verb_until_it_leads_then_binds_as_its_term() {
         use tessera_core::ledger::{ContainerPlacement, Holding, Placement, Share};
         let holding = Holding {
             placement: Placement {
+                init: Vec::new(),
                 containers: vec![ContainerPlacement {
                     container: "main".into(),
                     shares: vec![Share {

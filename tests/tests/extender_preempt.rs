@@ -40,6 +40,7 @@ fn holder(name: &str, node: &str, mem_mib: u64, priority: i32) -> PodFacts {
             node: node.into(),
             containers: vec![ContainerAssignment {
                 container: "main".into(),
+                init: false,
                 gpus: vec![GpuShare {
                     uuid: format!("GPU-{node}-0"),
                     mem_mib,

@@ -14,7 +14,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde::Deserialize;
 use serde_json::json;
 use tessera_tests::cluster::Harness;
@@ -214,9 +214,64 @@ async fn the_guards_refuse_missed_pods_and_forged_assignments() {
     )
     .await
     .unwrap();
+    init_and_ephemeral_shares_are_guarded(&h).await;
     forged_assignments_are_refused(&h, &kubeconfig).await;
     the_webhook_writes_only_its_peer_lists(&h, &kubeconfig).await;
     a_device_plugin_writes_only_its_own_node(&h, &kubeconfig).await;
+}
+
+/// A share in an init container counts like one in an app container: one that asks for
+/// nothing (or more than a whole GPU's compute) is refused naming the container. An ephemeral
+/// container asking for a share (on `pods/ephemeralcontainers`, which the webhook never sees)
+/// is refused: by the apiserver's own validation, which forbids resources on ephemeral
+/// containers, or by the guard behind it.
+async fn init_and_ephemeral_shares_are_guarded(h: &Harness) {
+    let pods = h.pods();
+    let bad_init: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "bad-init", "annotations": {"tessera.dev/injected": "gpu-sharing@0"}},
+        "spec": {
+            "schedulerName": "tessera-scheduler",
+            "initContainers": [{"name": "warm", "image": "local/app:1",
+                                "resources": {"limits": {"tessera.dev/gpu-core": "150"}}}],
+            "containers": [{"name": "main", "image": "local/app:1"}]
+        }
+    }))
+    .unwrap();
+    let Err(kube::Error::Api(status)) = pods.create(&PostParams::default(), &bad_init).await else {
+        panic!("an init container asking for 150% of a GPU was admitted")
+    };
+    assert_eq!(status.code, 422, "{status:?}");
+    assert!(
+        status
+            .message
+            .contains("container warm asks for a tessera.dev GPU share"),
+        "{}",
+        status.message
+    );
+
+    let debug = json!({"spec": {"ephemeralContainers": [{
+        "name": "debug", "image": "local/app:1",
+        "resources": {"limits": {"tessera.dev/gpu-mem": "1024"}}}]}});
+    let refused = pods
+        .patch_subresource(
+            "ephemeralcontainers",
+            "processed",
+            &PatchParams::default(),
+            &Patch::Strategic(debug),
+        )
+        .await;
+    let Err(kube::Error::Api(status)) = refused else {
+        panic!("an ephemeral container asking for a share was admitted: {refused:?}")
+    };
+    assert_eq!(status.code, 422, "{status:?}");
+    assert!(
+        status
+            .message
+            .to_lowercase()
+            .contains("ephemeral container"),
+        "{}",
+        status.message
+    );
 }
 
 /// A forged assignment: on create, on update by a user, and on a pod placed by hand; Tessera's

@@ -333,6 +333,65 @@ async fn gpushare_pod_gets_tessera_names_and_scheduler() {
     }
 }
 
+/// The captured pod with an init container and a native sidecar, both asking for gpushare
+/// memory: both are translated (by index in the pod as received, before the patch inserts
+/// anything in front) and the pod goes to the Tessera scheduler, though its app container
+/// asks for no GPU.
+#[tokio::test]
+async fn gpu_shares_in_init_containers_and_native_sidecars_are_translated_and_routed() {
+    let (_server, mut client) = setup().await;
+    let mut review = fixture("pod-native-sidecar.request.json");
+    let o = &mut review["request"]["object"];
+    o["metadata"]["annotations"] = json!({"tessera.dev/inject": "gpu-sharing"});
+    // init-config (ordinary) and proxy (restartPolicy: Always), in that order.
+    for (i, gib) in [(0, "2"), (1, "1")] {
+        o["spec"]["initContainers"][i]["resources"] =
+            json!({"limits": {"aliyun.com/gpu-mem": gib}, "requests": {"aliyun.com/gpu-mem": gib}});
+    }
+    let (pod, _) = inject(&mut client, "gpu-sharing-init-containers", &review).await;
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.scheduler_name.as_deref(), Some("tessera-scheduler"));
+    let init = spec.init_containers.unwrap();
+    let limits = |c: &Container| -> BTreeMap<String, String> {
+        let res = c.resources.clone().unwrap().limits.unwrap();
+        res.into_iter().map(|(k, v)| (k, v.0)).collect()
+    };
+    let want = |mib: &str| {
+        BTreeMap::from([
+            ("tessera.dev/gpu".to_string(), "1".to_string()),
+            ("tessera.dev/gpu-mem".to_string(), mib.to_string()),
+        ])
+    };
+    assert_eq!(
+        (init[0].name.as_str(), limits(&init[0])),
+        ("init-config", want("2048"))
+    );
+    assert_eq!(
+        (init[1].name.as_str(), limits(&init[1])),
+        ("proxy", want("1024"))
+    );
+}
+
+/// An ephemeral container asking for a share is refused, saying why (the apiserver refuses
+/// ephemeral containers at creation too; the webhook answers first).
+#[tokio::test]
+async fn a_share_in_an_ephemeral_container_is_refused() {
+    let (_server, mut client) = setup().await;
+    let mut review = fixture("pod-bare.request.json");
+    let o = &mut review["request"]["object"];
+    o["metadata"]["annotations"] = json!({"tessera.dev/inject": "gpu-sharing"});
+    o["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox:1",
+        "resources": {"limits": {"tessera.dev/gpu-mem": "1024"}}}]);
+    let (status, resp) = client.mutate(&review).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["response"]["allowed"], false, "{resp}");
+    let message = resp["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ephemeral container \"debug\" asks for tessera.dev/gpu-mem"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn captured_pods_no_profile_selects_get_no_patch() {
     let (_server, mut client) = setup().await;

@@ -317,6 +317,7 @@ mod tests {
                 node: "gpu-1".into(),
                 containers: vec![ContainerAssignment {
                     container: "main".into(),
+                    init: false,
                     gpus: vec![GpuShare {
                         uuid: uuid.into(),
                         mem_mib,

@@ -20,6 +20,7 @@ fn assignment(node: &str, gpu: u32, mem_mib: u64, core_milli: u32) -> Assignment
         node: node.into(),
         containers: vec![ContainerAssignment {
             container: "main".into(),
+            init: false,
             gpus: vec![GpuShare {
                 uuid: format!("GPU-{node}-{gpu}"),
                 mem_mib,
@@ -100,6 +101,7 @@ fn reserve(c: &mut Cluster, key: &str, gpu: usize, mem_mib: u64, deadline_ms: u6
 fn holding(mem_mib: u64, core_milli: u32) -> Holding {
     Holding {
         placement: Placement {
+            init: Vec::new(),
             containers: vec![ContainerPlacement {
                 container: "main".into(),
                 shares: vec![Share {

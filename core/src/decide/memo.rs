@@ -18,6 +18,8 @@ pub const MAX_SHAPES: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Shape {
     demands: Vec<(u32, u64, u32, u32)>,
+    /// Ordinary init containers' demands, each with the sidecars before it (the init rule).
+    init: Vec<((u32, u64, u32, u32), usize)>,
     models: Vec<String>,
     cpu_milli: u64,
     mem_mib: u64,
@@ -27,14 +29,13 @@ struct Shape {
 
 impl Shape {
     fn of(pod: &PodRequest) -> Self {
+        let key = |d: &crate::request::GpuDemand| (d.gpus, d.mem_mib, d.mem_percent, d.core_milli);
         Shape {
-            demands: pod
-                .containers
+            demands: pod.containers.iter().map(|c| key(&c.demand)).collect(),
+            init: pod
+                .init
                 .iter()
-                .map(|c| {
-                    let d = &c.demand;
-                    (d.gpus, d.mem_mib, d.mem_percent, d.core_milli)
-                })
+                .map(|i| (key(&i.container.demand), i.sidecars_before))
                 .collect(),
             models: pod.models.clone(),
             cpu_milli: pod.cpu_milli,

@@ -27,7 +27,8 @@ pub enum Chosen<'p> {
 }
 
 impl Chosen<'_> {
-    /// Calls `f` with every share the pod would take.
+    /// Calls `f` with every share the pod would take (per GPU, by the init rule, when init
+    /// containers hold shares).
     pub fn for_each_share(&self, node: &NodeLedger, mut f: impl FnMut(Share)) {
         match self {
             Chosen::Nothing => {}
@@ -41,7 +42,15 @@ impl Chosen<'_> {
                     f(take(&mut Free::of(gpu), gpu, i, &container.demand));
                 }
             }
-            Chosen::Many(p) => p.shares().copied().for_each(f),
+            Chosen::Many(p) if p.init.is_empty() => p.shares().copied().for_each(f),
+            // What the ledger would charge: init phases are not added to what runs together.
+            Chosen::Many(p) => p.charges().into_iter().for_each(|c| {
+                f(Share {
+                    gpu: c.gpu,
+                    mem_mib: c.mem_mib,
+                    core_milli: c.core_milli,
+                })
+            }),
         }
     }
 
@@ -61,6 +70,7 @@ impl Chosen<'_> {
                 let mut shares = Vec::new();
                 self.for_each_share(node, |s| shares.push(s));
                 Placement {
+                    init: Vec::new(),
                     containers: vec![ContainerPlacement {
                         container: container.container.clone(),
                         shares,
@@ -91,11 +101,14 @@ pub fn try_choose<'p>(
         return None;
     }
     match pod.containers.as_slice() {
-        [] => Some(Chosen::Nothing),
+        [] if pod.init.is_empty() => Some(Chosen::Nothing),
         _ if node.gpus.is_empty() => None,
-        [c] if node.gpus.len() <= FAST_PATH_MAX_GPUS => select_one(node, pod, c, choice)
-            .ok()
-            .map(|gpus| Chosen::One { container: c, gpus }),
+        // Init containers take the general path: their phases are placed apart.
+        [c] if pod.init.is_empty() && node.gpus.len() <= FAST_PATH_MAX_GPUS => {
+            select_one(node, pod, c, choice)
+                .ok()
+                .map(|gpus| Chosen::One { container: c, gpus })
+        }
         _ => place_general(node, pod, choice).ok().map(Chosen::Many),
     }
 }

@@ -217,3 +217,5 @@ fn gpu_state_keeps_its_size() {
     // Scoring reads every GPU of every node per decision (see GpuState's comment).
     assert_eq!(std::mem::size_of::<GpuState>(), 40);
 }
+
+mod init;

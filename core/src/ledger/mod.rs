@@ -5,12 +5,15 @@
 //! whole ledger from node inventories and pod assignments as a pure function, so a restart can
 //! never double-allocate (STYLE.md, principle 2).
 
+mod assignment;
+mod charge;
 mod node;
 mod reservations;
 mod sharing;
 #[cfg(test)]
 mod tests;
 
+pub use charge::{Charge, InitPlacement};
 pub use node::{GpuIdentity, GpuState, Holding, HostCapacity, NodeLedger, next_version};
 pub use reservations::Reservations;
 pub use sharing::{Sharing, SharingPolicy};
@@ -46,14 +49,21 @@ pub struct ContainerPlacement {
 /// The GPUs chosen for a whole pod on one node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Placement {
-    /// Per container that asked for GPUs.
+    /// Per container that asked for GPUs and holds them for the pod's life: native sidecars
+    /// first, then app containers (as in [`crate::request::PodRequest::containers`]).
     pub containers: Vec<ContainerPlacement>,
+    /// Per ordinary init container that asked for GPUs, in spec order.
+    pub init: Vec<InitPlacement>,
 }
 
 impl Placement {
-    /// Every share of every container.
+    /// Every share of every container, init containers included (who is on which GPU). The
+    /// ledger charges [`Placement::charges`], which is less when init containers hold shares.
     pub fn shares(&self) -> impl Iterator<Item = &Share> {
-        self.containers.iter().flat_map(|c| c.shares.iter())
+        self.containers
+            .iter()
+            .chain(self.init.iter().map(|i| &i.placement))
+            .flat_map(|c| c.shares.iter())
     }
 }
 

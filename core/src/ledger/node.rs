@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::annotations::{Assignment, ContainerAssignment, GpuShare};
 use crate::inventory::NodeInventory;
 use crate::request::{MILLI_PER_GPU, RunAs};
 
@@ -203,7 +202,7 @@ impl NodeLedger {
             .iter()
             .map(|g| (g.mem_free_mib, g.core_free, g.slots_free))
             .collect();
-        for share in holding.placement.shares() {
+        for share in holding.placement.charges() {
             let gpu = self
                 .gpus
                 .get(share.gpu)
@@ -228,7 +227,10 @@ impl NodeLedger {
                 .1
                 .checked_sub(share.core_milli)
                 .ok_or_else(|| over("compute milli", share.core_milli.into(), free.1.into()))?;
-            free.2 = free.2.checked_sub(1).ok_or_else(|| over("slots", 1, 0))?;
+            free.2 = free
+                .2
+                .checked_sub(share.slots)
+                .ok_or_else(|| over("slots", share.slots.into(), free.2.into()))?;
         }
         for (gpu, (mem, core, slots)) in self.gpus.iter_mut().zip(scratch) {
             gpu.mem_free_mib = mem;
@@ -263,11 +265,11 @@ impl NodeLedger {
     /// Gives back what `pod` held; `None` if it held nothing here.
     pub fn release(&mut self, pod: &str) -> Option<Holding> {
         let holding = self.holders.remove(pod)?;
-        for share in holding.placement.shares() {
+        for share in holding.placement.charges() {
             if let Some(gpu) = self.gpus.get_mut(share.gpu) {
                 gpu.mem_free_mib += share.mem_mib;
                 gpu.core_free += share.core_milli;
-                gpu.slots_free += 1;
+                gpu.slots_free += share.slots;
             }
         }
         self.cpu_free_milli += holding.cpu_milli;
@@ -287,61 +289,6 @@ impl NodeLedger {
             }
             None => false,
         }
-    }
-
-    /// The annotation form of a placement on this node (GPU indices become UUIDs).
-    pub fn to_assignment(&self, placement: &Placement) -> Assignment {
-        Assignment {
-            node: self.name.clone(),
-            containers: placement
-                .containers
-                .iter()
-                .map(|c| ContainerAssignment {
-                    container: c.container.clone(),
-                    gpus: c
-                        .shares
-                        .iter()
-                        .map(|s| GpuShare {
-                            uuid: self
-                                .gpus
-                                .get(s.gpu)
-                                .map(|g| g.ident.uuid.clone())
-                                .unwrap_or_default(),
-                            mem_mib: s.mem_mib,
-                            core_milli: s.core_milli,
-                        })
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
-
-    /// The placement an annotation describes on this node; unknown UUIDs are an error.
-    pub fn placement_of(&self, assignment: &Assignment) -> Result<Placement, LedgerError> {
-        let mut placement = Placement::default();
-        for c in &assignment.containers {
-            let mut shares = Vec::with_capacity(c.gpus.len());
-            for s in &c.gpus {
-                let gpu = self
-                    .gpus
-                    .iter()
-                    .position(|g| g.ident.uuid == s.uuid)
-                    .ok_or_else(|| LedgerError::UnknownGpu {
-                        node: self.name.clone(),
-                        uuid: s.uuid.clone(),
-                    })?;
-                shares.push(super::Share {
-                    gpu,
-                    mem_mib: s.mem_mib,
-                    core_milli: s.core_milli,
-                });
-            }
-            placement.containers.push(super::ContainerPlacement {
-                container: c.container.clone(),
-                shares,
-            });
-        }
-        Ok(placement)
     }
 
     /// Free compute over healthy GPUs, thousandths.

@@ -89,6 +89,7 @@ mod tests {
         };
         Holding {
             placement: Placement {
+                init: Vec::new(),
                 containers: vec![ContainerPlacement {
                     container: "c".into(),
                     shares: vec![share],

@@ -6,6 +6,7 @@ use crate::testing;
 fn share(gpu: usize, mem_mib: u64, core_milli: u32) -> Holding {
     Holding {
         placement: Placement {
+            init: Vec::new(),
             containers: vec![ContainerPlacement {
                 container: "c".into(),
                 shares: vec![Share {

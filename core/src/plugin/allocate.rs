@@ -113,13 +113,21 @@ pub fn match_request(
     slot_gpus: &[String],
     served: &[(String, String)],
 ) -> Result<Matched, NoMatch> {
-    let mut best: Option<((bool, i64, String), Matched)> = None;
+    let mut best: Option<((bool, bool, i64, String), Matched)> = None;
     for pod in pods.iter().filter(|p| p.phase == BindPhase::Allocating) {
         let Some(assignment) = pod.assignment.as_ref().filter(|a| a.node == node) else {
             continue;
         };
         let key = pod.key();
         let identity = pod.identity();
+        // The kubelet allocates a pod's containers one after another, init containers first,
+        // and hands an ordinary init container's slots on to the containers after it: once one
+        // of a pod's init containers is served, the next requests are that pod's, on slots
+        // that need not lie on the GPUs assigned to them.
+        let continuing = assignment
+            .containers
+            .iter()
+            .any(|c| c.init && is_served(served, &identity, &c.container));
         for c in &assignment.containers {
             if c.gpus.len() != requested
                 || served
@@ -128,9 +136,15 @@ pub fn match_request(
             {
                 continue;
             }
-            // Rank: exact GPUs first, then oldest bind time, then name for a stable answer.
+            // Rank: a pod part-way through its init containers, then exact GPUs, then oldest
+            // bind time, then name for a stable answer.
             let exact = same_gpus(&c.gpus, slot_gpus);
-            let rank = (!exact, pod.bind_time_ms.unwrap_or(i64::MAX), key.clone());
+            let rank = (
+                !continuing,
+                !exact,
+                pod.bind_time_ms.unwrap_or(i64::MAX),
+                key.clone(),
+            );
             if best.as_ref().is_none_or(|(r, _)| rank < *r) {
                 let matched = Matched {
                     namespace: pod.namespace.clone(),
@@ -145,6 +159,10 @@ pub fn match_request(
     }
     best.map(|(_, m)| m)
         .ok_or_else(|| no_match(node, pods, requested, device_ids, served))
+}
+
+fn is_served(served: &[(String, String)], identity: &str, container: &str) -> bool {
+    served.iter().any(|(p, n)| p == identity && n == container)
 }
 
 fn same_gpus(shares: &[GpuShare], uuids: &[String]) -> bool {

@@ -72,6 +72,9 @@ pub fn corrections(
             .map(|c| c.gpus.clone());
         let truth = match served.get(&record_key(&h.device_ids)) {
             Some(shares) => shares.clone(),
+            // The kubelet hands an exited init container's slots on to the containers after
+            // it, so in a pod with init shares a slot's GPU does not say where a container runs.
+            None if has_init(pod) => continue,
             None => match &annotated {
                 Some(shares) => from_slots(shares, &h.device_ids),
                 None => continue,
@@ -113,11 +116,18 @@ pub fn corrections(
     out
 }
 
+fn has_init(pod: &PodView) -> bool {
+    pod.assignment
+        .as_ref()
+        .is_some_and(|a| a.containers.iter().any(|c| c.init))
+}
+
 fn set_container(a: &mut Assignment, container: &str, gpus: Vec<GpuShare>) {
     match a.containers.iter_mut().find(|c| c.container == container) {
         Some(c) => c.gpus = gpus,
         None => a.containers.push(ContainerAssignment {
             container: container.to_string(),
+            init: false,
             gpus,
         }),
     }

@@ -26,6 +26,7 @@ fn cluster(gpus: u32, pods: &[(&str, u32, u64, i32)]) -> Cluster {
                 node: "n1".into(),
                 containers: vec![ContainerAssignment {
                     container: "main".into(),
+                    init: false,
                     gpus: vec![GpuShare {
                         uuid: format!("GPU-n1-{gpu}"),
                         mem_mib: *mem_mib,
@@ -136,6 +137,7 @@ fn a_share_reserved_by_a_bind_in_flight_is_never_a_victim() {
         node: "n1".into(),
         containers: vec![ContainerAssignment {
             container: "main".into(),
+            init: false,
             gpus: vec![GpuShare {
                 uuid: "GPU-n1-0".into(),
                 mem_mib: 16384,

@@ -142,7 +142,7 @@ pub fn random_placement(
     rng: &mut Rng,
 ) -> Result<Placement, Unfit> {
     let fallback = fit::place(node, pod, GpuChoice::BestFit)?;
-    let [c] = pod.containers.as_slice() else {
+    let ([c], true) = (pod.containers.as_slice(), pod.init.is_empty()) else {
         return Ok(fallback);
     };
     if c.demand.gpus != 1 || c.demand.exclusive() {
@@ -163,6 +163,7 @@ pub fn random_placement(
     };
     let share = fit::take(&mut Free::of(&node.gpus[i]), &node.gpus[i], i, &c.demand);
     Ok(Placement {
+        init: Vec::new(),
         containers: vec![ContainerPlacement {
             container: c.container.clone(),
             shares: vec![share],

@@ -186,7 +186,9 @@ struct Evaluated<'p> {
 }
 
 fn single_share(pod: &PodRequest) -> bool {
-    pod.containers.len() == 1
+    // An init container's share is placed by the general path (its own phase).
+    pod.init.is_empty()
+        && pod.containers.len() == 1
         && pod.containers[0].demand.gpus == 1
         && !pod.containers[0].demand.exclusive()
 }

@@ -8,11 +8,13 @@
 //! kube-scheduler.
 
 mod group;
+mod init;
 mod run_as;
 #[cfg(test)]
 mod tests;
 
 pub use group::{Group, LABEL_GROUP_SIZE, pod_group};
+pub use init::{InitDemand, is_sidecar};
 pub use run_as::{RunAs, run_as};
 
 use std::collections::BTreeMap;
@@ -92,13 +94,17 @@ pub struct ContainerDemand {
 /// Everything the scheduler side needs to know about a pod.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PodRequest {
-    /// Containers that asked for GPUs, in spec order.
+    /// Containers that asked for GPUs and hold them together for the pod's life, in spec order:
+    /// native sidecars (init containers with `restartPolicy: Always`) first, then app containers.
     pub containers: Vec<ContainerDemand>,
+    /// Ordinary init containers that asked for GPUs, in spec order; each runs alone before the
+    /// app containers (the init rule in `init.rs`).
+    pub init: Vec<InitDemand>,
     /// Allowed GPU models (empty: any).
     pub models: Vec<String>,
-    /// Host CPU in millicores, summed over containers.
+    /// Host CPU in millicores, summed over containers by Kubernetes' init rule.
     pub cpu_milli: u64,
-    /// Host memory in MiB, summed over containers.
+    /// Host memory in MiB, summed over containers by Kubernetes' init rule.
     pub mem_mib: u64,
     /// Anti-affinity group, if any.
     pub group: Option<Group>,
@@ -113,13 +119,29 @@ impl PodRequest {
     /// True when the pod needs neither GPU shares nor spreading: the extender passes it through.
     #[inline]
     pub fn is_pass_through(&self) -> bool {
-        self.containers.is_empty() && self.group.is_none()
+        !self.holds_gpus() && self.group.is_none()
     }
 
-    /// Thousandths of a GPU requested by the whole pod.
+    /// True when any container, init containers included, asked for GPUs.
+    #[inline]
+    pub fn holds_gpus(&self) -> bool {
+        !self.containers.is_empty() || !self.init.is_empty()
+    }
+
+    /// Thousandths of a GPU the whole pod needs at once, by the init rule: the larger of
+    /// everything running together and each init container beside the sidecars before it.
     #[inline]
     pub fn total_gpu_milli(&self) -> u64 {
-        self.containers.iter().map(|c| c.demand.total_milli()).sum()
+        let milli =
+            |cs: &[ContainerDemand]| -> u64 { cs.iter().map(|c| c.demand.total_milli()).sum() };
+        let together = milli(&self.containers);
+        self.init
+            .iter()
+            .map(|i| {
+                let before = &self.containers[..i.sidecars_before.min(self.containers.len())];
+                i.container.demand.total_milli() + milli(before)
+            })
+            .fold(together, u64::max)
     }
 
     /// True when `model` satisfies the pod's model constraint.
@@ -227,11 +249,29 @@ pub fn pod_request(pod: &Pod, ctx: RequestContext) -> Result<PodRequest, Request
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(request);
     };
+    let mut host = init::HostPhases::default();
+    for container in spec.init_containers.iter().flatten() {
+        let demand = container_demand(container, ctx)?;
+        let named = |demand| ContainerDemand {
+            container: container.name.clone(),
+            demand,
+        };
+        if is_sidecar(container) {
+            host.sidecar(init::host_request(container));
+            request.containers.extend(demand.map(named));
+        } else {
+            host.init(init::host_request(container));
+            // Sidecars precede the app containers in `containers`, so its length so far
+            // counts the GPU sidecars started before this one.
+            let sidecars_before = request.containers.len();
+            request.init.extend(demand.map(|d| InitDemand {
+                container: named(d),
+                sidecars_before,
+            }));
+        }
+    }
     for container in &spec.containers {
-        let (cpu, mem) = host_request(container);
-        // Saturating: a sum past u64 fits no node, which is the answer an overflow should give.
-        request.cpu_milli = request.cpu_milli.saturating_add(cpu);
-        request.mem_mib = request.mem_mib.saturating_add(mem);
+        host.app(init::host_request(container));
         if let Some(demand) = container_demand(container, ctx)? {
             request.containers.push(ContainerDemand {
                 container: container.name.clone(),
@@ -239,10 +279,15 @@ pub fn pod_request(pod: &Pod, ctx: RequestContext) -> Result<PodRequest, Request
             });
         }
     }
+    (request.cpu_milli, request.mem_mib) = host.effective();
     request.models = pod_models(pod);
     request.group = pod_group(pod);
     request.priority = spec.priority.unwrap_or(0);
-    request.run_as = run_as(pod, request.containers.iter().map(|c| c.container.as_str()));
+    let names = request
+        .containers
+        .iter()
+        .chain(request.init.iter().map(|i| &i.container));
+    request.run_as = run_as(pod, names.map(|c| c.container.as_str()));
     Ok(request)
 }
 
@@ -263,27 +308,6 @@ pub fn split_models(value: &str) -> Vec<String> {
         .filter(|m| !m.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// Host CPU (millicores) and memory (MiB) a container requests; unparsable values count as 0
-/// because kube-scheduler, not Tessera, owns host resources.
-fn host_request(container: &Container) -> (u64, u64) {
-    let Some(res) = container.resources.as_ref() else {
-        return (0, 0);
-    };
-    let pick = |name: &str| {
-        res.requests
-            .as_ref()
-            .and_then(|r| r.get(name))
-            .or_else(|| res.limits.as_ref().and_then(|l| l.get(name)))
-    };
-    let cpu = pick("cpu")
-        .and_then(|q| quantity::parse_cpu_milli(&q.0).ok())
-        .unwrap_or(0);
-    let mem = pick("memory")
-        .and_then(|q| quantity::parse_mem_mib(&q.0).ok())
-        .unwrap_or(0);
-    (cpu, mem)
 }
 
 /// True when two extended-resource quantities are the same number (`1Ki` and `1024` are, as

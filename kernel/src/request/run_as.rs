@@ -46,11 +46,13 @@ pub fn run_as<'a>(pod: &Pod, names: impl IntoIterator<Item = &'a str>) -> RunAs 
     // containers took seconds per filter).
     let wanted: std::collections::HashSet<&str> = names.into_iter().collect();
     let mut found: Option<RunAs> = None;
-    for container in spec
-        .containers
+    // Init containers and native sidecars that hold GPUs talk to the same MPS server.
+    let all = spec
+        .init_containers
         .iter()
-        .filter(|c| wanted.contains(c.name.as_str()))
-    {
+        .flatten()
+        .chain(&spec.containers);
+    for container in all.filter(|c| wanted.contains(c.name.as_str())) {
         let user = container_user(container, pod_uid);
         match found {
             None => found = Some(user),

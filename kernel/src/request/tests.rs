@@ -249,3 +249,62 @@ fn requests_and_limits_are_compared_by_value_not_by_spelling() {
         "{err}"
     );
 }
+
+#[test]
+fn init_containers_and_native_sidecars_are_read_by_the_init_rule() {
+    let share = |mem: &'static str, core: &'static str| {
+        [("tessera.dev/gpu-mem", mem), ("tessera.dev/gpu-core", core)]
+    };
+    let pod = PodBuilder::new("ml", "p")
+        .sidecar("proxy", &share("1024", "10"))
+        .init_container("warm", &share("8192", "60"))
+        .init_container("plain", &[("cpu", "1")])
+        .container("main", &share("4096", "30"))
+        .build();
+    let r = pod_request(&pod, ctx()).unwrap();
+    let names: Vec<&str> = r.containers.iter().map(|c| c.container.as_str()).collect();
+    assert_eq!(
+        names,
+        ["proxy", "main"],
+        "the sidecar holds its share beside the app"
+    );
+    assert_eq!(r.init.len(), 1, "only init containers with GPUs are listed");
+    assert_eq!(r.init[0].container.container, "warm");
+    assert_eq!(r.init[0].sidecars_before, 1);
+    // max(warm 600 + proxy 100, proxy 100 + main 300)
+    assert_eq!(r.total_gpu_milli(), 700);
+    assert!(r.holds_gpus());
+}
+
+#[test]
+fn a_pod_whose_only_share_is_in_an_init_container_holds_gpus() {
+    let pod = PodBuilder::new("ml", "p")
+        .init_container("warm", &[("tessera.dev/gpu-mem", "2048")])
+        .container("main", &[])
+        .build();
+    let r = pod_request(&pod, ctx()).unwrap();
+    assert!(r.containers.is_empty());
+    assert!(r.holds_gpus() && !r.is_pass_through());
+}
+
+#[test]
+fn an_invalid_share_in_an_init_container_is_refused_naming_it() {
+    let pod = PodBuilder::new("ml", "p")
+        .init_container("warm", &[("tessera.dev/gpu-core", "150")])
+        .container("main", &[])
+        .build();
+    let err = pod_request(&pod, ctx()).unwrap_err();
+    assert!(err.to_string().contains("\"warm\""), "{err}");
+}
+
+#[test]
+fn host_request_follows_the_init_rule() {
+    let pod = PodBuilder::new("ml", "p")
+        .sidecar("proxy", &[("cpu", "100m")])
+        .init_container("migrate", &[("cpu", "2")])
+        .container("main", &[("cpu", "500m")])
+        .build();
+    let r = pod_request(&pod, ctx()).unwrap();
+    // max(migrate 2000 + proxy 100, proxy 100 + main 500)
+    assert_eq!(r.cpu_milli, 2100);
+}

@@ -287,6 +287,7 @@ pub fn allocating_pod(
         node: NODE.into(),
         containers: vec![ContainerAssignment {
             container: "main".into(),
+            init: false,
             gpus: gpus
                 .iter()
                 .map(|u| GpuShare {

@@ -22,6 +22,7 @@ fn pod(name: &str, bind_time_ms: i64, containers: &[(&str, &[&str])]) -> PodView
                 .iter()
                 .map(|(c, uuids)| ContainerAssignment {
                     container: (*c).into(),
+                    init: false,
                     gpus: uuids.iter().map(|u| share(u)).collect(),
                 })
                 .collect(),
@@ -165,4 +166,33 @@ fn a_pod_re_created_under_a_served_name_is_a_new_pod() {
     )
     .unwrap();
     assert_eq!((m.name.as_str(), m.identity.as_str()), ("db-0", "uid-2"));
+}
+
+#[test]
+fn after_an_init_container_the_kubelet_reusing_its_slot_is_matched_to_the_same_pod() {
+    // `p`'s init container ran on GPU-a and was served; the kubelet hands its slot on to the
+    // app container, assigned GPU-b. An older pod assigned exactly GPU-a must not take it.
+    let mut with_init = pod("p", 200, &[("warm", &["GPU-a"]), ("main", &["GPU-b"])]);
+    if let Some(a) = with_init.assignment.as_mut() {
+        a.containers[0].init = true;
+    }
+    let pods = [pod("older", 100, &[("c", &["GPU-a"])]), with_init];
+    let served = [("ml/p".to_string(), "warm".to_string())];
+    let m = match_request(
+        "gpu-1",
+        &pods,
+        1,
+        &ids(&["GPU-a::0"]),
+        &ids(&["GPU-a"]),
+        &served,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            m.name.as_str(),
+            m.container.as_str(),
+            m.shares[0].uuid.as_str()
+        ),
+        ("p", "main", "GPU-b")
+    );
 }

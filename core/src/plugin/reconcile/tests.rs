@@ -20,6 +20,7 @@ fn pod(name: &str, uuid: &str) -> PodView {
             node: "gpu-1".into(),
             containers: vec![ContainerAssignment {
                 container: "c".into(),
+                init: false,
                 gpus: vec![share(uuid, 4096)],
             }],
         }),
@@ -93,4 +94,23 @@ fn without_a_record_the_slots_gpus_replace_the_annotated_ones() {
 fn record_key_ignores_order() {
     let a = record_key(&["x::1".to_string(), "x::0".to_string()]);
     assert_eq!(a, record_key(&["x::0".to_string(), "x::1".to_string()]));
+}
+
+#[test]
+fn without_a_record_a_pod_with_init_shares_is_not_moved_onto_its_slots_gpus() {
+    // The app container holds the slot its init container ran on (the kubelet reuses it); its
+    // assignment, on GPU-b, is where it runs.
+    let mut p = pod("p", "GPU-b");
+    if let Some(a) = p.assignment.as_mut() {
+        a.containers.insert(
+            0,
+            ContainerAssignment {
+                container: "warm".into(),
+                init: true,
+                gpus: vec![share("GPU-a", 4096)],
+            },
+        );
+    }
+    let fixes = corrections("gpu-1", &[held("p", &["GPU-a::0"])], &[p], &BTreeMap::new());
+    assert!(fixes.is_empty(), "{fixes:?}");
 }
