@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod e2e;
 pub mod http;
+pub mod kustomize;
 pub mod process;
 pub mod promtool;
 pub mod replicas;
