@@ -34,7 +34,7 @@ fn bundled_scenario_prints_placement_summary() {
         "GPU allocation",
         "fragmentation",
         "quorum violations    0 (ensembles with half or more of their voters on one node or zone)",
-        "anti-affinity faults 6 (group members placed on a node beside another member of their group)",
+        "anti-affinity faults 6 (members placed on a node that already holds one of their group)",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }

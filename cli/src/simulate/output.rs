@@ -143,7 +143,7 @@ pub fn scenario_summary(title: &str, o: &ScenarioOutcome) -> String {
     );
     let _ = writeln!(
         out,
-        "  anti-affinity faults {} (group members placed on a node beside another member of their group)",
+        "  anti-affinity faults {} (members placed on a node that already holds one of their group)",
         o.violations.anti_affinity
     );
     for f in &o.faults {
