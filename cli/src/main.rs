@@ -10,8 +10,10 @@ mod inspect;
 mod kube_client;
 mod logging;
 mod mps_daemon;
+mod overlay;
 mod serve;
 mod simulate;
+mod uninstall;
 mod webhook;
 
 use clap::{Parser, Subcommand};
@@ -26,7 +28,7 @@ const VERSION: &str = concat!(
 
 /// Tessera makes Kubernetes fit for middleware and AI workloads.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version = VERSION, about)]
+#[command(name = "tessera", version = VERSION)]
 struct Cli {
     #[command(flatten)]
     log: logging::LogArgs,
@@ -54,6 +56,10 @@ enum Command {
     MpsDaemon(mps_daemon::MpsDaemonCli),
     /// Keep injected ensembles' membership equal to their StatefulSets' replicas.
     Ensemble(tessera_ensemble::Options),
+    /// Write an install for one cluster (the manifests and an overlay) to a directory.
+    Overlay(overlay::OverlayArgs),
+    /// Remove Tessera from a cluster: admission objects first, the CRD only when asked.
+    Uninstall(uninstall::UninstallArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +75,8 @@ fn main() -> std::process::ExitCode {
         Command::DevicePlugin(args) => device_plugin::run(args),
         Command::MpsDaemon(args) => mps_daemon::run(args),
         Command::Ensemble(options) => ensemble::run(options),
+        Command::Overlay(args) => overlay::run(args),
+        Command::Uninstall(args) => uninstall::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

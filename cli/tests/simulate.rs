@@ -33,7 +33,8 @@ fn bundled_scenario_prints_placement_summary() {
         "pods placed",
         "GPU allocation",
         "fragmentation",
-        "quorum violations    0",
+        "quorum violations    0 (ensembles with half or more of their voters on one node or zone)",
+        "anti-affinity faults 6 (members placed on a node that already holds one of their group)",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }

@@ -1,7 +1,8 @@
 //! The shipped MutatingWebhookConfiguration with the webhook down, against the real apiserver in
 //! `TESSERA_E2E_KUBECONFIG` (skipped, saying so, when unset): ordinary pods in ordinary
-//! namespaces are admitted; pods Tessera can change (opted-in namespace, opt-in annotation or
-//! label, a shipped profile's label, GPU resources of Tessera, gpushare or HAMi) are refused.
+//! namespaces are admitted, middleware pods nobody opted in included; pods an operator opted in
+//! (opted-in namespace, opt-in annotation or label, a `tessera.dev/` profile label) and GPU
+//! resources of Tessera, gpushare or HAMi are refused.
 //! The configuration is the shipped file, pointed at a closed port and narrowed to the test's
 //! two namespaces so that other tests' pods are not affected.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -149,6 +150,14 @@ async fn with_the_webhook_down_only_pods_tessera_can_change_are_refused() {
             "a pod of another app",
             pod(json!({"app": "nginx"}), none.clone(), none.clone()),
         ),
+        (
+            "a ZooKeeper member nobody opted in",
+            pod(json!({"app": "zookeeper"}), none.clone(), none.clone()),
+        ),
+        (
+            "a Kafka broker nobody opted in",
+            pod(json!({"app": "kafka"}), none.clone(), none.clone()),
+        ),
     ];
     for (what, p) in &ordinary {
         if let Err(e) = admitted(&client, &plain, p).await {
@@ -194,8 +203,8 @@ async fn with_the_webhook_down_only_pods_tessera_can_change_are_refused() {
             ),
         ),
         (
-            "a ZooKeeper member",
-            &plain,
+            "a ZooKeeper member of an opted-in namespace",
+            &opted,
             pod(json!({"app": "zookeeper"}), none.clone(), none.clone()),
         ),
         (

@@ -424,16 +424,24 @@ fn why_not(
     let reason = super::engine::first_reason(ledger, request, policy, ctx)
         .map(|e| e.to_string())
         .unwrap_or_default();
-    let short: String = reason.chars().take(160).collect();
-    let more = if short.len() < reason.len() {
-        "…"
-    } else {
-        ""
-    };
     format!(
-        "fits no node of {} (first: {short}{more})",
-        ledger.nodes().len()
+        "fits no node of {} (first: {})",
+        ledger.nodes().len(),
+        shorten(&reason, REASON_CHARS)
     )
+}
+
+/// Most characters of a node's reason quoted in a failure.
+const REASON_CHARS: usize = 160;
+
+/// `text` cut to at most `limit` characters at a word boundary, with `…` when cut.
+fn shorten(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(limit).collect();
+    let word_end = cut.rfind(' ').unwrap_or(cut.len());
+    format!("{}…", cut[..word_end].trim_end_matches([',', ';', ':']))
 }
 
 fn pod_key(pod: &Pod) -> String {

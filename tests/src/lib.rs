@@ -4,6 +4,7 @@ pub mod bounds;
 pub mod cluster;
 pub mod e2e;
 pub mod http;
+pub mod kustomize;
 pub mod process;
 pub mod promtool;
 pub mod replicas;

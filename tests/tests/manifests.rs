@@ -386,10 +386,6 @@ fn every_workload_has_probes_on_a_named_port() {
                 ("readiness", &c.readiness_probe),
             ];
             for (kind, probe) in probes {
-                // kube-scheduler has no readiness of its own worth routing on; the rest must.
-                if kind == "readiness" && name == "tessera-scheduler" {
-                    continue;
-                }
                 let probe = probe
                     .as_ref()
                     .unwrap_or_else(|| panic!("{}: {name} has no {kind} probe", file.display()));

@@ -67,12 +67,13 @@ pub struct WebhookArgs {
         default_value = "4194304"
     )]
     pub max_body_bytes: usize,
-    /// Per-request time limit in milliseconds (the apiserver's own limit is the webhook's
-    /// timeoutSeconds).
+    /// Per-request time limit in milliseconds. Keep it below the webhook configuration's
+    /// timeoutSeconds (3 s as shipped), so a slow review is answered here rather than cut off
+    /// by the apiserver.
     #[arg(
         long,
         env = "TESSERA_WEBHOOK_REQUEST_TIMEOUT_MS",
-        default_value = "5000"
+        default_value = "2000"
     )]
     pub request_timeout_ms: u64,
     /// Most connections served at once; at the cap new connections wait in the listen backlog.
@@ -274,7 +275,7 @@ mod tests {
     #[test]
     fn defaults_give_no_spiffe_and_five_second_timeout() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.request_timeout, Duration::from_secs(5));
+        assert_eq!(c.request_timeout, Duration::from_secs(2));
         assert_eq!(c.admission.cluster_domain, "cluster.local");
         assert!(c.admission.spiffe.is_none());
     }

@@ -136,13 +136,41 @@ pub fn scenario_summary(title: &str, o: &ScenarioOutcome) -> String {
         "  fragmentation        {:.2} GPUs ({:.1}% of idle GPU compute)",
         o.fragmentation_gpus, o.fragmentation_pct_of_idle
     );
-    let _ = writeln!(out, "  quorum violations    {}", o.violations.quorum);
-    let _ = writeln!(out, "  anti-affinity faults {}", o.violations.anti_affinity);
+    let _ = writeln!(
+        out,
+        "  quorum violations    {} (ensembles with half or more of their voters on one node or zone)",
+        o.violations.quorum
+    );
+    let _ = writeln!(
+        out,
+        "  anti-affinity faults {} (members placed on a node that already holds one of their group)",
+        o.violations.anti_affinity
+    );
+    for f in &o.faults {
+        let _ = writeln!(out, "    {}", fault_line(f));
+    }
     for f in &o.failures {
         let _ = writeln!(out, "  failed {}: {}", f.pod, f.reason);
     }
     out.push('\n');
     out
+}
+
+/// One spreading fault for people: which rule, which group, where.
+fn fault_line(f: &tessera_core::affinity::SpreadFault) -> String {
+    let place = match (&f.node, &f.zone) {
+        (Some(node), _) => format!("node {node}"),
+        (None, Some(zone)) => format!("zone {zone}"),
+        (None, None) => "one place".to_string(),
+    };
+    let rule = match f.kind {
+        tessera_core::affinity::FaultKind::AntiAffinity => "anti-affinity",
+        tessera_core::affinity::FaultKind::Quorum => "quorum",
+    };
+    format!(
+        "{rule}: {} has {} of its {} members on {place}",
+        f.group, f.members, f.ensemble
+    )
 }
 
 /// `--output json` for the scenario: the trace document's shape plus violation counts.

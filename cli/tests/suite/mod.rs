@@ -345,7 +345,9 @@ fn read_logs(dir: &Path) -> String {
 
 async fn label_namespace(h: &Harness) {
     let api: Api<Namespace> = Api::all(h.client.clone());
-    let patch = json!({"metadata": {"labels": {SUITE_LABEL: h.ns}}});
+    // Opted in as an operator opts in a namespace: the shipped profiles apply to its pods.
+    let patch =
+        json!({"metadata": {"labels": {SUITE_LABEL: h.ns, "tessera.dev/injection": "enabled"}}});
     api.patch(&h.ns, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
@@ -411,7 +413,8 @@ async fn create_profile(h: &Harness, file: &str) -> String {
     name
 }
 
-/// Registers the shipped MutatingWebhookConfiguration by URL, scoped to the suite's namespace.
+/// Registers the shipped MutatingWebhookConfiguration by URL, narrowed to the suite's namespace
+/// (labelled `tessera.dev/injection: enabled`, so the namespace hook serves every pod there).
 async fn register_webhook(h: &Harness, addr: SocketAddr, ca: &str) {
     let mut config: MutatingWebhookConfiguration =
         serde_json::from_value(yaml("manifests/webhook/mutatingwebhookconfiguration.yaml"))
@@ -421,8 +424,15 @@ async fn register_webhook(h: &Harness, addr: SocketAddr, ca: &str) {
         hook.client_config.service = None;
         hook.client_config.url = Some(format!("https://{addr}/mutate"));
         hook.client_config.ca_bundle = Some(ByteString(ca.as_bytes().to_vec()));
-        hook.namespace_selector =
-            Some(serde_json::from_value(json!({"matchLabels": {SUITE_LABEL: h.ns}})).unwrap());
+        // The shipped selectors, narrowed to the suite's namespace.
+        let requirement =
+            serde_json::from_value(json!({"key": SUITE_LABEL, "operator": "In", "values": [h.ns]}))
+                .unwrap();
+        hook.namespace_selector
+            .get_or_insert_with(Default::default)
+            .match_expressions
+            .get_or_insert_with(Vec::new)
+            .push(requirement);
     }
     let api: Api<MutatingWebhookConfiguration> = Api::all(h.client.clone());
     api.create(&PostParams::default(), &config).await.unwrap();

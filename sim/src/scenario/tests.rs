@@ -112,3 +112,11 @@ fn bad_files_are_named() {
         "w.yaml: pods[infer].translate: \"volcano\" is not one of gpushare, hami"
     );
 }
+
+#[test]
+fn a_long_reason_is_cut_at_a_word_boundary() {
+    let reason = "gpu 0 has 1024 MiB free, 4096 asked; gpu 1 has 2048 MiB free, 4096 asked";
+    let short = shorten(reason, 40);
+    assert_eq!(short, "gpu 0 has 1024 MiB free, 4096 asked…");
+    assert_eq!(shorten("fits", 40), "fits");
+}
