@@ -70,19 +70,24 @@ impl tessera_extender::Binder for NoBinder {
     }
 }
 
-/// The device plugin's metrics with one GPU's usage, an XID and a failed Allocate.
+/// The device plugin's metrics with one GPU's usage, an XID, a failed Allocate, one share
+/// container's use and no conflicting device plugin.
 fn device_plugin() -> String {
-    use tessera_device_plugin::metrics::{Metrics, ReasonLabel, XidLabel};
+    use tessera_device_plugin::metrics::{Metrics, ReasonLabel, ResourceLabel, XidLabel};
     let mut registry = Registry::default();
     let m = Metrics::new(&mut registry);
-    m.set_usage(&[tessera_device_plugin::nvml::GpuUsage {
-        uuid: "GPU-0".into(),
-        used_bytes: 1 << 30,
-        total_bytes: 16 << 30,
-        util_percent: 40,
-    }]);
+    m.set_usage(
+        "node-1",
+        &[tessera_device_plugin::nvml::GpuUsage {
+            uuid: "GPU-0".into(),
+            used_bytes: 1 << 30,
+            total_bytes: 16 << 30,
+            util_percent: 40,
+        }],
+    );
     m.xid_events
         .get_or_create(&XidLabel {
+            node: "node-1".into(),
             gpu: "GPU-0".into(),
             critical: "true".into(),
         })
@@ -94,6 +99,33 @@ fn device_plugin() -> String {
         .inc();
     m.allocate_duration.observe(0.002);
     m.registrations.inc();
+    m.set_containers(
+        "node-1",
+        &[tessera_core::plugin::accounting::ContainerUsage {
+            namespace: "ml".into(),
+            pod: "train-0".into(),
+            container: "main".into(),
+            gpu: "GPU-0".into(),
+            used_bytes: 5 << 30,
+            limit_bytes: 4 << 30,
+            sm_ratio: Some(0.25),
+        }],
+    );
+    m.conflict
+        .get_or_create(&ResourceLabel {
+            resource: "nvidia.com/gpu".into(),
+        })
+        .set(0);
+    m.shares_assigned
+        .get_or_create(&tessera_device_plugin::metrics::GpuLabel::new(
+            "node-1", "GPU-0",
+        ))
+        .set(1);
+    m.healthy
+        .get_or_create(&tessera_device_plugin::metrics::GpuLabel::new(
+            "node-1", "GPU-0",
+        ))
+        .set(1);
     text_of(&registry)
 }
 
