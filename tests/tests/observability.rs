@@ -224,3 +224,60 @@ fn the_dashboard_queries_only_metrics_that_exist() {
         "every panel queries Tessera metrics"
     );
 }
+
+/// Every `tessera_*` word of a PromQL expression, reduced to its family name.
+fn queried_families(expr: &str, exported: &BTreeSet<String>) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("tessera_"))
+        .map(|w| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| w.strip_suffix(s).filter(|f| exported.contains(*f)))
+                .unwrap_or(w)
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_query_only_metrics_that_exist() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../install/components/monitoring/prometheusrule.yaml"
+    );
+    let rule: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let spec = &rule["spec"];
+    let mut exported = BTreeSet::new();
+    for text in [webhook(), extender(), device_plugin(), mps_daemon()] {
+        exported.extend(families(&text));
+    }
+    let mut alerts = BTreeSet::new();
+    for group in spec["groups"].as_sequence().unwrap() {
+        for r in group["rules"].as_sequence().unwrap() {
+            alerts.insert(r["alert"].as_str().unwrap().to_string());
+            for family in queried_families(r["expr"].as_str().unwrap(), &exported) {
+                assert!(
+                    exported.contains(&family),
+                    "alert {:?} queries {family}, which no component exports",
+                    r["alert"]
+                );
+            }
+        }
+    }
+    for wanted in [
+        "TesseraWebhookCertificateExpiring",
+        "TesseraExtenderLeaderCount",
+        "TesseraMpsNotReady",
+        "TesseraShareOverLimit",
+        "TesseraInventoryHeartbeatStale",
+    ] {
+        assert!(alerts.contains(wanted), "missing alert {wanted}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(&file, serde_yaml_ng::to_string(spec).unwrap()).unwrap();
+    if let Some(Err(why)) = promtool::check_rules(&file) {
+        panic!("{why}");
+    }
+}
