@@ -79,7 +79,13 @@ pub struct DevicePluginArgs {
     pub mps_status_max_age_seconds: u64,
     /// The host's /proc, where `<pid>/cgroup` names the container of each GPU process NVML
     /// reports (host PIDs: the DaemonSet runs with hostPID). Empty: no per-container metrics.
-    #[arg(long, env = "TESSERA_PROC_ROOT", default_value = "/proc")]
+    // clap's PathBuf parser refuses an empty value, which means "off" here.
+    #[arg(
+        long,
+        env = "TESSERA_PROC_ROOT",
+        default_value = "/proc",
+        value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
+    )]
     pub proc_root: PathBuf,
     /// Seconds between two reads of the node's status for another device plugin's GPUs
     /// (nvidia.com/gpu); while one advertises them this plugin offers no share.

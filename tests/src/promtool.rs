@@ -49,7 +49,12 @@ pub fn assert_clean(text: &str) {
 /// `promtool check rules` on a rule file (`groups:` at the top). `None` when promtool is not
 /// installed; otherwise `Err` with promtool's complaints.
 pub fn check_rules(path: &std::path::Path) -> Option<Result<(), String>> {
-    let out = match Command::new("promtool").arg("check").arg("rules").arg(path).output() {
+    let out = match Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(path)
+        .output()
+    {
         Ok(out) => out,
         Err(_) => {
             eprintln!("skipping promtool check rules: promtool is not installed");

@@ -13,7 +13,12 @@ fn resources(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 /// Resource name and quantity pairs.
 type Pairs = &'static [(&'static str, &'static str)];
 /// Name, capacity, allocatable, the conflict expected.
-type Case = (&'static str, Pairs, Pairs, Option<(&'static str, &'static str)>);
+type Case = (
+    &'static str,
+    Pairs,
+    Pairs,
+    Option<(&'static str, &'static str)>,
+);
 
 #[test]
 fn a_node_is_refused_while_another_plugin_advertises_its_gpus() {
