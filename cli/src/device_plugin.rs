@@ -51,6 +51,7 @@ async fn serve(
     };
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
+    crate::build_info::register(&mut registry, "device-plugin");
     let plugin = Plugin::new(config, gpus, kube.clone(), kube, metrics);
     let stopped = crate::serve::stop_on_signal();
     let registry = Arc::new(registry);
@@ -73,7 +74,8 @@ async fn serve(
 }
 
 /// What `/readyz` answers: ready while the kubelet knows our socket; never without a GPU, so a
-/// node whose driver is missing shows as a not-ready pod rather than a silent one.
+/// node whose driver is missing shows as a not-ready pod rather than a silent one; never while
+/// another device plugin advertises the node's GPUs (the body names the resource).
 #[derive(Clone)]
 enum Readiness {
     Gpus(Arc<tessera_device_plugin::state::Shared>),
@@ -90,14 +92,13 @@ impl Readiness {
 
     async fn answer(self) -> (StatusCode, String) {
         match self {
-            Readiness::Gpus(shared) if shared.is_registered() => (
-                StatusCode::OK,
-                "ready: registered with the kubelet\n".into(),
-            ),
-            Readiness::Gpus(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: not registered with the kubelet\n".into(),
-            ),
+            Readiness::Gpus(shared) => match shared.readiness() {
+                Ok(why) => (StatusCode::OK, format!("ready: {why}\n")),
+                Err(why) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {why}\n"),
+                ),
+            },
             Readiness::NoGpu(why) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("not ready: no GPU to offer: {why}\n"),

@@ -23,6 +23,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let client = crate::kube_client::connect(options.kubeconfig.as_deref()).await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    crate::build_info::register(&mut registry, "ensemble");
     let listen = options.metrics_listen;
     let lease = options.lease.clone();
     let controller = Controller::start(client.clone(), options, metrics);

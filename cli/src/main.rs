@@ -1,6 +1,7 @@
 //! `tessera`: one binary for every part. Parses the command line, sets up logging and hands each
 //! subcommand to its module; no decision is made here.
 
+mod build_info;
 mod certs;
 mod crd;
 mod device_plugin;

@@ -36,6 +36,7 @@ pub fn run(args: MpsDaemonCli) -> anyhow::Result<()> {
 async fn serve(config: Config, modes: NvmlModes, listen: SocketAddr) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
+    crate::build_info::register(&mut registry, "mps-daemon");
     let stopped = crate::serve::stop_on_signal();
     let (ready_tx, ready) = watch::channel(false);
     let registry = Arc::new(registry);

@@ -59,6 +59,7 @@ async fn serve_webhook(config: Config) -> anyhow::Result<()> {
         tokio::spawn(cert_sync::run(client.clone(), managed.clone(), c, k));
     }
     let mut registry = Registry::default();
+    crate::build_info::register(&mut registry, "webhook");
     let mut webhook = Webhook::new(config.clone(), provider, &mut registry).with_context(|| {
         format!(
             "--tls-cert {} --tls-key {}",

@@ -77,6 +77,20 @@ pub struct DevicePluginArgs {
     /// Seconds after which an unrenewed MPS status counts as a daemon that is gone.
     #[arg(long, env = "TESSERA_MPS_STATUS_MAX_AGE_SECONDS", default_value_t = 10)]
     pub mps_status_max_age_seconds: u64,
+    /// The host's /proc, where `<pid>/cgroup` names the container of each GPU process NVML
+    /// reports (host PIDs: the DaemonSet runs with hostPID). Empty: no per-container metrics.
+    // clap's PathBuf parser refuses an empty value, which means "off" here.
+    #[arg(
+        long,
+        env = "TESSERA_PROC_ROOT",
+        default_value = "/proc",
+        value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
+    )]
+    pub proc_root: PathBuf,
+    /// Seconds between two reads of the node's status for another device plugin's GPUs
+    /// (nvidia.com/gpu); while one advertises them this plugin offers no share.
+    #[arg(long, env = "TESSERA_COEXISTENCE_CHECK_SECONDS", default_value_t = 60)]
+    pub coexistence_check_seconds: u64,
 }
 
 /// Validated configuration.
@@ -112,6 +126,10 @@ pub struct Config {
     pub mps_poll: Duration,
     /// Oldest status heartbeat still taken as a live daemon, seconds.
     pub mps_status_max_age_secs: i64,
+    /// The host's /proc; `None`: no per-container accounting.
+    pub proc_root: Option<PathBuf>,
+    /// Period of the check for another device plugin on this node.
+    pub coexistence_check_every: Duration,
 }
 
 impl Config {
@@ -211,6 +229,11 @@ impl TryFrom<DevicePluginArgs> for Config {
             mps_root,
             mps_poll: Duration::from_millis(mps_poll),
             mps_status_max_age_secs: i64::try_from(max_age).unwrap_or(3600),
+            proc_root: Some(a.proc_root).filter(|p| !p.as_os_str().is_empty()),
+            coexistence_check_every: secs(
+                "coexistence-check-seconds",
+                a.coexistence_check_seconds,
+            )?,
         })
     }
 }
@@ -250,6 +273,14 @@ mod tests {
         assert_eq!(c.slots_per_gpu, 10);
         assert_eq!(c.nvml_lib, PathBuf::from("libnvidia-ml.so.1"));
         assert_eq!(c.mps_root, None, "MPS is opt-in: no daemon, no isolation");
+        assert_eq!(c.proc_root, Some(PathBuf::from("/proc")));
+        assert_eq!(c.coexistence_check_every, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn an_empty_proc_root_turns_container_accounting_off() {
+        let c = config(&["--node-name", "n", "--proc-root", ""]).unwrap();
+        assert_eq!(c.proc_root, None);
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub async fn run(
             event = events.recv(), if events_open => {
                 let Some(event) = event else { events_open = false; continue };
                 let critical = health::is_critical(event.xid);
-                let label = XidLabel { gpu: event.uuid.clone(), critical: critical.to_string() };
+                let label = XidLabel {
+                    node: shared.config.node_name.clone(),
+                    gpu: event.uuid.clone(),
+                    critical: critical.to_string(),
+                };
                 shared.metrics.xid_events.get_or_create(&label).inc();
                 match tracker.on_xid(&event.uuid, event.xid, now_ms()) {
                     Some(Change::Unhealthy { uuid, xid }) => {

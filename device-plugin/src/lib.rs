@@ -7,6 +7,8 @@
 //! - [`health`], [`inventory`], [`podresources`]: the background tasks (XID health and recovery,
 //!   the node's `gpu-inventory` annotation, PodResources reconciliation).
 //! - [`pods`]: the pods on this node behind [`pods::Pods`], with the kube-backed implementation.
+//! - [`accounting`]: per-container GPU memory and SM use against each share's limit.
+//! - [`coexist`]: refusing the node while another device plugin advertises its GPUs.
 //!
 //! Every decision is made by `tessera_core::plugin`; this crate does the I/O around it.
 //!
@@ -16,7 +18,9 @@
 //! `gpu-inventory` with a fresh heartbeat, so the extender sees a node with no shareable GPU rather
 //! than a silent one. It then idles until shutdown; restart it after installing the driver.
 
+pub mod accounting;
 pub mod api;
+pub mod coexist;
 pub mod config;
 pub mod error;
 pub mod health;
@@ -96,6 +100,13 @@ impl Plugin {
                 return Ok(());
             }
         };
+        // Before registering: a node whose GPUs another plugin hands out never offers a share.
+        coexist::check(&shared, self.node.as_ref()).await;
+        tasks.spawn(coexist::run(
+            Arc::clone(&shared),
+            Arc::clone(&self.node),
+            shutdown.clone(),
+        ));
         let (xid_tx, xid_rx) = mpsc::channel(64);
         if let Err(e) = self.gpus.watch_xids(xid_tx) {
             // Without events no GPU can be marked unhealthy; serving is still better than nothing.
@@ -135,8 +146,9 @@ impl Plugin {
     }
 }
 
-/// Every `health_check_every`: reads memory and utilisation for the metrics, and reports each
-/// GPU NVML no longer answers for as a failed health check.
+/// Every `health_check_every`: reads memory and utilisation for the metrics (per GPU and, with
+/// a proc root, per share container), and reports each GPU NVML no longer answers for as a
+/// failed health check.
 async fn check(
     gpus: Arc<dyn Gpus>,
     shared: Arc<Shared>,
@@ -149,10 +161,23 @@ async fn check(
         tokio::select! {
             _ = tick.tick() => {
                 let gpus = Arc::clone(&gpus);
-                let Ok(usage) = tokio::task::spawn_blocking(move || gpus.usage()).await else {
+                let proc_root = shared.config.proc_root.clone();
+                let Ok((usage, processes)) = tokio::task::spawn_blocking(move || {
+                    let processes = proc_root.map(|root| {
+                        let list = gpus.processes();
+                        let owners = accounting::owners(&root, &list);
+                        (list, owners)
+                    });
+                    (gpus.usage(), processes)
+                })
+                .await
+                else {
                     continue;
                 };
-                shared.metrics.set_usage(&usage);
+                shared.metrics.set_usage(&shared.config.node_name, &usage);
+                if let Some((list, owners)) = processes {
+                    accounting::record(&shared, &list, &owners);
+                }
                 for gpu in shared.gpus() {
                     if !usage.iter().any(|u| u.uuid == gpu.uuid) {
                         let _ = failed.send(gpu.uuid).await;

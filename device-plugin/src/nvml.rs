@@ -1,18 +1,22 @@
-//! The one module that touches nvml-wrapper (STYLE.md 6): discovery, usage and XID events,
-//! returned as core types behind the [`Gpus`] trait so the rest of the crate never sees NVML.
+//! The one module that touches nvml-wrapper (STYLE.md 6): discovery, usage, per-process figures
+//! and XID events, returned as core types behind the [`Gpus`] trait so the rest of the crate never sees NVML.
 //!
 //! NVML calls block, so the XID watch runs on its own OS thread and hands events to async code
 //! through a channel; it stops when the receiver is dropped.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nvml_wrapper::Nvml;
 use nvml_wrapper::bitmasks::event::EventTypes;
+use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::struct_wrappers::device::ProcessInfo;
 use tessera_core::inventory::GpuInfo;
+use tessera_core::plugin::accounting::{GpuProcess, GpuProcesses};
 use tokio::sync::mpsc;
 
 use crate::error::NvmlFailure;
@@ -23,6 +27,11 @@ pub const DEFAULT_LIB: &str = "libnvidia-ml.so.1";
 /// How long one blocking wait for an XID lasts before the thread checks whether anyone still
 /// listens (milliseconds).
 const XID_WAIT_MS: u32 = 200;
+
+/// How far back per-process utilisation samples are asked for (microseconds): long enough to
+/// hold NVML's latest sample of every busy process, short enough that a process idle for a
+/// while reads as idle rather than as its last burst.
+const SAMPLE_WINDOW_US: u64 = 10_000_000;
 
 /// An XID event from NVML.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +61,9 @@ pub trait Gpus: Send + Sync + 'static {
     fn discover(&self) -> Result<Vec<GpuInfo>, NvmlFailure>;
     /// Current memory use and utilisation; a GPU whose query fails is left out.
     fn usage(&self) -> Vec<GpuUsage>;
+    /// The compute processes on every GPU with their memory and SM utilisation; a GPU whose
+    /// process list fails is left out.
+    fn processes(&self) -> Vec<GpuProcesses>;
     /// Starts watching critical XID events on every GPU, sending each to `tx`.
     fn watch_xids(&self, tx: mpsc::Sender<XidEvent>) -> Result<(), NvmlFailure>;
 }
@@ -151,6 +163,33 @@ impl Gpus for NvmlGpus {
             .collect()
     }
 
+    fn processes(&self) -> Vec<GpuProcesses> {
+        let count = self.nvml.device_count().unwrap_or(0);
+        let since = jiff::Timestamp::now()
+            .as_microsecond()
+            .try_into()
+            .map_or(0, |now: u64| now.saturating_sub(SAMPLE_WINDOW_US));
+        (0..count)
+            .filter_map(|i| {
+                let d = self.nvml.device_by_index(i).ok()?;
+                Some(GpuProcesses {
+                    uuid: d.uuid().ok()?,
+                    processes: merged(
+                        d.running_compute_processes().ok()?,
+                        // Older drivers and GPUs without MPS have no such list.
+                        d.mps_running_compute_processes().unwrap_or_default(),
+                    ),
+                    sm_percent: match d.process_utilization_stats(since) {
+                        Ok(samples) => Some(latest(samples)),
+                        // NVML's answer when no process ran a kernel in the window.
+                        Err(NvmlError::NotFound) => Some(BTreeMap::new()),
+                        Err(_) => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
     fn watch_xids(&self, tx: mpsc::Sender<XidEvent>) -> Result<(), NvmlFailure> {
         let nvml = Arc::clone(&self.nvml);
         let lib = self.lib.clone();
@@ -170,6 +209,38 @@ impl Gpus for NvmlGpus {
             })
         })
     }
+}
+
+/// The compute and MPS process lists as one, each PID once. Which list shows an MPS client
+/// differs between drivers, so both are read; a PID in both keeps the figure it has.
+fn merged(compute: Vec<ProcessInfo>, mps: Vec<ProcessInfo>) -> Vec<GpuProcess> {
+    let mut by_pid: BTreeMap<u32, Option<u64>> = BTreeMap::new();
+    for p in compute.into_iter().chain(mps) {
+        let used = match p.used_gpu_memory {
+            UsedGpuMemory::Used(bytes) => Some(bytes),
+            UsedGpuMemory::Unavailable => None,
+        };
+        let entry = by_pid.entry(p.pid).or_default();
+        *entry = (*entry).max(used);
+    }
+    by_pid
+        .into_iter()
+        .map(|(pid, used_bytes)| GpuProcess { pid, used_bytes })
+        .collect()
+}
+
+/// SM percent per PID from its newest sample.
+fn latest(
+    samples: Vec<nvml_wrapper::struct_wrappers::device::ProcessUtilizationSample>,
+) -> BTreeMap<u32, u32> {
+    let mut newest: BTreeMap<u32, (u64, u32)> = BTreeMap::new();
+    for s in samples {
+        let e = newest.entry(s.pid).or_insert((s.timestamp, s.sm_util));
+        if s.timestamp >= e.0 {
+            *e = (s.timestamp, s.sm_util);
+        }
+    }
+    newest.into_iter().map(|(pid, (_, sm))| (pid, sm)).collect()
 }
 
 fn xid_loop(
@@ -221,6 +292,10 @@ impl Gpus for NoNvml {
     }
 
     fn usage(&self) -> Vec<GpuUsage> {
+        Vec::new()
+    }
+
+    fn processes(&self) -> Vec<GpuProcesses> {
         Vec::new()
     }
 

@@ -111,7 +111,7 @@ fn set_share_gauges(shared: &Shared, pods: &[allocate::PodView]) {
         shared
             .metrics
             .shares_assigned
-            .get_or_create(&GpuLabel { gpu })
+            .get_or_create(&GpuLabel::new(&shared.config.node_name, &gpu))
             .set(n);
     }
 }

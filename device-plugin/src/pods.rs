@@ -2,6 +2,7 @@
 //! gRPC service can be tested without an apiserver. [`KubePods`] is the production
 //! implementation: a reflector of the pods bound to this node, merge patches for writes.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use tessera_core::annotations::{self, Assignment};
 use tessera_core::keys;
+use tessera_core::plugin::accounting::PodContainers;
 use tessera_core::plugin::allocate::{BindPhase, PodView};
+use tessera_core::plugin::cgroup::status_container_id;
 use tokio_stream::StreamExt;
 
 use crate::error::PluginError;
@@ -25,6 +28,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Pods: Send + Sync + 'static {
     /// Every pod bound to this node, from the cache.
     fn on_node(&self) -> Result<Vec<PodView>, PluginError>;
+    /// Every pod bound to this node with its running containers' IDs, from the cache (for
+    /// per-container accounting).
+    fn containers(&self) -> Result<Vec<PodContainers>, PluginError>;
     /// Every pod bound to this node, read fresh from the source. The kubelet admits a pod within
     /// milliseconds of its binding, often before the watch event reaches the cache, so a miss
     /// in the cache is retried with this before it becomes an error.
@@ -44,7 +50,10 @@ pub trait Pods: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), PluginError>>;
 }
 
-/// Writes to this node's annotations.
+/// A node's `status.capacity` and `status.allocatable`: resource name to quantity.
+pub type NodeResources = (BTreeMap<String, String>, BTreeMap<String, String>);
+
+/// Writes to this node's annotations, and what its status advertises.
 pub trait NodeAnnotations: Send + Sync + 'static {
     /// Writes `gpu-inventory` and `gpu-inventory-heartbeat` in one patch.
     fn write_inventory<'a>(
@@ -52,6 +61,8 @@ pub trait NodeAnnotations: Send + Sync + 'static {
         inventory: &'a str,
         heartbeat: &'a str,
     ) -> BoxFuture<'a, Result<(), PluginError>>;
+    /// The node's capacity and allocatable, read fresh (to see another device plugin's GPUs).
+    fn resources(&self) -> BoxFuture<'_, Result<NodeResources, PluginError>>;
 }
 
 /// What the device plugin reads from a pod. A `gpu-assignment` that does not decode is logged
@@ -75,6 +86,38 @@ pub fn pod_view(pod: &Pod) -> PodView {
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         phase: BindPhase::parse(get(keys::ANNOTATION_BIND_PHASE)),
         bind_time_ms,
+        assignment,
+    }
+}
+
+/// What accounting reads from a pod: its running containers (init containers included) by
+/// runtime ID, and its assignment.
+pub fn pod_containers(pod: &Pod) -> PodContainers {
+    let status = pod.status.as_ref();
+    let statuses = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .chain(status.and_then(|s| s.init_container_statuses.as_ref()))
+        .flatten();
+    let containers = statuses
+        .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        .filter_map(|c| {
+            let id = status_container_id(c.container_id.as_deref()?);
+            Some((c.name.clone(), id.to_string()))
+        })
+        .collect();
+    // Read every scrape period: an unreadable assignment is logged by `pod_view`, not here.
+    let assignment = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|n| n.get(keys::ANNOTATION_GPU_ASSIGNMENT))
+        .and_then(|text| annotations::decode_assignment(text).ok());
+    PodContainers {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        containers,
         assignment,
     }
 }
@@ -132,6 +175,15 @@ impl Pods for KubePods {
         Ok(self.store.state().iter().map(|p| pod_view(p)).collect())
     }
 
+    fn containers(&self) -> Result<Vec<PodContainers>, PluginError> {
+        Ok(self
+            .store
+            .state()
+            .iter()
+            .map(|p| pod_containers(p))
+            .collect())
+    }
+
     fn refresh(&self) -> BoxFuture<'_, Result<Vec<PodView>, PluginError>> {
         Box::pin(async move {
             let api: Api<Pod> = Api::all(self.client.clone());
@@ -185,6 +237,26 @@ impl NodeAnnotations for KubePods {
                 .map_err(|e| PluginError::Apiserver(format!("patch node {}: {e}", self.node)))
         })
     }
+
+    fn resources(&self) -> BoxFuture<'_, Result<NodeResources, PluginError>> {
+        Box::pin(async move {
+            let api: Api<Node> = Api::all(self.client.clone());
+            let node = api
+                .get(&self.node)
+                .await
+                .map_err(|e| PluginError::Apiserver(format!("get node {}: {e}", self.node)))?;
+            let status = node.status.unwrap_or_default();
+            let plain = |m: Option<
+                BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+            >| {
+                m.unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, q)| (k, q.0))
+                    .collect::<BTreeMap<_, _>>()
+            };
+            Ok((plain(status.capacity), plain(status.allocatable)))
+        })
+    }
 }
 
 /// In-memory [`Pods`] and [`NodeAnnotations`]: pods are set by the caller, writes change them and
@@ -192,6 +264,7 @@ impl NodeAnnotations for KubePods {
 pub struct MemoryPods {
     pods: Mutex<Vec<Pod>>,
     inventory: Mutex<Vec<(String, String)>>,
+    resources: Mutex<NodeResources>,
     writes: tokio::sync::watch::Sender<usize>,
 }
 
@@ -200,6 +273,7 @@ impl Default for MemoryPods {
         Self {
             pods: Mutex::default(),
             inventory: Mutex::default(),
+            resources: Mutex::default(),
             writes: tokio::sync::watch::channel(0).0,
         }
     }
@@ -215,6 +289,13 @@ impl MemoryPods {
     pub fn set(&self, pods: Vec<Pod>) {
         if let Ok(mut p) = self.pods.lock() {
             *p = pods;
+        }
+    }
+
+    /// Sets what the node's status advertises (`(capacity, allocatable)`).
+    pub fn set_resources(&self, resources: NodeResources) {
+        if let Ok(mut r) = self.resources.lock() {
+            *r = resources;
         }
     }
 
@@ -252,6 +333,10 @@ impl MemoryPods {
 impl Pods for MemoryPods {
     fn on_node(&self) -> Result<Vec<PodView>, PluginError> {
         Ok(self.pods().iter().map(pod_view).collect())
+    }
+
+    fn containers(&self) -> Result<Vec<PodContainers>, PluginError> {
+        Ok(self.pods().iter().map(pod_containers).collect())
     }
 
     fn refresh(&self) -> BoxFuture<'_, Result<Vec<PodView>, PluginError>> {
@@ -296,6 +381,15 @@ impl NodeAnnotations for MemoryPods {
         }
         self.writes.send_modify(|n| *n += 1);
         Box::pin(async { Ok(()) })
+    }
+
+    fn resources(&self) -> BoxFuture<'_, Result<NodeResources, PluginError>> {
+        let r = self
+            .resources
+            .lock()
+            .map(|r| r.clone())
+            .map_err(|_| PluginError::Apiserver("poisoned".into()));
+        Box::pin(async move { r })
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! GPUs are kept as NVML and XID health see them; [`Shared::gpus`] gives them with the MPS
 //! status applied (`tessera_core::plugin::mps::apply_status`): isolation per GPU, and
-//! MPS-capable GPUs unhealthy while no daemon is ready.
+//! MPS-capable GPUs unhealthy while no daemon is ready; and every GPU unhealthy while another
+//! device plugin advertises them (`tessera_core::plugin::coexist`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,6 +13,7 @@ use std::time::Instant;
 
 use tessera_core::annotations::GpuShare;
 use tessera_core::inventory::GpuInfo;
+use tessera_core::plugin::coexist::{self, Conflict};
 use tessera_core::plugin::mps::{self, MpsStatus};
 use tessera_core::plugin::slots::{self, Slot};
 use tokio::sync::watch;
@@ -44,6 +46,8 @@ pub struct Shared {
     gpus: RwLock<Vec<GpuInfo>>,
     /// The MPS daemon's status while it is ready and fresh (meaningful with `--mps-root`).
     mps: RwLock<Option<MpsStatus>>,
+    /// Another device plugin advertising this node's GPUs, while one does.
+    conflict: RwLock<Option<Conflict>>,
     slots: watch::Sender<Vec<Slot>>,
     served: Mutex<BTreeMap<String, Served>>,
     /// Serialises Allocate so two calls never match the same container.
@@ -56,14 +60,12 @@ impl Shared {
     /// State for `gpus`, all healthy.
     /// With `--mps-root`, MPS-capable GPUs start unhealthy until the daemon's status is read.
     pub fn new(config: Config, gpus: Vec<GpuInfo>, pods: Arc<dyn Pods>, metrics: Metrics) -> Self {
-        let effective = effective(&config, &gpus, None);
+        let effective = effective(&config, &gpus, None, None);
         let (slots, _) = watch::channel(slots::advertise(&effective, config.slots_per_gpu));
         for g in &effective {
             metrics
                 .healthy
-                .get_or_create(&GpuLabel {
-                    gpu: g.uuid.clone(),
-                })
+                .get_or_create(&GpuLabel::new(&config.node_name, &g.uuid))
                 .set(i64::from(g.healthy));
         }
         Self {
@@ -72,6 +74,7 @@ impl Shared {
             metrics,
             gpus: RwLock::new(gpus),
             mps: RwLock::new(None),
+            conflict: RwLock::new(None),
             slots,
             served: Mutex::new(BTreeMap::new()),
             allocate_lock: tokio::sync::Mutex::new(()),
@@ -85,6 +88,19 @@ impl Shared {
         self.registered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// What `/readyz` says: `Ok` while the kubelet knows our socket and no other device plugin
+    /// advertises the node's GPUs, else `Err` with the reason.
+    pub fn readiness(&self) -> Result<&'static str, String> {
+        if let Some(c) = self.conflict() {
+            return Err(c.to_string());
+        }
+        if self.is_registered() {
+            Ok("registered with the kubelet")
+        } else {
+            Err("not registered with the kubelet".into())
+        }
+    }
+
     /// Records whether the kubelet knows our current socket.
     pub fn set_registered(&self, registered: bool) {
         self.registered
@@ -96,7 +112,29 @@ impl Shared {
     pub fn gpus(&self) -> Vec<GpuInfo> {
         let gpus = self.gpus.read().map(|g| g.clone()).unwrap_or_default();
         let mps = self.mps.read().map(|m| m.clone()).unwrap_or_default();
-        effective(&self.config, &gpus, mps.as_ref())
+        let conflict = self.conflict();
+        effective(&self.config, &gpus, mps.as_ref(), conflict.as_ref())
+    }
+
+    /// Another device plugin advertising this node's GPUs, if one does.
+    pub fn conflict(&self) -> Option<Conflict> {
+        self.conflict.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Records whether another device plugin advertises this node's GPUs; republishes the slot
+    /// list (and so the inventory) when that changed. Returns whether it changed.
+    pub fn set_conflict(&self, conflict: Option<Conflict>) -> bool {
+        {
+            let Ok(mut c) = self.conflict.write() else {
+                return false;
+            };
+            if *c == conflict {
+                return false;
+            }
+            *c = conflict;
+        }
+        self.republish();
+        true
     }
 
     /// Sets one GPU's XID health and republishes the slot list if it changed.
@@ -148,9 +186,7 @@ impl Shared {
         for g in &gpus {
             self.metrics
                 .healthy
-                .get_or_create(&GpuLabel {
-                    gpu: g.uuid.clone(),
-                })
+                .get_or_create(&GpuLabel::new(&self.config.node_name, &g.uuid))
                 .set(i64::from(g.healthy));
         }
         self.slots
@@ -201,12 +237,18 @@ impl Shared {
     }
 }
 
-/// `gpus` with the MPS status applied when MPS isolation is on.
-fn effective(config: &Config, gpus: &[GpuInfo], mps: Option<&MpsStatus>) -> Vec<GpuInfo> {
+/// `gpus` with the MPS status applied when MPS isolation is on, and a conflict applied.
+fn effective(
+    config: &Config,
+    gpus: &[GpuInfo],
+    mps: Option<&MpsStatus>,
+    conflict: Option<&Conflict>,
+) -> Vec<GpuInfo> {
     let mut gpus = gpus.to_vec();
     if config.mps_root.is_some() {
         mps::apply_status(&mut gpus, mps);
     }
+    coexist::apply(&mut gpus, conflict);
     gpus
 }
 

@@ -45,3 +45,30 @@ pub fn assert_clean(text: &str) {
         panic!("{why}");
     }
 }
+
+/// `promtool check rules` on a rule file (`groups:` at the top). `None` when promtool is not
+/// installed; otherwise `Err` with promtool's complaints.
+pub fn check_rules(path: &std::path::Path) -> Option<Result<(), String>> {
+    let out = match Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(path)
+        .output()
+    {
+        Ok(out) => out,
+        Err(_) => {
+            eprintln!("skipping promtool check rules: promtool is not installed");
+            return None;
+        }
+    };
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("promtool check rules: {said}"))
+    })
+}

@@ -52,7 +52,7 @@ async fn application_xids_leave_the_gpu_healthy() {
     let gpu0 = uuid(0);
     assert!(
         text.contains(&format!(
-            "tessera_device_plugin_xid_events_total{{gpu=\"{gpu0}\",critical=\"false\"}} 5"
+            "tessera_device_plugin_xid_events_total{{node=\"{NODE}\",gpu=\"{gpu0}\",critical=\"false\"}} 5"
         )),
         "{text}"
     );

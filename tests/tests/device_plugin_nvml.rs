@@ -171,3 +171,41 @@ mod jiff_like {
         }
     }
 }
+
+#[test]
+fn processes_come_from_both_lists_once_each_with_sm_samples() {
+    let node = Node::two_gpus();
+    std::fs::write(
+        node.dir.path().join("nvml-standin.procs"),
+        "0 10 1024 30 c\n0 11 2048 - m\n0 12 4096 7 cm\n1 20 512 - c\n",
+    )
+    .unwrap();
+    std::fs::write(node.dir.path().join("nvml-standin.nosm"), "1\n").unwrap();
+    let gpus = NvmlGpus::load(&node.lib()).unwrap().processes();
+    assert_eq!(gpus.len(), 2, "{gpus:?}");
+    let pids: Vec<_> = gpus[0]
+        .processes
+        .iter()
+        .map(|p| (p.pid, p.used_bytes))
+        .collect();
+    assert_eq!(
+        pids,
+        vec![(10, Some(1024)), (11, Some(2048)), (12, Some(4096))]
+    );
+    assert_eq!(
+        gpus[0].sm_percent,
+        Some([(10, 30), (12, 7)].into_iter().collect())
+    );
+    // GPU 1 does not sample per process: no figures rather than zeros.
+    assert_eq!(gpus[1].sm_percent, None);
+    assert_eq!(gpus[1].processes.len(), 1);
+}
+
+#[test]
+fn a_gpu_without_processes_has_an_empty_list_and_idle_samples() {
+    let node = Node::two_gpus();
+    let gpus = NvmlGpus::load(&node.lib()).unwrap().processes();
+    assert_eq!(gpus.len(), 2, "{gpus:?}");
+    assert!(gpus[0].processes.is_empty());
+    assert_eq!(gpus[0].sm_percent, Some(Default::default()));
+}

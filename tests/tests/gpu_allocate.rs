@@ -58,6 +58,8 @@ async fn allocate_on_the_real_gpu() {
         mps_root: Some(root),
         mps_poll: Duration::from_millis(100),
         mps_status_max_age_secs: 10,
+        proc_root: None,
+        coexistence_check_every: Duration::from_secs(3600),
     };
     let nvml = NvmlGpus::load(&config.nvml_lib).expect("the real NVML loads");
     let gpu = nvml.discover().expect("a GPU")[0].clone();

@@ -70,19 +70,24 @@ impl tessera_extender::Binder for NoBinder {
     }
 }
 
-/// The device plugin's metrics with one GPU's usage, an XID and a failed Allocate.
+/// The device plugin's metrics with one GPU's usage, an XID, a failed Allocate, one share
+/// container's use and no conflicting device plugin.
 fn device_plugin() -> String {
-    use tessera_device_plugin::metrics::{Metrics, ReasonLabel, XidLabel};
+    use tessera_device_plugin::metrics::{Metrics, ReasonLabel, ResourceLabel, XidLabel};
     let mut registry = Registry::default();
     let m = Metrics::new(&mut registry);
-    m.set_usage(&[tessera_device_plugin::nvml::GpuUsage {
-        uuid: "GPU-0".into(),
-        used_bytes: 1 << 30,
-        total_bytes: 16 << 30,
-        util_percent: 40,
-    }]);
+    m.set_usage(
+        "node-1",
+        &[tessera_device_plugin::nvml::GpuUsage {
+            uuid: "GPU-0".into(),
+            used_bytes: 1 << 30,
+            total_bytes: 16 << 30,
+            util_percent: 40,
+        }],
+    );
     m.xid_events
         .get_or_create(&XidLabel {
+            node: "node-1".into(),
             gpu: "GPU-0".into(),
             critical: "true".into(),
         })
@@ -94,6 +99,33 @@ fn device_plugin() -> String {
         .inc();
     m.allocate_duration.observe(0.002);
     m.registrations.inc();
+    m.set_containers(
+        "node-1",
+        &[tessera_core::plugin::accounting::ContainerUsage {
+            namespace: "ml".into(),
+            pod: "train-0".into(),
+            container: "main".into(),
+            gpu: "GPU-0".into(),
+            used_bytes: 5 << 30,
+            limit_bytes: 4 << 30,
+            sm_ratio: Some(0.25),
+        }],
+    );
+    m.conflict
+        .get_or_create(&ResourceLabel {
+            resource: "nvidia.com/gpu".into(),
+        })
+        .set(0);
+    m.shares_assigned
+        .get_or_create(&tessera_device_plugin::metrics::GpuLabel::new(
+            "node-1", "GPU-0",
+        ))
+        .set(1);
+    m.healthy
+        .get_or_create(&tessera_device_plugin::metrics::GpuLabel::new(
+            "node-1", "GPU-0",
+        ))
+        .set(1);
     text_of(&registry)
 }
 
@@ -191,4 +223,61 @@ fn the_dashboard_queries_only_metrics_that_exist() {
         queried > panels.len(),
         "every panel queries Tessera metrics"
     );
+}
+
+/// Every `tessera_*` word of a PromQL expression, reduced to its family name.
+fn queried_families(expr: &str, exported: &BTreeSet<String>) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("tessera_"))
+        .map(|w| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| w.strip_suffix(s).filter(|f| exported.contains(*f)))
+                .unwrap_or(w)
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_query_only_metrics_that_exist() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../install/components/monitoring/prometheusrule.yaml"
+    );
+    let rule: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let spec = &rule["spec"];
+    let mut exported = BTreeSet::new();
+    for text in [webhook(), extender(), device_plugin(), mps_daemon()] {
+        exported.extend(families(&text));
+    }
+    let mut alerts = BTreeSet::new();
+    for group in spec["groups"].as_sequence().unwrap() {
+        for r in group["rules"].as_sequence().unwrap() {
+            alerts.insert(r["alert"].as_str().unwrap().to_string());
+            for family in queried_families(r["expr"].as_str().unwrap(), &exported) {
+                assert!(
+                    exported.contains(&family),
+                    "alert {:?} queries {family}, which no component exports",
+                    r["alert"]
+                );
+            }
+        }
+    }
+    for wanted in [
+        "TesseraWebhookCertificateExpiring",
+        "TesseraExtenderLeaderCount",
+        "TesseraMpsNotReady",
+        "TesseraShareOverLimit",
+        "TesseraInventoryHeartbeatStale",
+    ] {
+        assert!(alerts.contains(wanted), "missing alert {wanted}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(&file, serde_yaml_ng::to_string(spec).unwrap()).unwrap();
+    if let Some(Err(why)) = promtool::check_rules(&file) {
+        panic!("{why}");
+    }
 }

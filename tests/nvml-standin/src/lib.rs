@@ -18,6 +18,8 @@
 //!   prohibited, 3 exclusive process); absent means 0. `nvmlDeviceSetComputeMode` writes it, so
 //!   a test (or another process) sees what the code under test set. `nvml-standin.noroot`
 //!   makes the setter fail with NVML_ERROR_NO_PERMISSION, like a caller that is not root.
+//! - `nvml-standin.procs` and `nvml-standin.nosm`: GPU processes with their memory and SM
+//!   utilisation (format in the `processes` module).
 //!
 //! The struct layouts and return codes follow NVML's `nvml.h` (as exposed by nvml-wrapper-sys).
 
@@ -27,6 +29,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 mod config;
+mod processes;
 
 use config::Gpu;
 
@@ -36,6 +39,7 @@ const ERROR_UNINITIALIZED: Ret = 1;
 const ERROR_INVALID_ARGUMENT: Ret = 2;
 const ERROR_NOT_SUPPORTED: Ret = 3;
 const ERROR_NO_PERMISSION: Ret = 4;
+const ERROR_NOT_FOUND: Ret = 6;
 const ERROR_INSUFFICIENT_SIZE: Ret = 7;
 const ERROR_DRIVER_NOT_LOADED: Ret = 9;
 const ERROR_TIMEOUT: Ret = 10;
@@ -241,6 +245,7 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
         ERROR_INVALID_ARGUMENT => c"Invalid Argument",
         ERROR_NOT_SUPPORTED => c"Not Supported",
         ERROR_NO_PERMISSION => c"Insufficient Permissions",
+        ERROR_NOT_FOUND => c"Not Found",
         ERROR_INSUFFICIENT_SIZE => c"Insufficient Size",
         ERROR_DRIVER_NOT_LOADED => c"Driver Not Loaded",
         ERROR_TIMEOUT => c"Timeout",

@@ -109,6 +109,9 @@ impl Node {
             mps_root: None,
             mps_poll: Duration::from_millis(50),
             mps_status_max_age_secs: 10,
+            // Tests that account per container point this at a fake /proc.
+            proc_root: None,
+            coexistence_check_every: Duration::from_millis(100),
         }
     }
 }
@@ -189,8 +192,12 @@ pub struct Running {
 impl Running {
     /// Starts the fake kubelet and the plugin; returns after the first registration.
     pub async fn start(node: Node, config: Config) -> Self {
+        Self::start_with(node, config, Arc::new(MemoryPods::default())).await
+    }
+
+    /// [`Running::start`] with pods (and node resources) the caller prepared.
+    pub async fn start_with(node: Node, config: Config, pods: Arc<MemoryPods>) -> Self {
         let mut kubelet = FakeKubelet::start(&config.kubelet_socket, &config.plugin_dir);
-        let pods = Arc::new(MemoryPods::default());
         let mut metrics = prometheus_client::registry::Registry::default();
         let gpus = Arc::new(NvmlGpus::load(&config.nvml_lib).expect("stand-in loads"));
         let plugin = Arc::new(Plugin::new(
