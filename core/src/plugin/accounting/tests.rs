@@ -35,6 +35,7 @@ fn pod(name: &str, n: u8, gpus: &[&str], mem_mib: u64) -> PodContainers {
                         core_milli: 250,
                     })
                     .collect(),
+                init: false,
             }],
         }),
     }
