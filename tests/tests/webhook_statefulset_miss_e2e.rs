@@ -29,8 +29,18 @@ async fn a_member_of_a_statefulset_not_yet_cached_is_rendered_from_a_live_read()
         .create(&PostParams::default(), &namespace)
         .await
         .unwrap();
-    let mut five = e2e::zookeeper_statefulset("zk");
-    five.spec.as_mut().unwrap().replicas = Some(5);
+    let _cleanup = Cleanup(kubeconfig.clone(), ns.clone());
+    // Only its name and replicas matter to the review; its own pods carry no profile's labels
+    // and never schedule, so no controller of the cluster takes it for an ensemble.
+    let five: StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "zk"},
+        "spec": {"replicas": 5, "serviceName": "zk-hs",
+                 "selector": {"matchLabels": {"e2e": "statefulset-miss"}},
+                 "template": {"metadata": {"labels": {"e2e": "statefulset-miss"}},
+                              "spec": {"nodeSelector": {"e2e": "nowhere"},
+                                       "containers": [{"name": "idle", "image": "local/app:1"}]}}}
+    }))
+    .unwrap();
     Api::<StatefulSet>::namespaced(client.clone(), &ns)
         .create(&PostParams::default(), &five)
         .await
@@ -58,5 +68,18 @@ async fn a_member_of_a_statefulset_not_yet_cached_is_rendered_from_a_live_read()
         "the peer list has the StatefulSet's 5 replicas: {text}"
     );
     server.stop().await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+}
+
+/// Deletes the test's namespace when it ends, pass or fail.
+struct Cleanup(std::path::PathBuf, String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let ns = self.1.clone();
+        e2e::cleanup_blocking(self.0.clone(), move |client| async move {
+            let _ = Api::<Namespace>::all(client)
+                .delete(&ns, &DeleteParams::default())
+                .await;
+        });
+    }
 }

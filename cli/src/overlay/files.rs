@@ -17,6 +17,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../../install/components/monitoring/metrics-services.yaml"),
     ),
     (
+        "install/components/monitoring/prometheusrule.yaml",
+        include_str!("../../../install/components/monitoring/prometheusrule.yaml"),
+    ),
+    (
         "install/components/monitoring/servicemonitor.yaml",
         include_str!("../../../install/components/monitoring/servicemonitor.yaml"),
     ),
