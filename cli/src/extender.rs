@@ -63,7 +63,9 @@ async fn serve_extender(options: Options) -> anyhow::Result<()> {
     });
     let binder = ApiBinder::new(client.clone()).with_fence(leadership.clone());
     let state = Arc::new(
-        ExtenderState::new(options.config(), Arc::new(binder)).with_leadership(leadership.clone()),
+        ExtenderState::new(options.config(), Arc::new(binder))
+            .with_leadership(leadership.clone())
+            .with_root_metrics(|r| crate::build_info::register(r, "extender")),
     );
     let election = lease.map(|lease| {
         tracing::info!(%identity, lease = %lease.name, namespace = %lease.namespace, "joining the leader election");
@@ -89,7 +91,8 @@ async fn serve_extender(options: Options) -> anyhow::Result<()> {
     };
     let tls = serve::TlsFiles::from_flags(options.tls_cert, options.tls_key)
         .map(|files| files.with_client_ca(options.client_ca));
-    let served = serve::serve(options.listen, router(state), tls, limits).await;
+    let not_after = state.metrics().cert_not_after();
+    let served = serve::serve(options.listen, router(state), tls, limits, not_after).await;
     // In-flight binds have drained: stop leading and free the Lease for a standby.
     if let Some(election) = election {
         election.step_down().await;

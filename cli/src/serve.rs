@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -48,12 +49,13 @@ impl TlsFiles {
 }
 
 /// Serves `router` on `addr` (HTTPS when `tls` is given) within `limits` until the process is
-/// told to stop.
+/// told to stop; the serving certificate's notAfter (Unix seconds) is kept in `not_after`.
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
     tls: Option<TlsFiles>,
     limits: Limits,
+    not_after: Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -65,6 +67,7 @@ pub async fn serve(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let seen = tls::snapshot(&files.cert, &files.key)?;
     let first = tls::load(&files.cert, &files.key, &provider)?;
+    not_after.store(first.not_after, Ordering::Relaxed);
     let store = CertStore::new(first.key);
     let clients = match &files.client_ca {
         Some(path) => {
@@ -87,7 +90,11 @@ pub async fn serve(
         (files.cert, files.key),
         provider,
         RELOAD_EVERY,
-        |_| {},
+        move |reloaded| {
+            if let Some(t) = reloaded {
+                not_after.store(t, Ordering::Relaxed);
+            }
+        },
         seen,
         std::future::pending(),
     ));

@@ -196,6 +196,25 @@ async fn kube_scheduler_binds_over_mutual_tls_and_nobody_else_may() {
     }
     // share-nobody-binds is scheduled by kube-scheduler too: five pods in all.
     bound(&h, 5, &logs).await;
+    // The metrics say which build runs and how long its serving certificate has left.
+    let (_, metrics) = request(addr, anonymous.clone(), "GET", "/metrics", "")
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tessera_build_info{") && metrics.contains("component=\"extender\""),
+        "{metrics}"
+    );
+    let left: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tessera_extender_tls_cert_expiry_seconds{certificate=\"serving\"} ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no serving certificate expiry in {metrics}"));
+    assert!(
+        left > 300.0 * 86400.0,
+        "{left} s left on a fresh certificate"
+    );
     let renewed_client = client(&ca, Some((&client_cert, &client_key)));
     let (status, _) = request(addr, renewed_client, "GET", "/readyz", "")
         .await

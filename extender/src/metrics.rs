@@ -176,6 +176,15 @@ pub struct Metrics {
     leader: Gauge,
     gpu: GpuGauges,
     refusals: tessera_serve::Refusals,
+    cert_expiry: Family<CertLabel, Gauge>,
+    cert_not_after: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Which certificate an expiry is about.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertLabel {
+    /// `serving`.
+    pub certificate: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -198,7 +207,8 @@ impl Metrics {
 
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("tessera_extender");
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("tessera_extender");
         let requests = Family::<VerbLabels, Counter>::default();
         registry.register(
             "requests",
@@ -253,13 +263,21 @@ impl Metrics {
             leader.clone(),
         );
         let gpu = GpuGauges::default();
-        gpu.register(&mut registry);
-        let refusals = tessera_serve::Refusals::register(&mut registry);
+        gpu.register(registry);
+        let refusals = tessera_serve::Refusals::register(registry);
+        let cert_expiry = Family::<CertLabel, Gauge>::default();
+        registry.register(
+            "tls_cert_expiry_seconds",
+            "Seconds until the serving certificate expires (no series when serving plain HTTP)",
+            cert_expiry.clone(),
+        );
         Metrics {
             gpu,
             leader,
             refusals,
-            registry,
+            registry: root,
+            cert_expiry,
+            cert_not_after: Default::default(),
             requests,
             latency,
             binds,
@@ -295,6 +313,18 @@ impl Metrics {
             .inc();
     }
 
+    /// Registers `register`'s metrics at the root of the registry, outside the extender's
+    /// prefix (`tessera_build_info`).
+    pub fn register_root(&mut self, register: impl FnOnce(&mut Registry)) {
+        register(&mut self.registry);
+    }
+
+    /// Where the serving certificate's notAfter (Unix seconds) is kept; the TLS reloader
+    /// writes it, each scrape turns it into seconds left.
+    pub fn cert_not_after(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.cert_not_after.clone()
+    }
+
     /// Records whether this replica leads now.
     pub fn set_leader(&self, leads: bool) {
         self.leader.set(i64::from(leads));
@@ -310,6 +340,17 @@ impl Metrics {
         self.holding.set(count(cluster.ledger.pod_count()));
         self.reservations.set(count(cluster.reservations.len()));
         self.unplaced.set(count(cluster.unplaced_pods().len()));
+        let not_after = self
+            .cert_not_after
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if not_after > 0 {
+            let left = i64::try_from(not_after).unwrap_or(i64::MAX) - now_secs;
+            self.cert_expiry
+                .get_or_create(&CertLabel {
+                    certificate: "serving",
+                })
+                .set(left);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

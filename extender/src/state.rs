@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
+use prometheus_client::registry::Registry;
 
 use crate::binder::Binder;
 use crate::leader::Leadership;
@@ -114,6 +115,12 @@ impl ExtenderState {
     /// Leads or stands by as `leadership` says (default: alone, always leading).
     pub fn with_leadership(mut self, leadership: Arc<Leadership>) -> Self {
         self.leadership = leadership;
+        self
+    }
+
+    /// Registers more metrics at the root of the registry (the binary's build info).
+    pub fn with_root_metrics(mut self, register: impl FnOnce(&mut Registry)) -> Self {
+        self.metrics.register_root(register);
         self
     }
 

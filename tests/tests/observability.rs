@@ -56,6 +56,10 @@ fn extender() -> String {
         testing::hold(c.ledger.node_mut("node-1").unwrap(), "ml/a", 0, 8192, 500);
     });
     let metrics = state.metrics();
+    // Serving HTTPS: the certificate's expiry is exported.
+    metrics
+        .cert_not_after()
+        .store(4_000_000_000, std::sync::atomic::Ordering::Relaxed);
     metrics.observe("filter", true, 0.000_3);
     metrics.bind_outcome("ok");
     let open = metrics.encode(&state.read(), 1_000);
