@@ -114,7 +114,8 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let limits = &self.shared.limits;
-        if let Some(refused) = refuse(&req, limits.max_body_bytes) {
+        let declared = declared_length(&req);
+        if let Some(refused) = refuse(declared, limits.max_body_bytes) {
             limits.refusals.count(Reason::BodyTooLarge);
             return Box::pin(async move { Ok(refused) });
         }
@@ -123,7 +124,7 @@ where
         let refusals = limits.refusals.clone();
         let mut app = self.app.clone();
         let budget = self.shared.budget.clone();
-        let body_bytes = body_bytes(&req, limits.max_body_bytes);
+        let body_bytes = body_bytes(declared, req.body().is_end_stream(), limits.max_body_bytes);
         let mut req = req.map(Body::new);
         if self.shared.verified {
             req.extensions_mut().insert(VerifiedClient);
@@ -159,25 +160,30 @@ where
     }
 }
 
+/// The request's declared `Content-Length`, if it has a readable one.
+fn declared_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The bytes a request's body may take: its Content-Length, or the limit when it declares none
 /// (chunked, or an HTTP/2 stream without the header). Requests without a body take nothing.
-fn body_bytes<B: http_body::Body>(req: &Request<B>, max: u64) -> u64 {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+fn body_bytes(declared: Option<u64>, no_body: bool, max: u64) -> u64 {
     match declared {
         Some(n) => n.min(max),
-        None if req.body().is_end_stream() => 0,
+        None if no_body => 0,
         None => max,
     }
 }
 
 /// The answer to a request refused on its headers alone: a declared body over the limit.
-fn refuse<B>(req: &Request<B>, max: u64) -> Option<Response<Body>> {
-    let declared = req.headers().get(header::CONTENT_LENGTH)?;
-    let size = declared.to_str().ok()?.trim().parse::<u64>().ok()?;
+fn refuse(declared: Option<u64>, max: u64) -> Option<Response<Body>> {
+    let size = declared?;
     (size > max).then(|| {
         text(
             StatusCode::PAYLOAD_TOO_LARGE,
