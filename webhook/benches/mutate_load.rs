@@ -48,6 +48,14 @@ fn main() -> Result<(), BoxError> {
     if args.get(1).map(String::as_str) == Some("serve") {
         return serve_child(&args[2..]);
     }
+    // `--decisions-only [--decision-rounds N] [--fixture NAME]`: the admission step alone, long
+    // enough to profile (`perf record`), for every fixture or the one named.
+    if args.iter().any(|a| a == "--decisions-only") {
+        let rounds = flag(&args, "--decision-rounds").unwrap_or(2000).max(1) as u32;
+        let only = text_flag(&args, "--fixture");
+        let bodies = bodies(args.iter().any(|a| a == "--pretty"), only.as_deref())?;
+        return decision_cost(&bodies, rounds);
+    }
     let setup = Setup {
         secs: Duration::from_secs(flag(&args, "--seconds").unwrap_or(5)),
         connections: flag(&args, "--connections").unwrap_or(8) as usize,
@@ -116,12 +124,14 @@ fn root() -> PathBuf {
 /// The review bodies replayed, round robin. The fixtures are stored pretty-printed, but the
 /// apiserver sends compact JSON (Go's `encoding/json`), about half the bytes; they are replayed
 /// compact unless `pretty`.
-fn bodies(pretty: bool) -> Result<Vec<Bytes>, BoxError> {
+fn bodies(pretty: bool, only: Option<&str>) -> Result<Vec<Bytes>, BoxError> {
     let dir = root().join("tests/fixtures/admission");
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir)? {
         let path = entry?.path();
-        if path.to_string_lossy().ends_with(".request.json") {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let wanted = only.is_none_or(|o| name.as_deref() == Some(&format!("{o}.request.json")));
+        if wanted && path.to_string_lossy().ends_with(".request.json") {
             let stored = std::fs::read(&path)?;
             if pretty {
                 out.push(Bytes::from(stored));
@@ -525,7 +535,7 @@ async fn drive(
 }
 
 /// CPU time of the admission step alone (decode, decide, encode), in this process.
-fn decision_cost(bodies: &[Bytes]) -> Result<(), BoxError> {
+fn decision_cost(bodies: &[Bytes], rounds: u32) -> Result<(), BoxError> {
     let mut registry = Registry::default();
     let state = tessera_webhook::WebhookState::new(
         AdmissionConfig {
@@ -536,13 +546,13 @@ fn decision_cost(bodies: &[Bytes]) -> Result<(), BoxError> {
         Duration::from_secs(5),
     );
     state.set_profiles(shipped_profiles()?.profiles, 0);
-    let rounds = 2000;
     for body in bodies {
         let start = Instant::now();
-        let mut patched = false;
+        let (mut patched, mut answer) = (false, 0);
         for _ in 0..rounds {
             let a = tessera_webhook::admission::review(&state, body)?;
             patched = a.outcome == tessera_webhook::metrics::Outcome::Patched;
+            answer = a.body.len();
         }
         let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
         let start = Instant::now();
@@ -553,7 +563,7 @@ fn decision_cost(bodies: &[Bytes]) -> Result<(), BoxError> {
         }
         let decode = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
         println!(
-            "decision  {:>6} bytes  {us:>6.1} µs (decode alone {decode:>5.1} µs)  {}",
+            "decision  {:>6} bytes  {us:>6.1} µs (decode alone {decode:>5.1} µs)  answer {answer:>5} bytes  {}",
             body.len(),
             if patched { "patched" } else { "unchanged" }
         );
@@ -595,8 +605,8 @@ fn run(setup: &Setup) -> Result<(), BoxError> {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     );
-    let bodies = Arc::new(bodies(setup.pretty)?);
-    decision_cost(&bodies)?;
+    let bodies = Arc::new(bodies(setup.pretty, None)?);
+    decision_cost(&bodies, 2000)?;
     let rt = match setup.client_threads {
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()

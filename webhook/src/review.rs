@@ -5,7 +5,6 @@
 //! UID, `patchType` without `patch` or the reverse, a patch that is not a base64 JSON Patch
 //! array. [`Response`] writes `patchType` and `patch` together or not at all.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use tessera_inject::{Op, PodView, Str};
 
@@ -92,13 +91,13 @@ pub struct Response<'a> {
     uid: &'a str,
     allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<Status>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
+    /// The JSON Patch, written by [`Response::to_review_json`] (`patchType` and `patch`
+    /// together, or neither).
+    #[serde(skip)]
+    ops: &'a [Op],
 }
 
 #[derive(Debug, Serialize)]
@@ -109,21 +108,13 @@ struct Status {
 
 impl<'a> Response<'a> {
     /// Allowed; with a JSON Patch when `ops` is not empty.
-    pub fn allow(uid: &'a str, ops: &[Op], warnings: Vec<String>) -> Response<'a> {
-        let patch = if ops.is_empty() {
-            None
-        } else {
-            // Plain structs of strings and JSON values always serialise.
-            let json = serde_json::to_vec(ops).unwrap_or_default();
-            Some(base64::engine::general_purpose::STANDARD.encode(json))
-        };
+    pub fn allow(uid: &'a str, ops: &'a [Op], warnings: Vec<String>) -> Response<'a> {
         Response {
             uid,
             allowed: true,
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
             status: None,
             warnings,
+            ops,
         }
     }
 
@@ -132,20 +123,46 @@ impl<'a> Response<'a> {
         Response {
             uid,
             allowed: false,
-            patch_type: None,
-            patch: None,
             status: Some(Status { code, message }),
             warnings: Vec::new(),
+            ops: &[],
         }
     }
 
     /// The full `AdmissionReview` JSON.
     pub fn to_review_json(self) -> Vec<u8> {
+        let ops = self.ops;
         let out = ReviewOut {
             api_version: API_VERSION,
             kind: KIND,
             response: self,
         };
-        serde_json::to_vec(&out).unwrap_or_default()
+        let mut json = serde_json::to_vec(&out).unwrap_or_default();
+        if !ops.is_empty() {
+            append_patch(&mut json, ops);
+        }
+        json
     }
+}
+
+/// Adds `"patchType":"JSONPatch","patch":"<base64>"` to the response object that ends `json`
+/// (`…}}`). The base64 text never needs escaping, so it is written straight into the answer
+/// rather than passed through the JSON string escaper byte by byte (for a StatefulSet member's
+/// 4 KiB answer that pass was about a tenth of the review's work).
+fn append_patch(json: &mut Vec<u8>, ops: &[Op]) {
+    use base64::Engine;
+    // Plain structs of strings and JSON values always serialise.
+    let patch = serde_json::to_vec(ops).unwrap_or_default();
+    let closing = json.split_off(json.len().saturating_sub(2));
+    json.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let start = json.len();
+    json.resize(
+        start + base64::encoded_len(patch.len(), true).unwrap_or(0),
+        0,
+    );
+    let written = engine.encode_slice(&patch, &mut json[start..]).unwrap_or(0);
+    json.truncate(start + written);
+    json.push(b'"');
+    json.extend_from_slice(&closing);
 }
