@@ -120,12 +120,10 @@ fn start_plugin(bin: &Path, dir: &Path, node: &str, kubeconfig: &Path) -> KillOn
 
 /// SIGTERM, so the plugin removes its sockets as in a DaemonSet rollout; then reaped.
 fn stop_plugin(mut plugin: KillOnDrop) {
-    let pid = i32::try_from(plugin.0.id()).unwrap();
-    // SAFETY: signalling our own child by its PID.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
+    let pid = plugin.0.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
     let _ = plugin.0.wait();
 }
 
