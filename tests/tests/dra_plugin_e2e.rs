@@ -13,7 +13,9 @@
 //! - `TESSERA_E2E_KUBELET_ROOT` (default `/var/lib/kubelet`);
 //! - `TESSERA_E2E_CDI_DIR` (default `/var/run/cdi`, where containerd reads CDI specs);
 //! - `TESSERA_E2E_IMAGE` (default `local/app:1`, an image whose program prints its environment
-//!   and sleeps; pulled `Never`).
+//!   and sleeps; pulled `Never`);
+//! - `TESSERA_E2E_RUNTIME_WITHOUT_CDI=1`: the runtime does not apply CDI (containerd 1.6): the
+//!   containers' env is not checked, the CDI specs still are.
 //!
 //! Pods are placed by the default scheduler (DRA allocation happens there) and kept on the node
 //! by `nodeSelector`.
