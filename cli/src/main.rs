@@ -5,6 +5,7 @@ mod build_info;
 mod certs;
 mod crd;
 mod device_plugin;
+mod dra_plugin;
 mod ensemble;
 mod extender;
 mod inspect;
@@ -53,6 +54,8 @@ enum Command {
     Crd,
     /// Run the kubelet device plugin: fractional GPUs from NVML, exact allocation.
     DevicePlugin(device_plugin::DevicePluginCli),
+    /// Run the DRA kubelet plugin: MPS-enforced GPU shares as ResourceClaims, through CDI.
+    DraPlugin(dra_plugin::DraPluginCli),
     /// Run MPS for the node's GPUs so that fractional shares hold (its own DaemonSet).
     MpsDaemon(mps_daemon::MpsDaemonCli),
     /// Keep injected ensembles' membership equal to their StatefulSets' replicas.
@@ -74,6 +77,7 @@ fn main() -> std::process::ExitCode {
         Command::Webhook(args) => webhook::run(args),
         Command::Crd => crd::run(),
         Command::DevicePlugin(args) => device_plugin::run(args),
+        Command::DraPlugin(args) => dra_plugin::run(args),
         Command::MpsDaemon(args) => mps_daemon::run(args),
         Command::Ensemble(options) => ensemble::run(options),
         Command::Overlay(args) => overlay::run(args),

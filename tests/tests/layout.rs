@@ -17,12 +17,20 @@ const CRATES: &[&str] = &[
     "webhook",
     "extender",
     "device-plugin",
+    "dra",
     "mps",
     "cli",
 ];
 
 /// Crates that run as servers (or their node agents): none of them may use the simulator.
-const SERVERS: &[&str] = &["serve", "webhook", "extender", "device-plugin", "mps"];
+const SERVERS: &[&str] = &[
+    "serve",
+    "webhook",
+    "extender",
+    "device-plugin",
+    "dra",
+    "mps",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

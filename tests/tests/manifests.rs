@@ -13,6 +13,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, PodSpec, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::resource::v1::DeviceClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -88,6 +89,7 @@ fn every_document_is_a_kubernetes_object_of_a_known_kind() {
                 drop(typed::<ValidatingAdmissionPolicyBinding>(file, doc))
             }
             "CustomResourceDefinition" => drop(typed::<CustomResourceDefinition>(file, doc)),
+            "DeviceClass" => drop(typed::<DeviceClass>(file, doc)),
             // Not Kubernetes API objects k8s-openapi models; read by their own tests.
             "Kustomization" | "KubeSchedulerConfiguration" | "InjectionProfile" => {}
             other => panic!("{}: unexpected kind {other}", file.display()),
@@ -120,14 +122,20 @@ fn every_workload_has_a_read_only_root_requests_limits_and_no_privileges() {
     let all = workloads();
     assert_eq!(
         all.len(),
-        6,
-        "webhook, extender, scheduler, device plugin, MPS daemon, membership controller"
+        7,
+        "webhook, extender, scheduler, device plugin, DRA plugin, MPS daemon, membership controller"
     );
     for (file, name, spec) in all {
         let pod_sc = spec.security_context.clone().unwrap_or_default();
-        // The device plugin and the MPS daemon alone run as root: the kubelet's socket
-        // directories are root's, and setting a GPU's compute mode needs root.
-        if name != "tessera-device-plugin" && name != "tessera-mps-daemon" {
+        // The device and DRA plugins and the MPS daemon alone run as root: the kubelet's
+        // socket directories and /var/run/cdi are root's, and setting a GPU's compute mode
+        // needs root.
+        let root = [
+            "tessera-device-plugin",
+            "tessera-dra-plugin",
+            "tessera-mps-daemon",
+        ];
+        if !root.contains(&name.as_str()) {
             assert_eq!(
                 pod_sc.run_as_non_root,
                 Some(true),

@@ -45,6 +45,14 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../../manifests/device-plugin/daemonset.yaml"),
     ),
     (
+        "manifests/dra-plugin/daemonset.yaml",
+        include_str!("../../../manifests/dra-plugin/daemonset.yaml"),
+    ),
+    (
+        "manifests/dra-plugin/deviceclass.yaml",
+        include_str!("../../../manifests/dra-plugin/deviceclass.yaml"),
+    ),
+    (
         "manifests/ensemble/deployment.yaml",
         include_str!("../../../manifests/ensemble/deployment.yaml"),
     ),
@@ -99,6 +107,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "manifests/rbac/device-plugin.yaml",
         include_str!("../../../manifests/rbac/device-plugin.yaml"),
+    ),
+    (
+        "manifests/rbac/dra-plugin.yaml",
+        include_str!("../../../manifests/rbac/dra-plugin.yaml"),
     ),
     (
         "manifests/rbac/ensemble.yaml",

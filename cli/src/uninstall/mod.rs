@@ -86,10 +86,15 @@ fn api(client: &Client, stage: &Stage, namespace: Option<&str>) -> Api<DynamicOb
 
 /// Objects of `stage`'s kind that `selector` matches, namespaced kinds across every namespace.
 async fn found(client: &Client, stage: &Stage, selector: &str) -> anyhow::Result<Vec<Deletion>> {
-    let list = api(client, stage, None)
+    let list = match api(client, stage, None)
         .list_metadata(&ListParams::default().labels(selector))
         .await
-        .with_context(|| format!("listing {}s labelled {selector}", stage.kind))?;
+    {
+        // A kind the apiserver does not serve (DeviceClass before resource.k8s.io/v1, 1.34)
+        // has nothing of ours to delete.
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Vec::new()),
+        list => list.with_context(|| format!("listing {}s labelled {selector}", stage.kind))?,
+    };
     let mut out: Vec<Deletion> = list
         .items
         .into_iter()

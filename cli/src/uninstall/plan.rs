@@ -51,7 +51,7 @@ const RBAC: &str = "rbac.authorization.k8s.io";
 
 /// Everything but the CRD, in deletion order. Namespaced objects (Services, Roles, Leases, the
 /// webhook's certificate Secret) go with the namespace.
-const ORDER: [Stage; 8] = [
+const ORDER: [Stage; 9] = [
     stage(
         ADMISSION,
         "v1",
@@ -75,6 +75,15 @@ const ORDER: [Stage; 8] = [
     ),
     stage("apps", "v1", "Deployment", "deployments", true),
     stage("apps", "v1", "DaemonSet", "daemonsets", true),
+    // After the DRA plugin's DaemonSet: no new claim is allocated through the class once the
+    // plugin that prepares them is gone.
+    stage(
+        "resource.k8s.io",
+        "v1",
+        "DeviceClass",
+        "deviceclasses",
+        false,
+    ),
     stage(
         RBAC,
         "v1",
@@ -140,6 +149,7 @@ mod tests {
         assert!(at("ValidatingAdmissionPolicyBinding") < at("ValidatingAdmissionPolicy"));
         assert!(at("ValidatingAdmissionPolicy") < at("Deployment"));
         assert!(at("DaemonSet") < at("Namespace"));
+        assert!(at("DaemonSet") < at("DeviceClass"));
         assert!(at("ClusterRole") < at("Namespace"));
     }
 

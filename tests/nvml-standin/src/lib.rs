@@ -18,6 +18,8 @@
 //!   prohibited, 3 exclusive process); absent means 0. `nvmlDeviceSetComputeMode` writes it, so
 //!   a test (or another process) sees what the code under test set. `nvml-standin.noroot`
 //!   makes the setter fail with NVML_ERROR_NO_PERMISSION, like a caller that is not root.
+//! - `nvml-standin.driver`: the driver version `nvmlSystemGetDriverVersion` reports; absent
+//!   means [`DRIVER_VERSION`].
 //! - `nvml-standin.procs` and `nvml-standin.nosm`: GPU processes with their memory and SM
 //!   utilisation (format in the `processes` module).
 //!
@@ -45,6 +47,9 @@ const ERROR_DRIVER_NOT_LOADED: Ret = 9;
 const ERROR_TIMEOUT: Ret = 10;
 const ERROR_GPU_IS_LOST: Ret = 15;
 const ERROR_UNKNOWN: Ret = 999;
+
+/// The driver version reported when `nvml-standin.driver` is absent.
+pub const DRIVER_VERSION: &str = "580.95.05";
 
 const EVENT_XID_CRITICAL: c_ulonglong = 8;
 const MIB: c_ulonglong = 1024 * 1024;
@@ -253,6 +258,15 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
         _ => c"Unknown Error",
     };
     text.as_ptr()
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn nvmlSystemGetDriverVersion(buf: *mut c_char, len: c_uint) -> Ret {
+    ret(with_state(|s| {
+        let text = std::fs::read_to_string(s.dir.join("nvml-standin.driver"));
+        Ok(text.map_or_else(|_| DRIVER_VERSION.to_string(), |t| t.trim().to_string()))
+    })
+    .and_then(|v| write_str(&v, buf, len)))
 }
 
 #[unsafe(no_mangle)]

@@ -1,0 +1,59 @@
+//! The MPS status task: reads `<mps-root>/status.json`, written by `tessera mps-daemon`, every
+//! `--mps-poll-ms` and hands it to [`Shared::set_mps`] while it is fresh, as the device plugin
+//! does. A missing, unreadable or stale file means no ready daemon: the GPUs it would hold lose
+//! their isolation and are tainted `mps-not-ready` in the slice.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tessera_core::plugin::mps::{MpsStatus, STATUS_FILE};
+use tokio::sync::watch;
+
+use crate::state::{Shared, stopped};
+
+/// Runs until `shutdown` turns true; does nothing when MPS isolation is off.
+pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let Some(root) = shared.config.mps_root.clone() else {
+        return;
+    };
+    let file = root.join(STATUS_FILE);
+    let mut tick = tokio::time::interval(shared.config.mps_poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut why_not: Option<String> = Some(String::new());
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stopped(&mut shutdown) => return,
+        }
+        let now = jiff::Timestamp::now().as_second();
+        let read = read_status(&file, now, shared.config.mps_status_max_age_secs).await;
+        shared.set_mps(read.as_ref().ok().cloned());
+        match read {
+            Ok(status) if why_not.is_some() => {
+                why_not = None;
+                tracing::info!(gpus = ?status.gpus, multi_user = status.multi_user, "MPS daemon ready: its GPUs take shares");
+            }
+            Err(reason) if why_not.as_deref() != Some(reason.as_str()) => {
+                tracing::warn!(%reason, "MPS daemon not ready: its GPUs are tainted mps-not-ready");
+                why_not = Some(reason);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The fresh status in `file`, or why there is none.
+async fn read_status(file: &Path, now: i64, max_age_secs: i64) -> Result<MpsStatus, String> {
+    let text = tokio::fs::read_to_string(file)
+        .await
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let status = MpsStatus::decode(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    if !status.is_fresh(now, max_age_secs) {
+        return Err(format!(
+            "{}: heartbeat {}s old (more than {max_age_secs}s: the daemon is gone)",
+            file.display(),
+            now.saturating_sub(status.heartbeat)
+        ));
+    }
+    Ok(status)
+}

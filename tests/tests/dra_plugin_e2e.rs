@@ -1,0 +1,379 @@
+//! End to end against a real kubelet and kube-scheduler: `tessera dra-plugin` (the real
+//! binary, NVML answered by the stand-in, a ready MPS status written by the test) registers with
+//! the node's kubelet and publishes its ResourceSlice; two ResourceClaims of the
+//! `gpu.tessera.dev` DeviceClass for 8 GiB / 25% and 16 GiB / 50% land on the one GPU, their
+//! pods run with the MPS limits of what each consumed (CDI specs and the containers' env); a
+//! third claim that does not fit keeps its pod pending with a reason; after a plugin restart,
+//! deleting a pod unprepares its claim (the checkpoint) and frees the capacity the third needs.
+//!
+//! Needs `TESSERA_E2E_KUBECONFIG` (prints a skip line when unset), a cluster with
+//! `resource.k8s.io/v1` and consumable capacity (v1.36), a containerd with CDI on, and must run
+//! on the node, as root. Optional:
+//! - `TESSERA_E2E_NODE`: the node (default: the first Ready node);
+//! - `TESSERA_E2E_KUBELET_ROOT` (default `/var/lib/kubelet`);
+//! - `TESSERA_E2E_CDI_DIR` (default `/var/run/cdi`, where containerd reads CDI specs);
+//! - `TESSERA_E2E_IMAGE` (default `local/app:1`, an image whose program prints its environment
+//!   and sleeps; pulled `Never`);
+//! - `TESSERA_E2E_RUNTIME_WITHOUT_CDI=1`: the runtime does not apply CDI (containerd 1.6): the
+//!   containers' env is not checked, the CDI specs still are.
+//!
+//! Pods are placed by the default scheduler (DRA allocation happens there) and kept on the node
+//! by `nodeSelector`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // helpers outside #[test] too
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::resource::v1::{DeviceClass, ResourceClaim, ResourceSlice};
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
+use tessera_tests::e2e::{self, KillOnDrop};
+
+const SLOW: Duration = Duration::from_secs(120);
+const DRIVER: &str = "gpu.tessera.dev";
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The `tessera` binary, built with cargo (the tests crate has no binary of its own).
+fn tessera() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["build", "-p", "tessera", "--message-format=json"])
+        .current_dir(&workspace)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "building tessera failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "tessera")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reports the tessera binary")
+}
+
+async fn node_name(client: &kube::Client) -> String {
+    if let Some(n) = env("TESSERA_E2E_NODE") {
+        return n;
+    }
+    let list = Api::<Node>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
+    list.items
+        .iter()
+        .find(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .and_then(|n| n.metadata.name.clone())
+        .expect("a Ready node")
+}
+
+/// The node's directories for the plugin: the stand-in with one 80 GiB GPU, and an MPS root
+/// whose status says a multi-user daemon holds it (heartbeat far ahead, so it stays fresh).
+fn node_dir(gpu: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let line = tessera_tests::standin::gpu_line(gpu, "NVIDIA A100-SXM4-80GB", 81920);
+    tessera_tests::standin::install(dir.path(), &line);
+    let mps = dir.path().join("mps");
+    std::fs::create_dir_all(mps.join("pipe")).unwrap();
+    std::fs::create_dir_all(mps.join("shm")).unwrap();
+    let heartbeat = jiff::Timestamp::now().as_second() + 24 * 3600;
+    let status = json!({"version": "v1", "gpus": [gpu], "multiUser": true, "heartbeat": heartbeat});
+    std::fs::write(mps.join("status.json"), status.to_string()).unwrap();
+    dir
+}
+
+/// `tessera dra-plugin` on `node`, its log in the node directory.
+fn start_plugin(bin: &Path, dir: &Path, node: &str, kubeconfig: &Path) -> KillOnDrop {
+    let kubelet_root = env("TESSERA_E2E_KUBELET_ROOT").unwrap_or_else(|| "/var/lib/kubelet".into());
+    let cdi = env("TESSERA_E2E_CDI_DIR").unwrap_or_else(|| "/var/run/cdi".into());
+    let lib = dir.join("libnvidia-ml.so");
+    let mps = dir.join("mps");
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "--log-level".as_ref(),
+        "info".as_ref(),
+        "dra-plugin".as_ref(),
+        "--node-name".as_ref(),
+        node.as_ref(),
+        "--kubelet-root".as_ref(),
+        kubelet_root.as_ref(),
+        "--cdi-dir".as_ref(),
+        cdi.as_ref(),
+        "--nvml-lib".as_ref(),
+        lib.as_os_str(),
+        "--mps-root".as_ref(),
+        mps.as_os_str(),
+        "--metrics-listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--kubeconfig".as_ref(),
+        kubeconfig.as_os_str(),
+    ];
+    tessera_tests::process::spawn_logged(bin, args, &dir.join("dra-plugin.log"))
+}
+
+/// SIGTERM, so the plugin removes its sockets as in a DaemonSet rollout; then reaped.
+fn stop_plugin(mut plugin: KillOnDrop) {
+    let pid = plugin.0.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let _ = plugin.0.wait();
+}
+
+fn claim(name: &str, memory: &str, compute: &str) -> ResourceClaim {
+    serde_json::from_value(json!({
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": {"name": name},
+        "spec": {"devices": {"requests": [{
+            "name": "gpu",
+            "exactly": {
+                "deviceClassName": DRIVER,
+                "capacity": {"requests": {"memory": memory, "compute": compute}}
+            }
+        }]}}
+    }))
+    .unwrap()
+}
+
+fn pod(name: &str, claim: &str, node: &str) -> Pod {
+    let image = env("TESSERA_E2E_IMAGE").unwrap_or_else(|| "local/app:1".into());
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": node},
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "resourceClaims": [{"name": "gpu", "resourceClaimName": claim}],
+            "containers": [{
+                "name": "main",
+                "image": image,
+                "imagePullPolicy": "Never",
+                "resources": {"claims": [{"name": "gpu"}]}
+            }]
+        }
+    }))
+    .unwrap()
+}
+
+async fn running(pods: &Api<Pod>, name: &str) {
+    e2e::wait_for(&format!("pod {name} Running"), SLOW, || async {
+        let p = pods.get(name).await.ok()?;
+        (p.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+/// The allocated device and consumed capacity of a claim.
+async fn allocation(claims: &Api<ResourceClaim>, name: &str) -> (String, String, String) {
+    let c = claims.get(name).await.unwrap();
+    let r = &c
+        .status
+        .unwrap()
+        .allocation
+        .unwrap()
+        .devices
+        .unwrap()
+        .results
+        .unwrap()[0];
+    let consumed = r.consumed_capacity.clone().unwrap_or_default();
+    let q = |k: &str| consumed.get(k).map(|q| q.0.clone()).unwrap_or_default();
+    (r.device.clone(), q("memory"), q("compute"))
+}
+
+fn cdi_spec(uid: &str) -> Option<serde_json::Value> {
+    let dir = env("TESSERA_E2E_CDI_DIR").unwrap_or_else(|| "/var/run/cdi".into());
+    let text = std::fs::read_to_string(Path::new(&dir).join(format!("{DRIVER}-claim_{uid}.json")));
+    text.ok().map(|t| serde_json::from_str(&t).unwrap())
+}
+
+fn spec_has(spec: &serde_json::Value, entry: &str) -> bool {
+    spec["devices"][0]["containerEdits"]["env"]
+        .as_array()
+        .is_some_and(|e| e.iter().any(|v| v == entry))
+}
+
+/// Deletes the test's namespace and slice, and the DeviceClass when the test made it.
+struct Cleanup {
+    kubeconfig: PathBuf,
+    namespace: String,
+    slice: String,
+    class_created: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (ns, slice, class) = (
+            self.namespace.clone(),
+            self.slice.clone(),
+            self.class_created,
+        );
+        e2e::cleanup_blocking(self.kubeconfig.clone(), move |client| async move {
+            let dp = DeleteParams::default();
+            let _ = Api::<Namespace>::all(client.clone()).delete(&ns, &dp).await;
+            let _ = Api::<ResourceSlice>::all(client.clone())
+                .delete(&slice, &dp)
+                .await;
+            if class {
+                let _ = Api::<DeviceClass>::all(client).delete(DRIVER, &dp).await;
+            }
+        });
+    }
+}
+
+async fn ensure_device_class(client: &kube::Client) -> bool {
+    let classes: Api<DeviceClass> = Api::all(client.clone());
+    if classes.get_opt(DRIVER).await.unwrap().is_some() {
+        return false;
+    }
+    let class: DeviceClass = serde_json::from_value(json!({
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "DeviceClass",
+        "metadata": {"name": DRIVER},
+        "spec": {"selectors": [{"cel": {"expression": "device.driver == \"gpu.tessera.dev\""}}]}
+    }))
+    .unwrap();
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .unwrap();
+    true
+}
+
+#[tokio::test]
+async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() {
+    let Some(kubeconfig) = e2e::kubeconfig("dra_plugin_e2e") else {
+        return;
+    };
+    let client = e2e::client(&kubeconfig).await.unwrap();
+    let node = node_name(&client).await;
+    let namespace = e2e::unique("dra");
+    let gpu = format!("GPU-{}", uuid_tail(&namespace));
+    let slice_name = format!("{node}-{DRIVER}");
+    let class_created = ensure_device_class(&client).await;
+    let _cleanup = Cleanup {
+        kubeconfig: kubeconfig.clone(),
+        namespace: namespace.clone(),
+        slice: slice_name.clone(),
+        class_created,
+    };
+    let dir = node_dir(&gpu);
+    let bin = tessera();
+    let plugin = start_plugin(&bin, dir.path(), &node, &kubeconfig);
+
+    // The slice: one shareable GPU, untainted once the MPS status is read.
+    let slices: Api<ResourceSlice> = Api::all(client.clone());
+    e2e::wait_for("the ResourceSlice with an untainted GPU", SLOW, || async {
+        let s = slices.get_opt(&slice_name).await.ok()??;
+        let d = s.spec.devices?.into_iter().next()?;
+        let uuid = d.attributes?.get("uuid")?.string.clone()?;
+        (uuid == gpu && d.taints.unwrap_or_default().is_empty()).then_some(())
+    })
+    .await
+    .unwrap();
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let claims: Api<ResourceClaim> = Api::namespaced(client.clone(), &namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let pp = PostParams::default();
+    for (name, mem, cpu) in [
+        ("small", "8Gi", "25"),
+        ("large", "16Gi", "50"),
+        ("third", "48Gi", "50"),
+    ] {
+        claims.create(&pp, &claim(name, mem, cpu)).await.unwrap();
+    }
+    pods.create(&pp, &pod("small", "small", &node))
+        .await
+        .unwrap();
+    pods.create(&pp, &pod("large", "large", &node))
+        .await
+        .unwrap();
+    running(&pods, "small").await;
+    running(&pods, "large").await;
+
+    // Both on the one GPU, each with what it asked for.
+    let small = allocation(&claims, "small").await;
+    let large = allocation(&claims, "large").await;
+    assert_eq!((small.0.as_str(), large.0.as_str()), ("gpu-0", "gpu-0"));
+    assert_eq!((small.2.as_str(), large.2.as_str()), ("25", "50"));
+    for (name, mem, pct) in [("small", "0=8192M", "25"), ("large", "0=16384M", "50")] {
+        let uid = claims.get(name).await.unwrap().metadata.uid.unwrap();
+        let spec = cdi_spec(&uid).unwrap_or_else(|| panic!("no CDI spec for claim {name}"));
+        assert!(spec_has(
+            &spec,
+            &format!("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT={mem}")
+        ));
+        assert!(spec_has(
+            &spec,
+            &format!("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE={pct}")
+        ));
+        assert!(spec_has(&spec, &format!("NVIDIA_VISIBLE_DEVICES={gpu}")));
+        let seen = e2e::container_env(&pods, name, "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT").await;
+        assert_eq!(
+            seen.as_deref(),
+            Some(mem),
+            "{name}'s container env (CDI applied by the runtime)"
+        );
+    }
+
+    // 48 GiB fits the 56 GiB left, but 50% more compute does not: pending, with a reason.
+    pods.create(&pp, &pod("third", "third", &node))
+        .await
+        .unwrap();
+    let reason = e2e::wait_for("pod third unschedulable", SLOW, || async {
+        let p = pods.get("third").await.ok()?;
+        let c = p
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled")?;
+        (c.status == "False").then(|| c.message.unwrap_or_default())
+    })
+    .await
+    .unwrap();
+    assert!(!reason.is_empty(), "the pending pod says why");
+
+    // A plugin restart keeps the prepared claims: the new process unprepares "large" when its
+    // pod goes, from the checkpoint, and the third claim then fits.
+    stop_plugin(plugin);
+    let _plugin = start_plugin(&bin, dir.path(), &node, &kubeconfig);
+    let large_uid = claims.get("large").await.unwrap().metadata.uid.unwrap();
+    pods.delete("large", &DeleteParams::default())
+        .await
+        .unwrap();
+    e2e::wait_for("large's CDI spec removed", SLOW, || async {
+        cdi_spec(&large_uid).is_none().then_some(())
+    })
+    .await
+    .unwrap();
+    running(&pods, "third").await;
+    let third = allocation(&claims, "third").await;
+    assert_eq!((third.0.as_str(), third.2.as_str()), ("gpu-0", "50"));
+}
+
+/// A UUID-shaped tail unique to this run, so the stand-in GPU is not mistaken for another.
+fn uuid_tail(unique: &str) -> String {
+    let digits: String = unique.chars().filter(char::is_ascii_alphanumeric).collect();
+    format!(
+        "00000000-0000-0000-0000-{:0>12}",
+        &digits[digits.len().saturating_sub(12)..]
+    )
+}
