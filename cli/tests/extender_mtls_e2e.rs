@@ -6,7 +6,6 @@
 //! `TESSERA_E2E_KUBE_SCHEDULER`; skipped, saying so, when either is unset.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,48 +17,14 @@ use tessera_core::keys;
 use tessera_extender::mtls::{CA_NAME, CLIENT_NAME};
 use tessera_serve::certs::{issue_client, issue_serving};
 use tessera_tests::cluster::Harness;
-use tessera_tests::e2e::{self, KillOnDrop};
-use tessera_tests::process::{free_addr, spawn_logged};
-use tessera_tests::scheduler::{scheduler_config_mtls, start_scheduler};
+use tessera_tests::e2e;
+use tessera_tests::process::{free_addr, start_extender_mtls};
+use tessera_tests::scheduler::{
+    project_client_files, scheduler_config_mtls, secret_field, start_scheduler,
+};
 use tessera_tests::tls_client::{client, request};
 
 const SECRET: &str = "tessera-extender-tls";
-
-fn field(secret: &Secret, key: &str) -> String {
-    let data = secret.data.as_ref().unwrap();
-    String::from_utf8(data[key].0.clone()).unwrap()
-}
-
-fn start_extender(h: &Harness, addr: SocketAddr, dir: &Path) -> KillOnDrop {
-    let tessera = Path::new(env!("CARGO_BIN_EXE_tessera"));
-    let listen = addr.to_string();
-    let file = |name: &str| dir.join(name).display().to_string();
-    let args = [
-        "--log-level=info".to_string(),
-        "extender".into(),
-        format!("--listen={listen}"),
-        format!("--scheduler-name={}", h.scheduler),
-        format!("--kubeconfig={}", h.kubeconfig.display()),
-        "--leader-elect=false".into(),
-        "--self-managed-certs".into(),
-        format!("--cert-namespace={}", h.ns),
-        format!("--cert-secret={SECRET}"),
-        "--cert-extra-names=127.0.0.1".into(),
-        format!("--tls-cert={}", file("tls.crt")),
-        format!("--tls-key={}", file("tls.key")),
-        format!("--client-ca={}", file("ca.crt")),
-    ];
-    spawn_logged(tessera, args, &dir.join("extender.log"))
-}
-
-/// Writes the scheduler's files from the Secret, as the kubelet projects the mounted items.
-fn project(secret: &Secret, dir: &Path) {
-    for key in ["client.crt", "client.key", "ca.crt"] {
-        let tmp = dir.join(format!("{key}.tmp"));
-        std::fs::write(&tmp, field(secret, key)).unwrap();
-        std::fs::rename(&tmp, dir.join(key)).unwrap();
-    }
-}
 
 async fn bound(h: &Harness, want: usize, logs: &dyn Fn() -> String) {
     let pods = h.pods();
@@ -98,7 +63,9 @@ async fn kube_scheduler_binds_over_mutual_tls_and_nobody_else_may() {
     std::fs::create_dir_all(&ext_dir).unwrap();
     std::fs::create_dir_all(&client_dir).unwrap();
     let addr = free_addr();
-    let _extender = start_extender(&h, addr, &ext_dir);
+    let tessera = Path::new(env!("CARGO_BIN_EXE_tessera"));
+    let cert = (h.ns.as_str(), SECRET);
+    let _extender = start_extender_mtls(tessera, addr, &h.scheduler, &h.kubeconfig, cert, &ext_dir);
     let sched_log = dir.path().join("kube-scheduler.log");
     let logs = || {
         format!(
@@ -116,8 +83,8 @@ async fn kube_scheduler_binds_over_mutual_tls_and_nobody_else_may() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
-    project(&secret, &client_dir);
-    let ca = field(&secret, "ca.crt");
+    project_client_files(&secret, &client_dir);
+    let ca = secret_field(&secret, "ca.crt");
     let anonymous = client(&ca, None);
     let ready = e2e::wait_for("the extender's /readyz", Duration::from_secs(30), || {
         let anonymous = anonymous.clone();
@@ -160,7 +127,7 @@ async fn kube_scheduler_binds_over_mutual_tls_and_nobody_else_may() {
 
     // Renewal: both pairs re-issued by the same CA, written to the Secret; the extender rewrites
     // and reloads its files, the scheduler's projected files change under it.
-    let ca_key = field(&secret, "ca.key");
+    let ca_key = secret_field(&secret, "ca.key");
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let names = vec!["127.0.0.1".to_string()];
     let (serving_cert, serving_key) = issue_serving(CA_NAME, &ca_key, names, now).unwrap();
@@ -190,7 +157,7 @@ async fn kube_scheduler_binds_over_mutual_tls_and_nobody_else_may() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
-    project(&renewed, &client_dir);
+    project_client_files(&renewed, &client_dir);
     for i in 2..4 {
         h.create_pod(&format!("share-{i}"), &share, &[]).await;
     }

@@ -73,16 +73,46 @@ pub const KUBE_SCHEDULER_ENV: &str = "TESSERA_E2E_KUBE_SCHEDULER";
 
 /// The kube-scheduler binary, or `None` after printing why the test is skipped.
 pub fn kube_scheduler(test: &str) -> Option<PathBuf> {
-    match std::env::var_os(KUBE_SCHEDULER_ENV) {
+    binary_from_env(test, KUBE_SCHEDULER_ENV)
+}
+
+/// Environment variable naming the previous release's `tessera` binary, for the upgrade test
+/// (built from the last release's commit: README, "End-to-end tests against a real cluster").
+pub const PREVIOUS_RELEASE_ENV: &str = "TESSERA_E2E_PREVIOUS_TESSERA";
+
+/// The previous release's `tessera` binary, or `None` after printing why the test is skipped.
+pub fn previous_release(test: &str) -> Option<PathBuf> {
+    binary_from_env(test, PREVIOUS_RELEASE_ENV)
+}
+
+fn binary_from_env(test: &str, env: &str) -> Option<PathBuf> {
+    match std::env::var_os(env) {
         Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
         _ => {
             let _ = writeln!(
                 std::io::stderr(),
-                "skipping e2e test {test}: {KUBE_SCHEDULER_ENV} is not set"
+                "skipping e2e test {test}: {env} is not set"
             );
             None
         }
     }
+}
+
+/// Stops `child` as a rollout does (SIGTERM: it drains and exits), waiting up to `limit` before
+/// killing it.
+pub fn terminate(mut child: KillOnDrop, limit: Duration) {
+    // Our own child, not reaped yet: the PID is still its.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status();
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if matches!(child.0.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Dropped: killed and reaped.
 }
 
 /// A child process killed (and reaped) when dropped, pass or fail.

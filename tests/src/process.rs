@@ -57,6 +57,36 @@ pub fn start_extender(
     spawn_logged(tessera, args, log)
 }
 
+/// `tessera extender` as the Deployment runs it: HTTPS on `addr` with the certificates it keeps
+/// in Secret `secret` of `namespace` (`--self-managed-certs`), written to `dir`, and only
+/// kube-scheduler's client certificate admitted to the verbs (`--client-ca`); log `dir/extender.log`.
+pub fn start_extender_mtls(
+    tessera: &Path,
+    addr: SocketAddr,
+    scheduler: &str,
+    kubeconfig: &Path,
+    (namespace, secret): (&str, &str),
+    dir: &Path,
+) -> KillOnDrop {
+    let file = |name: &str| dir.join(name).display().to_string();
+    let args = [
+        "--log-level=info".to_string(),
+        "extender".into(),
+        format!("--listen={addr}"),
+        format!("--scheduler-name={scheduler}"),
+        format!("--kubeconfig={}", kubeconfig.display()),
+        "--leader-elect=false".into(),
+        "--self-managed-certs".into(),
+        format!("--cert-namespace={namespace}"),
+        format!("--cert-secret={secret}"),
+        "--cert-extra-names=127.0.0.1".into(),
+        format!("--tls-cert={}", file("tls.crt")),
+        format!("--tls-key={}", file("tls.key")),
+        format!("--client-ca={}", file("ca.crt")),
+    ];
+    spawn_logged(tessera, args, &dir.join("extender.log"))
+}
+
 /// Runs `binary args…` to completion and returns its stdout; panics with its stderr on failure.
 pub fn output_ok<I, S>(binary: &Path, args: I) -> Vec<u8>
 where

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 
+use k8s_openapi::api::core::v1::Secret;
 use serde_yaml_ng::Value;
 
 use crate::e2e::KillOnDrop;
@@ -62,6 +63,22 @@ fn shipped_text() -> String {
         "/../manifests/scheduler/scheduler-config.yaml"
     );
     std::fs::read_to_string(path).unwrap()
+}
+
+/// The text of `key` in `secret`.
+pub fn secret_field(secret: &Secret, key: &str) -> String {
+    let data = secret.data.as_ref().unwrap();
+    String::from_utf8(data[key].0.clone()).unwrap()
+}
+
+/// Writes kube-scheduler's files from the extender's Secret into `dir`, as the kubelet projects
+/// the mounted items (each replaced whole).
+pub fn project_client_files(secret: &Secret, dir: &Path) {
+    for key in ["client.crt", "client.key", "ca.crt"] {
+        let tmp = dir.join(format!("{key}.tmp"));
+        std::fs::write(&tmp, secret_field(secret, key)).unwrap();
+        std::fs::rename(&tmp, dir.join(key)).unwrap();
+    }
 }
 
 /// kube-scheduler running with `config`; its log goes to `log`.
