@@ -3,6 +3,7 @@
 //! as the extender does, and prints per node and per GPU who holds what and what is free, the
 //! isolation and inventory heartbeat of each node, and cluster totals.
 
+mod claims;
 mod ensembles;
 mod report;
 
@@ -54,6 +55,10 @@ pub struct InspectArgs {
     /// the step under way) instead of GPUs.
     #[arg(long)]
     pub ensembles: bool,
+    /// Show the DRA path instead (`tessera dra-plugin`): each GPU's capacity and the shares
+    /// ResourceClaims hold of it, and claims still waiting for allocation.
+    #[arg(long, conflicts_with = "ensembles")]
+    pub claims: bool,
 }
 
 /// Prints the report.
@@ -64,6 +69,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     if args.ensembles {
         return runtime.block_on(print_ensembles(&args));
+    }
+    if args.claims {
+        return runtime.block_on(print_claims(&args));
     }
     let cluster = runtime.block_on(read_cluster(&args))?;
     let scope = report::Scope {
@@ -105,6 +113,32 @@ async fn print_ensembles(args: &InspectArgs) -> anyhow::Result<()> {
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         Output::Table => print!("{}", ensembles::table(&rows)),
+    }
+    Ok(())
+}
+
+async fn print_claims(args: &InspectArgs) -> anyhow::Result<()> {
+    use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
+    let client =
+        crate::kube_client::connect_to(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let slices: Api<ResourceSlice> = Api::all(client.clone());
+    let slices = slices
+        .list(&ListParams::default())
+        .await
+        .context("listing ResourceSlices (resource.k8s.io/v1, Kubernetes 1.34 or later)")?;
+    // Every namespace's claims: free room on a GPU is shared by all of them.
+    let claims: Api<ResourceClaim> = Api::all(client);
+    let claims = claims
+        .list(&ListParams::default())
+        .await
+        .context("listing ResourceClaims")?;
+    let view = claims::view(&slices.items, &claims.items, args.namespace.as_deref());
+    for w in &view.warnings {
+        tracing::warn!("{w}");
+    }
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
+        Output::Table => print!("{}", view.table()),
     }
     Ok(())
 }
