@@ -5,7 +5,8 @@
 //!   and container edits, the CDI spec, the prepared claims and their checkpoint.
 //! - [`api`]: the plugin registration and DRA v1 bindings, generated from `proto/`.
 //! - [`sockets`], [`registration`], [`service`]: our two sockets, `Registration` and
-//!   `DRAPlugin`; [`prepare`]: one claim's prepare and unprepare with its files.
+//!   `DRAPlugin`, each connection behind [`authority`]'s shim (h2 refuses the `:authority`
+//!   the kubelet sends); [`prepare`]: one claim's prepare and unprepare with its files.
 //! - [`publish`], [`mps`], [`health`]: the background tasks that keep the slice true.
 //! - [`nvml`], [`claims`], [`slices`], [`files`]: the I/O boundaries, each behind a trait
 //!   or a small function so tests run it with the NVML stand-in and claims in memory.
@@ -14,6 +15,7 @@
 //! device and still serves, so the kubelet can unprepare claims prepared before.
 
 pub mod api;
+pub mod authority;
 pub mod claims;
 pub mod config;
 pub mod decide;

@@ -6,6 +6,9 @@
 //! inode every [`WATCH_EVERY`]; a refused registration makes the registration socket anew
 //! after [`crate::registration::RETRY_AFTER`]. On shutdown both are removed, which also tells
 //! the plugin watcher we are gone.
+//!
+//! Every accepted connection goes through [`AuthorityShim`] before tonic sees it: the kubelet
+//! names our sockets by path in `:authority`, which h2 would refuse (see [`crate::authority`]).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -15,11 +18,13 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::{Channel, Endpoint, Server, Uri};
 
 use crate::api::dra::dra_plugin_server::DraPluginServer;
 use crate::api::pluginregistration::registration_server::RegistrationServer;
+use crate::authority::AuthorityShim;
 use crate::error::StartError;
 use crate::registration::{RETRY_AFTER, RegistrationService};
 use crate::service::Service;
@@ -134,12 +139,17 @@ type ServerFuture = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
 >;
 
+/// The connections a server is handed: those accepted, each behind the `:authority` shim.
+type Incoming = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = std::io::Result<AuthorityShim<UnixStream>>> + Send>,
+>;
+
 /// Binds `path` (removing a socket left by an earlier run) and spawns the server `make` builds.
 fn serve(
     path: &Path,
     make: impl FnOnce(
         std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-        UnixListenerStream,
+        Incoming,
     ) -> ServerFuture,
 ) -> Result<Served, StartError> {
     let err = |what| {
@@ -156,7 +166,8 @@ fn serve(
     let signal = Box::pin(async move {
         let _ = stopped_rx.wait_for(|s| *s).await;
     });
-    let server = make(signal, UnixListenerStream::new(listener));
+    let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityShim::new));
+    let server = make(signal, Box::pin(incoming));
     let shown = path.display().to_string();
     let task = tokio::spawn(async move {
         if let Err(e) = server.await {
