@@ -12,6 +12,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
+    // The CDI directory is on tmpfs on many nodes and nothing else may have made it yet (a real
+    // kubelet's first prepare on a fresh node failed here with ENOENT).
+    std::fs::create_dir_all(dir)?;
     // A dot-name CDI does not read (it reads `*.json` and `*.yaml`) and that no spec uses.
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut file = std::fs::File::create(&tmp)?;
@@ -32,6 +35,14 @@ pub fn remove(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_makes_the_missing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdi").join("spec.json");
+        write_atomic(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+    }
 
     #[test]
     fn write_replaces_the_file_and_leaves_no_temporary() {

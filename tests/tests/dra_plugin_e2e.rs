@@ -93,11 +93,18 @@ fn node_dir(gpu: &str) -> tempfile::TempDir {
 }
 
 /// `tessera dra-plugin` on `node`, its log in the node directory.
-fn start_plugin(bin: &Path, dir: &Path, node: &str, kubeconfig: &Path) -> KillOnDrop {
+fn start_plugin(
+    bin: &Path,
+    dir: &Path,
+    node: &str,
+    kubeconfig: &Path,
+    metrics: std::net::SocketAddr,
+) -> KillOnDrop {
     let kubelet_root = env("TESSERA_E2E_KUBELET_ROOT").unwrap_or_else(|| "/var/lib/kubelet".into());
     let cdi = env("TESSERA_E2E_CDI_DIR").unwrap_or_else(|| "/var/run/cdi".into());
     let lib = dir.join("libnvidia-ml.so");
     let mps = dir.join("mps");
+    let metrics = metrics.to_string();
     let args: Vec<&std::ffi::OsStr> = vec![
         "--log-level".as_ref(),
         "info".as_ref(),
@@ -113,7 +120,7 @@ fn start_plugin(bin: &Path, dir: &Path, node: &str, kubeconfig: &Path) -> KillOn
         "--mps-root".as_ref(),
         mps.as_os_str(),
         "--metrics-listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
+        metrics.as_ref(),
         "--kubeconfig".as_ref(),
         kubeconfig.as_os_str(),
     ];
@@ -271,7 +278,19 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
     };
     let dir = node_dir(&gpu);
     let bin = tessera();
-    let plugin = start_plugin(&bin, dir.path(), &node, &kubeconfig);
+    let metrics = tessera_tests::process::free_addr();
+    let plugin = start_plugin(&bin, dir.path(), &node, &kubeconfig, metrics);
+    // Ready means registered with the kubelet: a pod that comes first fails its prepare and
+    // waits for the kubelet's retry backoff.
+    let registered = e2e::wait_for("the plugin registered (/readyz)", SLOW, || async {
+        let answer = tessera_tests::process::get(metrics, "/readyz")?;
+        answer.starts_with("HTTP/1.1 200").then_some(())
+    })
+    .await;
+    if let Err(e) = registered {
+        let log = std::fs::read_to_string(dir.path().join("dra-plugin.log")).unwrap_or_default();
+        panic!("{e}\n{log}");
+    }
 
     // The slice: one shareable GPU, untainted once the MPS status is read.
     let slices: Api<ResourceSlice> = Api::all(client.clone());
@@ -326,6 +345,10 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
             &format!("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE={pct}")
         ));
         assert!(spec_has(&spec, &format!("NVIDIA_VISIBLE_DEVICES={gpu}")));
+        if env("TESSERA_E2E_RUNTIME_WITHOUT_CDI").is_some() {
+            eprintln!("{name}: container env not checked (TESSERA_E2E_RUNTIME_WITHOUT_CDI)");
+            continue;
+        }
         let seen = e2e::container_env(&pods, name, "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT").await;
         assert_eq!(
             seen.as_deref(),
@@ -354,7 +377,7 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
     // A plugin restart keeps the prepared claims: the new process unprepares "large" when its
     // pod goes, from the checkpoint, and the third claim then fits.
     stop_plugin(plugin);
-    let _plugin = start_plugin(&bin, dir.path(), &node, &kubeconfig);
+    let _plugin = start_plugin(&bin, dir.path(), &node, &kubeconfig, metrics);
     let large_uid = claims.get("large").await.unwrap().metadata.uid.unwrap();
     pods.delete("large", &DeleteParams::default())
         .await
