@@ -229,6 +229,14 @@ impl Drop for Cleanup {
         );
         e2e::cleanup_blocking(self.kubeconfig.clone(), move |client| async move {
             let dp = DeleteParams::default();
+            // After a failure the plugin may be gone: pods left would wait for it forever to
+            // unprepare their claims, and hold the namespace.
+            let now = DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            };
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            let _ = pods.delete_collection(&now, &Default::default()).await;
             let _ = Api::<Namespace>::all(client.clone()).delete(&ns, &dp).await;
             let _ = Api::<ResourceSlice>::all(client.clone())
                 .delete(&slice, &dp)
@@ -390,6 +398,18 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
     running(&pods, "third").await;
     let third = allocation(&claims, "third").await;
     assert_eq!((third.0.as_str(), third.2.as_str()), ("gpu-0", "50"));
+
+    // The rest go while the plugin still runs, so the kubelet can unprepare their claims (a
+    // pod whose driver is gone cannot finish terminating, nor can its namespace).
+    for name in ["small", "third"] {
+        let uid = claims.get(name).await.unwrap().metadata.uid.unwrap();
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+        e2e::wait_for(&format!("{name}'s CDI spec removed"), SLOW, || async {
+            cdi_spec(&uid).is_none().then_some(())
+        })
+        .await
+        .unwrap();
+    }
 }
 
 /// A UUID-shaped tail unique to this run, so the stand-in GPU is not mistaken for another.
