@@ -496,3 +496,50 @@ fn the_monitoring_component_scrapes_every_component_on_its_declared_port() {
         }
     }
 }
+
+/// The node-selector terms of `workload`'s required node affinity.
+fn required_terms(name: &str) -> Vec<k8s_openapi::api::core::v1::NodeSelectorTerm> {
+    let (_, _, spec) = workloads()
+        .into_iter()
+        .find(|(_, n, _)| n == name)
+        .unwrap_or_else(|| panic!("no workload {name}"));
+    spec.affinity
+        .and_then(|a| a.node_affinity)
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution)
+        .map(|r| r.node_selector_terms)
+        .unwrap_or_default()
+}
+
+/// True when a node labelled `tessera.dev/gpu-path=dra` (and anything else) can match `term`.
+fn admits_dra_node(term: &k8s_openapi::api::core::v1::NodeSelectorTerm) -> bool {
+    !term.match_expressions.iter().flatten().any(|e| {
+        e.key == "tessera.dev/gpu-path"
+            && e.operator == "NotIn"
+            && e.values.iter().flatten().any(|v| v == "dra")
+    })
+}
+
+#[test]
+fn a_node_is_served_by_the_device_plugin_or_the_dra_plugin_never_both() {
+    let device_plugin = required_terms("tessera-device-plugin");
+    assert!(!device_plugin.is_empty());
+    for term in &device_plugin {
+        assert!(
+            !admits_dra_node(term),
+            "a device-plugin term admits DRA nodes (terms are ORed): {term:?}"
+        );
+    }
+    let dra = required_terms("tessera-dra-plugin");
+    assert!(!dra.is_empty());
+    for term in &dra {
+        let requires = term.match_expressions.iter().flatten().any(|e| {
+            e.key == "tessera.dev/gpu-path"
+                && e.operator == "In"
+                && e.values.as_deref() == Some(&["dra".to_string()][..])
+        });
+        assert!(
+            requires,
+            "a DRA-plugin term admits nodes not moved to DRA: {term:?}"
+        );
+    }
+}
