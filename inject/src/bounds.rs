@@ -156,7 +156,7 @@ pub(super) fn check_copies(per_container: usize, containers: usize) -> Result<()
 }
 
 /// Length of `value` as compact JSON, without building the text.
-pub(super) fn json_len(value: &serde_json::Value) -> usize {
+pub(super) fn json_len(value: &impl serde::Serialize) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -168,7 +168,7 @@ pub(super) fn json_len(value: &serde_json::Value) -> usize {
         }
     }
     let mut count = Count(0);
-    // Writing a Value to a sink that never fails cannot fail.
+    // Patch values always serialise, and the sink never fails.
     let _ = serde_json::to_writer(&mut count, value);
     count.0
 }

@@ -8,6 +8,8 @@ use std::hash::Hasher;
 use serde_json::Value;
 use thiserror::Error;
 
+use super::parts::Parts;
+use super::patch::Shared;
 use super::profile::{InjectionProfileSpec, Spiffe};
 use super::template::{Template, TemplateProblem, Var};
 use tessera_kernel::hash::Fnv;
@@ -69,7 +71,8 @@ pub enum Problem {
     PeersUnset,
 }
 
-/// A profile ready to render: validated, templates parsed, sidecars serialised once.
+/// A profile ready to render: validated, templates parsed, sidecars and every other part that
+/// does not depend on the pod serialised once.
 #[derive(Debug, Clone)]
 pub struct Profile {
     /// Profile name.
@@ -78,9 +81,10 @@ pub struct Profile {
     pub hash: String,
     /// The spec as given.
     pub spec: InjectionProfileSpec,
-    pub(super) containers: Vec<(String, Value)>,
-    pub(super) init_containers: Vec<(String, Value)>,
-    pub(super) volumes: Vec<(String, Value)>,
+    /// Sidecars as injected (native ones with `restartPolicy: Always`), by name.
+    pub(super) containers: Vec<(String, Shared)>,
+    pub(super) init_containers: Vec<(String, Shared)>,
+    pub(super) volumes: Vec<(String, Shared)>,
     pub(super) env: Vec<(String, Template)>,
     pub(super) files: Vec<(String, Template)>,
     pub(super) peer_entry: Option<Template>,
@@ -88,7 +92,9 @@ pub struct Profile {
     pub membership_id: Option<Template>,
     pub(super) translation: Translation,
     /// Mounts for every app container, keyed by mount path.
-    pub(super) app_mounts: Vec<(String, Value)>,
+    pub(super) app_mounts: Vec<(String, Shared)>,
+    /// The other parts of the patch that do not depend on the pod.
+    pub(super) parts: Parts,
     /// Some template needs a StatefulSet member (ordinal, pod name, service, peers…).
     pub(super) needs_member: bool,
 }
@@ -227,7 +233,7 @@ impl Profile {
                 return Err(err(&field, Problem::UnknownVolume(m.name.clone())));
             }
             let value = serde_json::to_value(m).unwrap_or(Value::Null);
-            app_mounts.push((m.mount_path.clone(), value));
+            app_mounts.push((m.mount_path.clone(), Shared::new(value)));
         }
         let needs_member = env
             .iter()
@@ -236,14 +242,24 @@ impl Profile {
             .chain(&peer_entry)
             .flat_map(Template::vars)
             .any(|v| !matches!(v, Var::Namespace | Var::ClusterDomain | Var::ServiceAccount));
+        let hash = spec_hash(&spec);
+        let file_names: Vec<String> = files.iter().map(|(f, _)| f.clone()).collect();
+        let mut containers = containers;
+        if sidecars.native {
+            // A native sidecar is an init container that keeps running.
+            for (_, c) in &mut containers {
+                c["restartPolicy"] = Value::from("Always");
+            }
+        }
         Ok(Profile {
             name: name.to_string(),
             app_mounts,
             needs_member,
-            hash: spec_hash(&spec),
-            containers,
-            init_containers: init,
-            volumes,
+            parts: Parts::of(name, &hash, &spec, &file_names),
+            hash,
+            containers: shared(containers),
+            init_containers: shared(init),
+            volumes: shared(volumes),
             env,
             files,
             peer_entry,
@@ -301,6 +317,13 @@ fn parse_identity(field: &str, text: &str, has_peers: bool) -> Result<Template, 
         return Err((field.to_string(), Problem::PeersUnset));
     }
     Ok(t)
+}
+
+fn shared(values: Vec<(String, Value)>) -> Vec<(String, Shared)> {
+    values
+        .into_iter()
+        .map(|(name, v)| (name, Shared::new(v)))
+        .collect()
 }
 
 fn named_values<T: serde::Serialize>(

@@ -2,6 +2,8 @@
 //! `apps.kubernetes.io/pod-index`, else the `NAME-N` pod name), the headless service, replicas,
 //! stable DNS names, the peer list, and the SPIFFE ID.
 
+use std::cell::OnceCell;
+
 use super::bounds;
 use super::compile::Profile;
 use super::template::{Template, Var};
@@ -81,6 +83,8 @@ pub(super) struct Renderer<'f> {
     pub cluster_domain: &'f str,
     /// The ensemble's recorded membership, when Tessera keeps it.
     pub record: Option<&'f Record>,
+    /// `{{peers}}` as rendered for the pod, kept for the next template naming it.
+    pub peer_list: OnceCell<String>,
 }
 
 impl Renderer<'_> {
@@ -127,7 +131,11 @@ impl Renderer<'_> {
         let service = || f.service.ok_or(RenderProblem::NoService);
         let pod_name = |out: &mut String| {
             match peer {
-                Some(i) => write_display(out, format_args!("{sts}-{i}")),
+                Some(i) => {
+                    out.push_str(sts);
+                    out.push('-');
+                    write_display(out, i);
+                }
                 None => out.push_str(f.pod.ok_or(RenderProblem::NoPodName)?),
             }
             Ok(())
@@ -143,8 +151,9 @@ impl Renderer<'_> {
             Var::Host => {
                 pod_name(out)?;
                 let service = service()?;
-                let (ns, domain) = (f.namespace, self.cluster_domain);
-                write_display(out, format_args!(".{service}.{ns}.svc.{domain}"));
+                for part in [".", service, ".", f.namespace, ".svc.", self.cluster_domain] {
+                    out.push_str(part);
+                }
             }
             Var::Peers if peer.is_some() => return Err(RenderProblem::NestedPeers),
             Var::Peers => self.peers(out)?,
@@ -164,7 +173,24 @@ impl Renderer<'_> {
         bounds::check_replicas(at_least_member(known, own))
     }
 
+    /// Writes the peer list, rendered once per renderer: templates often name it twice (an
+    /// env var and a file).
     fn peers(&self, out: &mut String) -> Result<(), RenderProblem> {
+        // Within the budget as a whole, the list rendered again would be the same text; past it,
+        // it is rendered again to fail where it did.
+        if let Some(list) = self.peer_list.get()
+            && bounds::check_rendered(out.len() + list.len()).is_ok()
+        {
+            out.push_str(list);
+            return Ok(());
+        }
+        let start = out.len();
+        self.render_peers(out)?;
+        let _ = self.peer_list.set(out[start..].to_string());
+        Ok(())
+    }
+
+    fn render_peers(&self, out: &mut String) -> Result<(), RenderProblem> {
         let (Some(entry), Some(ids)) = (&self.profile.peer_entry, &self.profile.spec.identity)
         else {
             return Err(RenderProblem::NestedPeers);

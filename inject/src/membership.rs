@@ -95,6 +95,7 @@ pub fn member(
         replicas: Some(ordinal.saturating_add(1)),
         cluster_domain: domain,
         record: Some(&voter),
+        peer_list: Default::default(),
     };
     Ok(Member {
         id: r.render("spec.identity.membership.id", id)?,

@@ -7,9 +7,11 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::view::{ContainerView, PodView, StrMap};
 
@@ -22,16 +24,136 @@ pub struct Op {
     pub path: String,
     /// Value for `add`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<Value>,
+    pub value: Option<PatchValue>,
 }
 
 impl Op {
-    fn add(path: String, value: Value) -> Op {
+    fn add(path: String, value: impl Into<PatchValue>) -> Op {
         Op {
             op: "add",
             path,
-            value: Some(value),
+            value: Some(value.into()),
         }
+    }
+}
+
+/// The value of an `add`: what this pod needs, or what its profile adds to every pod. Each
+/// form serialises as the JSON value it stands for, without building a [`Value`] tree for it.
+#[derive(Debug, Clone)]
+pub enum PatchValue {
+    /// Built for this pod.
+    Owned(Value),
+    /// A constant of the profile, written as serialised when the profile was compiled.
+    Shared(Shared),
+    /// An env var rendered for this pod, one copy for every container that gets it.
+    Env(Arc<EnvVar>),
+    /// A string map added whole (labels, annotations, a resource list).
+    Strings(BTreeMap<String, String>),
+    /// An array added whole.
+    List(Vec<PatchValue>),
+}
+
+impl PatchValue {
+    /// The value as a JSON tree (built only for the forms that do not hold one).
+    pub fn to_value(&self) -> Value {
+        match self {
+            PatchValue::Owned(v) => v.clone(),
+            PatchValue::Shared(s) => s.value().clone(),
+            PatchValue::Env(var) => serde_json::json!({"name": var.name, "value": var.value}),
+            PatchValue::Strings(map) => map
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+            PatchValue::List(items) => items.iter().map(PatchValue::to_value).collect(),
+        }
+    }
+
+    /// The JSON tree when this value holds one.
+    pub fn as_value(&self) -> Option<&Value> {
+        match self {
+            PatchValue::Owned(v) => Some(v),
+            PatchValue::Shared(s) => Some(s.value()),
+            PatchValue::Env(_) | PatchValue::Strings(_) | PatchValue::List(_) => None,
+        }
+    }
+
+    /// Length as compact JSON.
+    pub(super) fn json_len(&self) -> usize {
+        match self {
+            PatchValue::Shared(s) => s.json().get().len(),
+            other => super::bounds::json_len(other),
+        }
+    }
+}
+
+impl From<Value> for PatchValue {
+    fn from(v: Value) -> PatchValue {
+        PatchValue::Owned(v)
+    }
+}
+
+impl From<Shared> for PatchValue {
+    fn from(s: Shared) -> PatchValue {
+        PatchValue::Shared(s)
+    }
+}
+
+/// Equal when they stand for the same JSON value.
+impl PartialEq for PatchValue {
+    fn eq(&self, other: &PatchValue) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+impl Serialize for PatchValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PatchValue::Owned(v) => v.serialize(s),
+            PatchValue::Shared(shared) => shared.json().serialize(s),
+            PatchValue::Env(var) => var.serialize(s),
+            PatchValue::Strings(map) => map.serialize(s),
+            PatchValue::List(items) => items.serialize(s),
+        }
+    }
+}
+
+/// `{"name": …, "value": …}`: the fields in the order of a JSON object's keys (sorted), as
+/// a [`Value`] would write them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+impl From<EnvVar> for PatchValue {
+    fn from(var: EnvVar) -> PatchValue {
+        PatchValue::Env(Arc::new(var))
+    }
+}
+
+/// A part of the patch that depends on the profile alone: built and serialised once, when the
+/// profile is compiled, and shared by every review (a clone counts a reference).
+#[derive(Debug, Clone)]
+pub struct Shared(Arc<(Value, Box<RawValue>)>);
+
+impl Shared {
+    pub(super) fn new(value: Value) -> Shared {
+        // A JSON value always serialises; the fallback is never taken.
+        let json =
+            serde_json::value::to_raw_value(&value).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Shared(Arc::new((value, json)))
+    }
+
+    /// The value.
+    pub fn value(&self) -> &Value {
+        &self.0.0
+    }
+
+    /// The value as compact JSON.
+    fn json(&self) -> &RawValue {
+        &self.0.1
     }
 }
 
@@ -50,12 +172,19 @@ pub(super) type ResourceEdit = (Vec<String>, Vec<(String, String)>);
 /// Changes to one of the pod's existing containers.
 #[derive(Debug, Default)]
 pub(super) struct ContainerChanges {
-    pub env: Vec<Value>,
-    pub mounts: Vec<Value>,
+    pub env: Vec<PatchValue>,
+    pub mounts: Vec<PatchValue>,
     /// Per resource list (`limits`, `requests`): keys to remove, then keys to set.
     pub resources: BTreeMap<&'static str, ResourceEdit>,
     /// A `preStop` hook for a container that has none.
-    pub pre_stop: Option<Value>,
+    pub pre_stop: Option<PreStop>,
+}
+
+/// A `preStop` hook, and the `lifecycle` holding only it (for a container without one).
+#[derive(Debug, Clone)]
+pub(super) struct PreStop {
+    pub hook: Shared,
+    pub lifecycle: Shared,
 }
 
 /// Everything one admission adds or changes, before it is written as a patch.
@@ -66,9 +195,9 @@ pub(super) struct Changes {
     pub existing: BTreeMap<usize, ContainerChanges>,
     /// Changes to the pod's existing init containers, by index as received.
     pub existing_init: BTreeMap<usize, ContainerChanges>,
-    pub containers: Vec<Value>,
-    pub init_containers: Vec<Value>,
-    pub volumes: Vec<Value>,
+    pub containers: Vec<PatchValue>,
+    pub init_containers: Vec<PatchValue>,
+    pub volumes: Vec<PatchValue>,
     pub scheduler_name: Option<String>,
 }
 
@@ -93,14 +222,14 @@ impl Changes {
         let containers = pod.containers();
         for (i, ch) in self.existing {
             let Some(c) = containers.get(i) else { continue };
-            container_ops(&mut ops, &format!("/spec/containers/{i}"), c, ch);
+            container_ops(&mut ops, &indexed("/spec/containers/", i), c, ch);
         }
         // Before the injected init containers are inserted at the front: these paths index
         // the init containers as received.
         let init = pod.init_containers();
         for (i, ch) in self.existing_init {
             let Some(c) = init.get(i) else { continue };
-            container_ops(&mut ops, &format!("/spec/initContainers/{i}"), c, ch);
+            container_ops(&mut ops, &indexed("/spec/initContainers/", i), c, ch);
         }
         let has_containers = spec.is_some_and(|s| s.containers.is_some());
         append(
@@ -113,7 +242,7 @@ impl Changes {
         if has_init {
             // Inserted in order at the front: injected init containers run first.
             for (k, c) in self.init_containers.into_iter().enumerate() {
-                ops.push(Op::add(format!("/spec/initContainers/{k}"), c));
+                ops.push(Op::add(indexed("/spec/initContainers/", k), c));
             }
         } else {
             append(
@@ -134,23 +263,30 @@ impl Changes {
     }
 }
 
+/// `prefix` followed by `index` (`/spec/containers/0`).
+fn indexed(prefix: &str, index: usize) -> String {
+    use std::fmt::Write;
+    let mut path = String::with_capacity(prefix.len() + 4);
+    path.push_str(prefix);
+    // Writing to a String cannot fail.
+    let _ = write!(path, "{index}");
+    path
+}
+
 /// The operations for one existing container at `base`.
 fn container_ops(ops: &mut Vec<Op>, base: &str, c: &ContainerView<'_>, ch: ContainerChanges) {
-    append(ops, &format!("{base}/env"), c.env.is_some(), ch.env);
+    append(ops, &[base, "/env"].concat(), c.env.is_some(), ch.env);
     append(
         ops,
-        &format!("{base}/volumeMounts"),
+        &[base, "/volumeMounts"].concat(),
         c.volume_mounts.is_some(),
         ch.mounts,
     );
     resource_ops(ops, base, c.resources.as_ref(), ch.resources);
-    if let Some(hook) = ch.pre_stop {
+    if let Some(p) = ch.pre_stop {
         ops.push(match c.lifecycle {
-            Some(_) => Op::add(format!("{base}/lifecycle/preStop"), hook),
-            None => Op::add(
-                format!("{base}/lifecycle"),
-                serde_json::json!({"preStop": hook}),
-            ),
+            Some(_) => Op::add([base, "/lifecycle/preStop"].concat(), p.hook),
+            None => Op::add([base, "/lifecycle"].concat(), p.lifecycle),
         });
     }
 }
@@ -168,28 +304,29 @@ fn set_keys(
             if have.get(k.as_str()).is_some_and(|h| h.as_str() == v) {
                 continue;
             }
-            ops.push(Op::add(format!("{path}/{}", escape(&k)), Value::String(v)));
+            ops.push(Op::add(key_path(path, &k), Value::String(v)));
         }
     } else if !keys.is_empty() {
-        let map = keys
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        ops.push(Op::add(path.to_string(), Value::Object(map)));
+        ops.push(Op::add(path.to_string(), PatchValue::Strings(keys)));
     }
 }
 
+/// The pointer to map key `key` of the map at `path`.
+fn key_path(path: &str, key: &str) -> String {
+    [path, "/", &escape(key)].concat()
+}
+
 /// Appends `items` to the array at `path`, adding the array when the pod has none.
-fn append(ops: &mut Vec<Op>, path: &str, exists: bool, items: Vec<Value>) {
+fn append(ops: &mut Vec<Op>, path: &str, exists: bool, items: Vec<PatchValue>) {
     if items.is_empty() {
         return;
     }
     if exists {
         for v in items {
-            ops.push(Op::add(format!("{path}/-"), v));
+            ops.push(Op::add([path, "/-"].concat(), v));
         }
     } else {
-        ops.push(Op::add(path.to_string(), Value::Array(items)));
+        ops.push(Op::add(path.to_string(), PatchValue::List(items)));
     }
 }
 
@@ -204,7 +341,7 @@ fn resource_ops(
     }
     if have.is_none() {
         ops.push(Op::add(
-            format!("{base}/resources"),
+            [base, "/resources"].concat(),
             Value::Object(Default::default()),
         ));
     }
@@ -213,24 +350,23 @@ fn resource_ops(
             "limits" => r.limits.is_some(),
             _ => r.requests.is_some(),
         });
-        let path = format!("{base}/resources/{list}");
+        let path = [base, "/resources/", list].concat();
         for key in remove {
             ops.push(Op {
                 op: "remove",
-                path: format!("{path}/{}", escape(&key)),
+                path: key_path(&path, &key),
                 value: None,
             });
         }
         if exists {
             for (k, v) in set {
-                ops.push(Op::add(format!("{path}/{}", escape(&k)), Value::String(v)));
+                ops.push(Op::add(key_path(&path, &k), Value::String(v)));
             }
         } else if !set.is_empty() {
-            let map = set
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect();
-            ops.push(Op::add(path, Value::Object(map)));
+            ops.push(Op::add(
+                path,
+                PatchValue::Strings(set.into_iter().collect()),
+            ));
         }
     }
 }

@@ -65,6 +65,7 @@ pub fn configmap_data(
         // The ConfigMap lists the StatefulSet's replicas; the recorded membership is on the
         // StatefulSet itself (`tessera.dev/membership`).
         record: None,
+        peer_list: Default::default(),
     };
     let peers = r.render(
         "spec.identity.peers",

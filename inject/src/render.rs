@@ -1,19 +1,19 @@
 //! [`mutate`]: the whole admission decision for one pod, from selection to the patch.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
 use serde_json::{Value, json};
 
 use super::compile::Profile;
 use super::identity::{Facts, MembershipLookup, Renderer, ReplicaLookup};
-use super::patch::{Changes, Op};
+use super::parts::{self, Mount, Volume};
+use super::patch::{Changes, EnvVar, Op, PatchValue, Shared};
 use super::profile::Spiffe;
 use super::select::{injected_names, select};
 use super::view::PodView;
-use super::{
-    ENV_SPIFFE_ID, FILES_ANNOTATION_DOMAIN, RenderError, TOKEN_MOUNT_PATH, TOKEN_VOLUME, bounds,
-    gpu, group,
-};
+use super::{ENV_SPIFFE_ID, RenderError, TOKEN_MOUNT_PATH, TOKEN_VOLUME, bounds, gpu, group};
 use tessera_kernel::keys;
 
 /// What the webhook knows beyond the pod.
@@ -79,18 +79,14 @@ pub fn mutate(
     }
     apply.sort_by(|a, b| a.name.cmp(&b.name));
     // The SPIFFE settings of a profile applied earlier reach the containers added now.
-    let spiffe = apply
-        .iter()
-        .chain(&held)
-        .find_map(|p| p.spec.spiffe.as_ref())
-        .or(ctx.spiffe);
+    let spiffe = spiffe_of(apply.iter().chain(&held).copied(), ctx);
     let mut b = build(&apply, spiffe, pod, namespace, ctx, &mut out.warnings)?;
     let mut marker: BTreeSet<String> = injected_names(pod.annotation(keys::ANNOTATION_INJECTED))
         .into_iter()
         .filter(|(n, _)| !apply.iter().any(|p| p.name == *n))
         .map(|(n, h)| format!("{n}@{h}"))
         .collect();
-    marker.extend(apply.iter().map(|p| format!("{}@{}", p.name, p.hash)));
+    marker.extend(apply.iter().map(|p| p.parts.marker.clone()));
     b.changes.annotations.insert(
         keys::ANNOTATION_INJECTED.to_string(),
         marker.into_iter().collect::<Vec<_>>().join(","),
@@ -105,22 +101,39 @@ pub fn mutate(
 /// True when applying `p` to `pod` again would change nothing.
 fn holds(p: &Profile, pod: &PodView<'_>, namespace: &str, ctx: &Context<'_>) -> bool {
     let mut warnings = Vec::new();
-    let spiffe = p.spec.spiffe.as_ref().or(ctx.spiffe);
+    let spiffe = spiffe_of([p], ctx);
     build(&[p], spiffe, pod, namespace, ctx, &mut warnings)
         .ok()
         .and_then(|b| b.finish(pod).ok())
         .is_some_and(|ops| ops.is_empty())
 }
 
+/// The SPIFFE settings the pod's containers get, with their token volume: the first of
+/// `profiles` that has its own (its volume built when it was compiled), else the webhook's.
+fn spiffe_of<'a>(
+    profiles: impl IntoIterator<Item = &'a Profile>,
+    ctx: &Context<'a>,
+) -> Option<(&'a Spiffe, Cow<'a, Volume>)> {
+    profiles
+        .into_iter()
+        .find_map(|p| {
+            Some((
+                p.spec.spiffe.as_ref()?,
+                Cow::Borrowed(p.parts.token.as_ref()?),
+            ))
+        })
+        .or_else(|| ctx.spiffe.map(|s| (s, Cow::Owned(parts::token_volume(s)))))
+}
+
 /// Collects what `apply` (not empty, in name order) adds to `pod`.
-fn build(
-    apply: &[&Profile],
-    spiffe: Option<&Spiffe>,
-    pod: &PodView<'_>,
+fn build<'a>(
+    apply: &[&'a Profile],
+    spiffe: Option<(&Spiffe, Cow<'_, Volume>)>,
+    pod: &'a PodView<'_>,
     namespace: &str,
     ctx: &Context<'_>,
     warnings: &mut Vec<String>,
-) -> Result<Builder, RenderError> {
+) -> Result<Builder<'a>, RenderError> {
     let Some(first) = apply.first() else {
         return Ok(Builder::new(pod));
     };
@@ -165,12 +178,10 @@ fn build(
             warnings,
         )?;
     }
-    if let Some(s) = spiffe {
+    if let Some((s, token)) = spiffe {
         let sa = facts.as_ref().map_or("default", |f| f.service_account);
-        b.spiffe(
-            s,
-            &format!("spiffe://{}/ns/{namespace}/sa/{sa}", s.trust_domain),
-        );
+        let id = ["spiffe://", &s.trust_domain, "/ns/", namespace, "/sa/", sa].concat();
+        b.spiffe(id, &token);
     }
     Ok(b)
 }
@@ -218,25 +229,29 @@ fn member_facts<'f>(
 }
 
 /// Collects the changes of every applied profile, skipping whatever the pod already has.
-struct Builder {
+struct Builder<'a> {
     changes: Changes,
     /// Container names in the pod or added (containers and init containers share one space).
-    names: BTreeSet<String>,
-    volumes: BTreeSet<String>,
+    names: BTreeSet<&'a str>,
+    volumes: BTreeSet<&'a str>,
     /// Env vars and mounts for every app container, in order, first of a name wins.
-    env: Vec<(String, Value)>,
-    mounts: Vec<(String, Value)>,
+    env: Vec<(&'a str, PatchValue)>,
+    mounts: Vec<(&'a str, PatchValue)>,
     /// Bytes of identity rendered so far (see [`bounds::MAX_RENDERED_BYTES`]).
     rendered: usize,
 }
 
-impl Builder {
-    fn new(pod: &PodView<'_>) -> Builder {
+/// The SPIFFE token's mount, the same in every pod.
+static TOKEN_MOUNT: LazyLock<Mount> =
+    LazyLock::new(|| parts::read_only_mount(TOKEN_VOLUME, TOKEN_MOUNT_PATH));
+
+impl<'a> Builder<'a> {
+    fn new(pod: &'a PodView<'_>) -> Builder<'a> {
         let names = pod
             .containers()
             .iter()
             .chain(pod.init_containers())
-            .map(|c| c.name.to_string())
+            .map(|c| c.name.as_str())
             .collect();
         let volumes = pod
             .spec
@@ -244,7 +259,7 @@ impl Builder {
             .and_then(|s| s.volumes.as_ref())
             .into_iter()
             .flatten()
-            .map(|v| v.name.to_string())
+            .map(|v| v.name.as_str())
             .collect();
         Builder {
             changes: Changes::default(),
@@ -256,65 +271,63 @@ impl Builder {
         }
     }
 
-    fn sidecars(&mut self, p: &Profile) {
+    fn sidecars(&mut self, p: &'a Profile) {
         let native = p.spec.sidecars.as_ref().is_some_and(|s| s.native);
         for (name, value) in &p.containers {
-            if !self.names.insert(name.clone()) {
+            if !self.names.insert(name) {
                 continue;
             }
-            if native {
-                let mut v = value.clone();
-                v["restartPolicy"] = json!("Always");
-                self.changes.init_containers.push(v);
+            // Compiled with `restartPolicy: Always` when native.
+            let list = if native {
+                &mut self.changes.init_containers
             } else {
-                self.changes.containers.push(value.clone());
-            }
+                &mut self.changes.containers
+            };
+            list.push(value.clone().into());
         }
         for (name, value) in &p.init_containers {
-            if self.names.insert(name.clone()) {
-                self.changes.init_containers.push(value.clone());
+            if self.names.insert(name) {
+                self.changes.init_containers.push(value.clone().into());
             }
         }
         for (name, value) in &p.volumes {
-            self.add_volume(name, value.clone());
+            self.add_volume(name, value);
         }
         for (path, value) in &p.app_mounts {
-            if !self.mounts.iter().any(|(p, _)| p == path) {
-                self.mounts.push((path.clone(), value.clone()));
-            }
+            self.add_mount(path, value);
         }
     }
 
-    fn add_volume(&mut self, name: &str, value: Value) -> bool {
-        let added = self.volumes.insert(name.to_string());
-        if added {
-            self.changes.volumes.push(value);
-        }
-        added
-    }
-
-    fn add_env(&mut self, name: &str, value: String) {
-        if !self.env.iter().any(|(n, _)| n == name) {
-            self.env
-                .push((name.to_string(), json!({"name": name, "value": value})));
+    fn add_volume(&mut self, name: &'a str, value: &Shared) {
+        if self.volumes.insert(name) {
+            self.changes.volumes.push(value.clone().into());
         }
     }
 
-    fn add_mount(&mut self, volume: &str, path: &str) {
-        if !self.mounts.iter().any(|(p, _)| p == path) {
-            let m = json!({"name": volume, "mountPath": path, "readOnly": true});
-            self.mounts.push((path.to_string(), m));
+    fn add_env(&mut self, name: &'a str, value: String) {
+        if !self.env.iter().any(|(n, _)| *n == name) {
+            let var = EnvVar {
+                name: name.to_string(),
+                value,
+            };
+            self.env.push((name, var.into()));
+        }
+    }
+
+    /// Adds a mount for every app container, keyed by its path.
+    fn add_mount(&mut self, path: &'a str, value: &Shared) {
+        if !self.mounts.iter().any(|(p, _)| *p == path) {
+            self.mounts.push((path, value.clone().into()));
         }
     }
 
     fn identity(
         &mut self,
-        p: &Profile,
+        p: &'a Profile,
         facts: &Facts<'_>,
         ctx: &Context<'_>,
         record: Option<&tessera_kernel::ensemble::Record>,
     ) -> Result<(), RenderError> {
-        let ids = p.spec.identity.as_ref();
         let domain = p.cluster_domain(ctx.cluster_domain);
         let replicas = facts
             .member
@@ -325,6 +338,7 @@ impl Builder {
             replicas,
             cluster_domain: domain,
             record,
+            peer_list: Default::default(),
         };
         for (name, t) in &p.env {
             let value = r.render(format_args!("spec.identity.env[{name}]"), t)?;
@@ -332,46 +346,45 @@ impl Builder {
                 .map_err(|problem| error(p, "spec.identity.env", problem))?;
             self.add_env(name, value);
         }
-        if let (Some(_), Some((sts, _))) = (&p.peer_entry, facts.member) {
+        if let (Some(peers), Some((sts, _))) = (&p.parts.peers, facts.member) {
             // Kept current by the peers controller; optional so a member starts before it exists.
-            let volume = format!("tessera-{}-peers", p.name);
-            let cm = format!("{sts}{}", super::peers::CONFIGMAP_SUFFIX);
-            let value = json!({"name": volume, "configMap": {"name": cm, "optional": true}});
-            self.add_volume(&volume, value);
-            self.add_mount(&volume, &super::peers::mount_path(&p.name));
+            let cm = [sts, super::peers::CONFIGMAP_SUFFIX].concat();
+            let value = json!({"name": peers.volume, "configMap": {"name": cm, "optional": true}});
+            if self.volumes.insert(&peers.volume) {
+                self.changes.volumes.push(value.into());
+            }
+            self.add_mount(&peers.mount.path, &peers.mount.value);
         }
-        let Some(files) = ids.and_then(|i| i.files.as_ref()) else {
+        let Some(files) = &p.parts.files else {
             return Ok(());
         };
-        let mut items = Vec::new();
-        for (file, t) in &p.files {
+        for ((file, t), key) in p.files.iter().zip(&files.keys) {
             let text = r.render(format_args!("spec.identity.files.items[{file}]"), t)?;
             bounds::add_rendered(&mut self.rendered, text.len())
                 .map_err(|problem| error(p, "spec.identity.files", problem))?;
-            let key = format!("{}.{FILES_ANNOTATION_DOMAIN}/{file}", p.name);
-            let field = format!("metadata.annotations['{key}']");
-            items.push(json!({"path": file, "fieldRef": {"fieldPath": field}}));
-            self.changes.annotations.insert(key, text);
+            self.changes.annotations.insert(key.clone(), text);
         }
-        let volume = format!("tessera-{}-files", p.name);
-        let value =
-            json!({"name": volume, "projected": {"sources": [{"downwardAPI": {"items": items}}]}});
-        self.add_volume(&volume, value);
-        self.add_mount(&volume, &files.mount_path);
+        self.add_volume(&files.volume.name, &files.volume.value);
+        self.add_mount(&files.mount.path, &files.mount.value);
         Ok(())
     }
 
     /// Labels a member whose membership Tessera keeps and holds its stop while it votes.
     fn hold_stop(
         &mut self,
-        p: &Profile,
+        p: &'a Profile,
         m: &super::profile::Membership,
         pod: &PodView<'_>,
         facts: &Facts<'_>,
     ) -> Result<(), RenderError> {
-        if facts.member.is_none() {
+        let Some(parts) = p
+            .parts
+            .membership
+            .as_ref()
+            .filter(|_| facts.member.is_some())
+        else {
             return Ok(());
-        }
+        };
         let containers = pod.containers();
         let index = match &m.container {
             None => Some(0),
@@ -405,21 +418,19 @@ impl Builder {
         self.changes
             .labels
             .insert(keys::LABEL_MEMBERSHIP.to_string(), p.name.clone());
-        let (volume, mount) = super::membership::marker_volume();
-        self.add_volume(super::membership::MARKER_VOLUME, volume);
+        self.add_volume(&parts.volume.name, &parts.volume.value);
         let ch = self.changes.existing.entry(index).or_default();
-        ch.mounts.push(mount);
-        ch.pre_stop = Some(super::membership::hold_stop_hook(m));
+        ch.mounts.push(parts.mount.clone().into());
+        ch.pre_stop = Some(parts.pre_stop.clone());
         Ok(())
     }
 
-    fn spiffe(&mut self, s: &Spiffe, id: &str) {
-        self.add_env(ENV_SPIFFE_ID, id.to_string());
-        let token = json!({"serviceAccountToken": {
-            "audience": s.audience, "expirationSeconds": s.expiration_seconds, "path": "token"}});
-        let value = json!({"name": TOKEN_VOLUME, "projected": {"sources": [token]}});
-        self.add_volume(TOKEN_VOLUME, value);
-        self.add_mount(TOKEN_VOLUME, TOKEN_MOUNT_PATH);
+    fn spiffe(&mut self, id: String, token: &Volume) {
+        self.add_env(ENV_SPIFFE_ID, id);
+        if self.volumes.insert(TOKEN_VOLUME) {
+            self.changes.volumes.push(token.value.clone().into());
+        }
+        self.add_mount(&TOKEN_MOUNT.path, &TOKEN_MOUNT.value);
     }
 
     /// Translates foreign GPU names and picks the Tessera scheduler for GPU pods.
@@ -473,7 +484,7 @@ impl Builder {
             .env
             .iter()
             .chain(&self.mounts)
-            .map(|(_, v)| bounds::json_len(v) + 1)
+            .map(|(_, v)| v.json_len() + 1)
             .sum();
         let targets = pod.containers().len()
             + self.changes.containers.len()
@@ -492,13 +503,13 @@ impl Builder {
             ch.env.extend(
                 self.env
                     .iter()
-                    .filter(|(n, _)| !have_env.contains(n.as_str()))
+                    .filter(|(n, _)| !have_env.contains(n))
                     .map(|(_, v)| v.clone()),
             );
             ch.mounts.extend(
                 self.mounts
                     .iter()
-                    .filter(|(p, _)| !have_paths.contains(p.as_str()))
+                    .filter(|(p, _)| !have_paths.contains(p))
                     .map(|(_, v)| v.clone()),
             );
         }
@@ -508,17 +519,22 @@ impl Builder {
             .changes
             .init_containers
             .iter_mut()
-            .filter(|c| c["restartPolicy"] == "Always");
-        for c in self.changes.containers.iter_mut().chain(native) {
-            merge(c, "env", "name", &self.env);
-            merge(c, "volumeMounts", "mountPath", &self.mounts);
+            .filter(|c| c.as_value().is_some_and(|v| v["restartPolicy"] == "Always"));
+        if !self.env.is_empty() || !self.mounts.is_empty() {
+            for c in self.changes.containers.iter_mut().chain(native) {
+                // The profile's container is shared: this pod's copy is built only here.
+                let mut own = c.to_value();
+                merge(&mut own, "env", "name", &self.env);
+                merge(&mut own, "volumeMounts", "mountPath", &self.mounts);
+                *c = PatchValue::Owned(own);
+            }
         }
         Ok(self.changes.into_ops(pod))
     }
 }
 
 /// Appends `items` to the array `field` of an injected container, skipping keys it has.
-fn merge(container: &mut Value, field: &str, key: &str, items: &[(String, Value)]) {
+fn merge(container: &mut Value, field: &str, key: &str, items: &[(&str, PatchValue)]) {
     if items.is_empty() {
         return;
     }
@@ -530,8 +546,8 @@ fn merge(container: &mut Value, field: &str, key: &str, items: &[(String, Value)
         return;
     };
     for (k, v) in items {
-        if !arr.iter().any(|e| e[key].as_str() == Some(k.as_str())) {
-            arr.push(v.clone());
+        if !arr.iter().any(|e| e[key].as_str() == Some(*k)) {
+            arr.push(v.to_value());
         }
     }
 }

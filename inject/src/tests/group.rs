@@ -82,7 +82,7 @@ fn a_pod_without_labels_or_scheduler_name_gets_both_added_whole() {
         .find(|o| o.path == "/metadata/labels")
         .unwrap();
     assert_eq!(
-        labels.value,
+        labels.value.as_ref().map(crate::PatchValue::to_value),
         Some(
             json!({"tessera.dev/group": "zk", "tessera.dev/group-size": "5",
                     "tessera.dev/quorum": "true"})
