@@ -238,3 +238,48 @@ fn through_extender_mode_reports_both_numbers_per_policy() {
     );
     assert_eq!(through["per_seed"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn dra_mode_adds_first_fit_per_policy_and_kube_scheduler_alone() {
+    let dir = fixtures();
+    let out = tessera(&[
+        "simulate",
+        "--trace",
+        dir.to_str().unwrap(),
+        "--pods",
+        "tiny",
+        "--seeds",
+        "2",
+        "--policy",
+        "fgd",
+        "--through-extender",
+        "--dra",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let policies = doc["policies"].as_array().unwrap();
+    let names: Vec<&str> = policies
+        .iter()
+        .map(|p| p["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "fgd",
+            "fgd/first-fit",
+            "fgd@0-10",
+            "fgd@0-10/first-fit",
+            "kube-scheduler/first-fit"
+        ]
+    );
+    for p in &policies[1..] {
+        assert!(p.get("published").is_none(), "{p}");
+        assert_eq!(p["per_seed"].as_array().unwrap().len(), 2);
+    }
+}

@@ -25,6 +25,12 @@ pub enum GpuChoice {
     BestFit,
     /// Most left: spreads shares over GPUs.
     WorstFit,
+    /// The lowest-index GPUs that fit, with no comparison among them: what kube-scheduler's DRA
+    /// allocator does inside a node (it walks the node's ResourceSlice devices in order, which
+    /// for Tessera's driver is `gpu-0`, `gpu-1`, … by NVML index, and takes the first with enough
+    /// capacity left; a request for N devices takes the first N). The simulator measures what it
+    /// costs against the policy's own choice.
+    FirstFit,
 }
 
 /// Free resources of one GPU during placement.
@@ -348,6 +354,8 @@ fn place_one(
     match choice {
         GpuChoice::BestFit => usable.sort_by_key(left),
         GpuChoice::WorstFit => usable.sort_by_key(|i| std::cmp::Reverse(left(i))),
+        // `usable` is already in index order.
+        GpuChoice::FirstFit => {}
     }
     let shares: Vec<Share> = usable[..d.gpus as usize]
         .iter()

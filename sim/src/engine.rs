@@ -4,14 +4,20 @@
 //! Scores depend only on the node's state and the pod's request class, so they are cached per
 //! (node, class) and recomputed only when the node's ledger version changed: a placement touches
 //! one node, so each pod costs one recomputation per class instead of one per node.
+//!
+//! A variant may leave the GPUs inside the chosen node to kube-scheduler's DRA allocator (first
+//! fit by index), or the node too (kube-scheduler alone, see [`crate::scheduler`]): what DRA
+//! placement costs against the policy's own choice.
 
 use std::collections::HashMap;
 
-use tessera_core::fit::Unfit;
+use tessera_core::fit::{self, GpuChoice, Unfit};
 use tessera_core::ledger::{ClusterLedger, NodeLedger, Placement};
 use tessera_core::request::PodRequest;
 use tessera_core::rng::Rng;
 use tessera_core::score::{self, Policy, ScoreContext};
+
+use crate::scheduler::KubeScheduler;
 
 /// Cache key of a request class: everything of a pod request that scoring reads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,14 +34,38 @@ struct Entry {
     score: Option<f64>,
 }
 
-/// A policy, and whether its scores reach the decision whole or through kube-scheduler's
-/// extender interface: integers 0–10, ties broken at random as kube-scheduler's `selectHost` does.
+/// Who picks the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeChoice {
+    /// The policy's scores, whole or through the extender's 0–10.
+    Policy,
+    /// kube-scheduler alone with DRA and no extender: its default score plugins
+    /// (see [`crate::scheduler`]); the policy is not consulted.
+    KubeScheduler,
+}
+
+/// Who picks the GPUs inside the chosen node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceChoice {
+    /// The policy, as the extender does at bind time for the device plugin path.
+    Policy,
+    /// kube-scheduler's DRA allocator: the lowest-index GPUs that fit (`GpuChoice::FirstFit`).
+    DraFirstFit,
+}
+
+/// A policy, whether its scores reach the decision whole or through kube-scheduler's extender
+/// interface (integers 0–10, ties broken at random as kube-scheduler's `selectHost` does), and
+/// who picks the node and the GPUs inside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Variant {
     /// The policy.
     pub policy: Policy,
     /// Scores squeezed to 0–10, ties random.
     pub through_extender: bool,
+    /// Who picks the node.
+    pub nodes: NodeChoice,
+    /// Who picks the GPUs inside the node.
+    pub devices: DeviceChoice,
 }
 
 impl Variant {
@@ -44,23 +74,53 @@ impl Variant {
         Variant {
             policy,
             through_extender: false,
+            nodes: NodeChoice::Policy,
+            devices: DeviceChoice::Policy,
         }
     }
 
     /// The policy as kube-scheduler sees it through the extender.
     pub fn through_extender(policy: Policy) -> Self {
         Variant {
-            policy,
             through_extender: true,
+            ..Variant::ideal(policy)
         }
     }
 
-    /// `fragmentation`, or `fragmentation@0-10` through the extender.
+    /// The same node choice, with the GPUs inside the node left to kube-scheduler's DRA
+    /// allocator (first fit by index).
+    pub fn dra_allocator(self) -> Self {
+        Variant {
+            devices: DeviceChoice::DraFirstFit,
+            ..self
+        }
+    }
+
+    /// kube-scheduler alone with DRA: its default node scores and the allocator's first fit.
+    /// `policy` is kept only as a field value (spread, the nearest in spirit); it is not used.
+    pub fn kube_scheduler_dra() -> Self {
+        Variant {
+            nodes: NodeChoice::KubeScheduler,
+            ..Variant::ideal(Policy::Spread).dra_allocator()
+        }
+    }
+
+    /// True for the policy as published: its own scores, its own GPUs.
+    pub fn is_plain(&self) -> bool {
+        *self == Variant::ideal(self.policy)
+    }
+
+    /// `fragmentation`, `fragmentation@0-10` through the extender, a `/first-fit` suffix when
+    /// the DRA allocator picks the GPUs, `kube-scheduler/first-fit` without an extender.
     pub fn label(&self) -> String {
-        if self.through_extender {
-            format!("{}@0-10", self.policy.name())
-        } else {
-            self.policy.name().to_string()
+        let nodes = match (self.nodes, self.through_extender) {
+            (NodeChoice::KubeScheduler, _) => "kube-scheduler".to_string(),
+            (NodeChoice::Policy, true) => format!("{}@0-10", self.policy.name()),
+            (NodeChoice::Policy, false) => self.policy.name().to_string(),
+        };
+        match self.devices {
+            DeviceChoice::Policy => nodes,
+            DeviceChoice::DraFirstFit => format!("{nodes}/first-fit"),
         }
     }
 }
@@ -70,6 +130,9 @@ impl Variant {
 pub struct Chooser {
     policy: Policy,
     through_extender: bool,
+    devices: DeviceChoice,
+    /// Set when kube-scheduler picks the node (it keeps where its last search stopped).
+    kube: Option<KubeScheduler>,
     classes: HashMap<ClassKey, usize>,
     cache: Vec<Vec<Entry>>,
 }
@@ -85,6 +148,8 @@ impl Chooser {
         Chooser {
             policy: variant.policy,
             through_extender: variant.through_extender,
+            devices: variant.devices,
+            kube: (variant.nodes == NodeChoice::KubeScheduler).then(KubeScheduler::default),
             classes: HashMap::new(),
             cache: Vec::new(),
         }
@@ -117,6 +182,9 @@ impl Chooser {
         rng: &mut Rng,
         rank: &dyn Fn(&NodeLedger) -> Option<f64>,
     ) -> Option<(usize, Placement)> {
+        if let Some(kube) = &mut self.kube {
+            return kube.choose(ledger, pod, rng, rank);
+        }
         let class = self.class_of(pod);
         let nodes = ledger.nodes();
         self.cache.resize_with(nodes.len(), Vec::new);
@@ -145,9 +213,12 @@ impl Chooser {
         }
         let winner = self.pick(&feasible, rng)?;
         let node = &nodes[winner];
-        let placement = match self.policy {
-            Policy::Random => score::random_placement(node, pod, rng).ok()?,
-            _ => score::score(self.policy, node, pod, ctx).ok()?.placement,
+        let placement = match (self.devices, self.policy) {
+            // The node the policy chose, the GPUs the allocator would take there; the pod fits
+            // the node, so it fits first fit too (the same predicates, any GPUs that pass).
+            (DeviceChoice::DraFirstFit, _) => fit::place(node, pod, GpuChoice::FirstFit).ok()?,
+            (_, Policy::Random) => score::random_placement(node, pod, rng).ok()?,
+            (_, _) => score::score(self.policy, node, pod, ctx).ok()?.placement,
         };
         Some((winner, placement))
     }
@@ -188,7 +259,7 @@ impl Chooser {
 
 /// Index of a highest score, uniformly at random among ties (reservoir sampling, as
 /// kube-scheduler picks among equally scored nodes).
-fn random_top(scores: &[i64], rng: &mut Rng) -> usize {
+pub(crate) fn random_top(scores: &[i64], rng: &mut Rng) -> usize {
     let (mut best, mut seen) = (0, 0u64);
     for (k, s) in scores.iter().enumerate() {
         if *s > scores[best] {
@@ -231,3 +302,6 @@ pub fn first_reason(
         .iter()
         .find_map(|n| score::score(policy, n, pod, ctx).err())
 }
+
+#[cfg(test)]
+mod tests;

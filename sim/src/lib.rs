@@ -7,6 +7,7 @@ pub mod engine;
 pub mod replay;
 pub mod report;
 pub mod scenario;
+pub mod scheduler;
 pub mod summary;
 pub mod trace;
 

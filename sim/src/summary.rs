@@ -150,11 +150,12 @@ pub fn summarise(
         .iter()
         .map(|v| {
             let runs: Vec<&ReplayResult> = results.iter().filter(|r| r.variant == *v).collect();
-            // The published figures are for the policies' own scores, not the 0–10 interface.
-            let published_name = if v.through_extender {
-                None
-            } else {
+            // The published figures are for the policies' own scores and GPUs, not the 0–10
+            // interface or the DRA allocator.
+            let published_name = if v.is_plain() {
                 v.policy.published_name()
+            } else {
+                None
             };
             PolicySummary {
                 policy: v.label(),

@@ -58,6 +58,12 @@ pub struct SimulateArgs {
     /// integers 0–10, ties broken at random) and report both (trace mode).
     #[arg(long, env = "TESSERA_SIM_THROUGH_EXTENDER", requires = "trace")]
     pub through_extender: bool,
+    /// Also run each policy as it would place with DRA (trace mode): the node the policy picks,
+    /// the GPUs inside it taken first fit by index as kube-scheduler's DRA allocator does
+    /// (`POLICY/first-fit`), and kube-scheduler alone with DRA, no extender
+    /// (`kube-scheduler/first-fit`: its default CPU and memory scores).
+    #[arg(long, env = "TESSERA_SIM_DRA", requires = "trace")]
+    pub dra: bool,
     /// Print the upper bound on the allocation at 130% (a linear relaxation over pod classes
     /// and node types of the arrived pods; always on with `--compare`).
     #[arg(long, env = "TESSERA_SIM_BOUND", requires = "trace")]

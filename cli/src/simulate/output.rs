@@ -18,9 +18,15 @@ pub fn trace_table(s: &TraceSummary) -> String {
         s.seeds.len(),
         s.seeds
     );
+    // Labels such as `kube-scheduler/first-fit` are wider than the policy names.
+    let w = s
+        .policies
+        .iter()
+        .map(|p| p.policy.len())
+        .fold(14, usize::max);
     let _ = writeln!(
         out,
-        "{:<14} {:>9} {:>9} {:>11}   {:>9} {:>11}",
+        "{:<w$} {:>9} {:>9} {:>11}   {:>9} {:>11}",
         "policy", "alloc@100", "alloc@130", "unalloc@130", "published", "pub.unalloc"
     );
     for p in &s.policies {
@@ -33,7 +39,7 @@ pub fn trace_table(s: &TraceSummary) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<14} {:>8.2}% {:>8.2}% {:>11.1}   {:>9} {:>11}",
+            "{:<w$} {:>8.2}% {:>8.2}% {:>11.1}   {:>9} {:>11}",
             p.policy,
             p.alloc_pct_100,
             p.alloc_pct_130,
@@ -46,7 +52,7 @@ pub fn trace_table(s: &TraceSummary) -> String {
     for (name, limit) in limits.iter().filter_map(|(n, l)| Some((n, l.as_ref()?))) {
         let _ = writeln!(
             out,
-            "{:<14} {:>9} {:>8.2}% {:>11.1}   ({})",
+            "{:<w$} {:>9} {:>8.2}% {:>11.1}   ({})",
             name, "-", limit.alloc_pct_130, limit.unallocated_gpus_130, limit.method
         );
     }
@@ -79,7 +85,7 @@ pub fn trace_table(s: &TraceSummary) -> String {
             .iter()
             .map(|(seed, alloc, idle)| format!("{seed}:{alloc:.2}%/{idle:.0}"))
             .collect();
-        let _ = writeln!(out, "  {:<14} {}", name, cells.join(" "));
+        let _ = writeln!(out, "  {:<w$} {}", name, cells.join(" "));
     };
     for p in &s.policies {
         let seeds = p.per_seed.iter();

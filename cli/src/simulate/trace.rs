@@ -96,13 +96,7 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let variants: Vec<Variant> = policies
-        .iter()
-        .flat_map(|p| {
-            let through = args.through_extender.then(|| Variant::through_extender(*p));
-            std::iter::once(Variant::ideal(*p)).chain(through)
-        })
-        .collect();
+    let variants = variants(args, &policies);
     let runs_per_list = (variants.len() as u64 + args.reference_tries) * seeds.len() as u64;
     let bar = progress(lists.len() as u64 * runs_per_list);
     let mut summaries = Vec::new();
@@ -159,6 +153,25 @@ pub fn run(args: &SimulateArgs, dir: &Path) -> Result<()> {
             .with_context(|| format!("--report {}: cannot write", path.display()))?;
     }
     Ok(())
+}
+
+/// Per policy: its own scores, through the extender when asked, each with the DRA allocator's
+/// GPUs when asked; then kube-scheduler alone with DRA.
+fn variants(args: &SimulateArgs, policies: &[Policy]) -> Vec<Variant> {
+    let mut out = Vec::new();
+    for p in policies {
+        let through = args.through_extender.then(|| Variant::through_extender(*p));
+        for v in std::iter::once(Variant::ideal(*p)).chain(through) {
+            out.push(v);
+            if args.dra {
+                out.push(v.dra_allocator());
+            }
+        }
+    }
+    if args.dra {
+        out.push(Variant::kube_scheduler_dra());
+    }
+    out
 }
 
 /// The linear relaxation's bound per seed, on the pods that seed's replay sees arrive.

@@ -128,7 +128,8 @@ pub fn explain(node: &NodeLedger, pod: &PodRequest, choice: GpuChoice) -> Unfit 
 }
 
 /// Picks the container's GPUs with the same order as a stable sort by (compute left, memory
-/// free): best fit takes the smallest keys, worst fit the largest, ties by lower index.
+/// free): best fit takes the smallest keys, worst fit the largest, ties by lower index; first
+/// fit takes the lowest indices that fit.
 /// Returns the number of usable GPUs when there are too few.
 fn select_one(
     node: &NodeLedger,
@@ -150,6 +151,7 @@ fn select_one(
                 (None, _) => true,
                 (Some(b), GpuChoice::BestFit) => key(i) < key(b),
                 (Some(b), GpuChoice::WorstFit) => key(i) > key(b),
+                (Some(_), GpuChoice::FirstFit) => false,
             };
             if better {
                 best = Some(i);

@@ -219,3 +219,37 @@ fn gpu_state_keeps_its_size() {
 }
 
 mod init;
+
+#[test]
+fn first_fit_takes_the_lowest_index_gpus_that_fit_where_best_fit_packs() {
+    // GPU 0 has 20% free (too little), 1 and 2 are idle, 3 is half used.
+    let mut node = testing::node("n1", 4, "T4", 16384);
+    hold(&mut node, "a", 0, 1000, 800);
+    hold(&mut node, "b", 3, 1000, 500);
+    let gpus = |pod: &PodRequest, choice| -> Vec<usize> {
+        let p = place(&node, pod, choice).unwrap();
+        p.containers
+            .iter()
+            .flat_map(|c| &c.shares)
+            .map(|s| s.gpu)
+            .collect()
+    };
+    let share = share_pod(1000, 30, 1);
+    assert_eq!(gpus(&share, GpuChoice::FirstFit), [1]);
+    assert_eq!(gpus(&share, GpuChoice::BestFit), [3]);
+    // A request for two GPUs takes the first two that fit, as the allocator's search does.
+    let two = share_pod(1000, 30, 2);
+    assert_eq!(gpus(&two, GpuChoice::FirstFit), [1, 2]);
+    // Best fit takes GPUs 3 and 1 (shares listed in index order).
+    assert_eq!(gpus(&two, GpuChoice::BestFit), [1, 3]);
+    // Whole GPUs: the first idle ones.
+    assert_eq!(gpus(&share_pod(0, 100, 1), GpuChoice::FirstFit), [1]);
+    // The general path (two containers) picks the same way, container after container.
+    let mut pair = share_pod(1000, 30, 1);
+    pair.containers.push(ContainerDemand {
+        container: "side".into(),
+        demand: pair.containers[0].demand,
+    });
+    assert_eq!(gpus(&pair, GpuChoice::FirstFit), [1, 1]);
+    assert_eq!(gpus(&pair, GpuChoice::BestFit), [3, 1]);
+}

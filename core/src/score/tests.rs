@@ -97,6 +97,24 @@ fn fragmentation_fills_the_gpu_whose_leftover_nobody_else_could_use() {
     assert!(ours(&node) > ours(&idle));
 }
 
+#[test]
+fn first_fit_takes_the_lowest_gpu_that_fits_where_fragmentation_fills_the_half_used_one() {
+    // GPU 0 is idle, GPU 1 has 500 free: the 500 share fills GPU 1 exactly under Tessera's
+    // choice and keeps GPU 0 whole; kube-scheduler's DRA allocator would take GPU 0.
+    let node = used("n", &[0, 500]);
+    let m = mix();
+    let ours = score(
+        Policy::Fragmentation,
+        &node,
+        &pod(500, 1),
+        ScoreContext::new(&m),
+    )
+    .unwrap();
+    assert_eq!(ours.placement.containers[0].shares[0].gpu, 1);
+    let first = fit::place(&node, &pod(500, 1), GpuChoice::FirstFit).unwrap();
+    assert_eq!(first.containers[0].shares[0].gpu, 0);
+}
+
 fn with_cpu(name: &str, gpus: u32, cores: u64) -> NodeLedger {
     let mut n = testing::node(name, gpus, "T4", 16384);
     n.host = HostCapacity {
