@@ -365,6 +365,50 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
         );
     }
 
+    // `tessera inspect --claims` reads the same from the apiserver: both shares on gpu-0.
+    let out = std::process::Command::new(&bin)
+        .args([
+            "inspect",
+            "--claims",
+            "-o",
+            "json",
+            "-n",
+            &namespace,
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let device = shown["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["pool"] == node.as_str() && d["device"] == "gpu-0")
+        .unwrap_or_else(|| panic!("no gpu-0 of {node} in {shown}"));
+    assert_eq!(device["memoryHeld"], (24u64 << 30), "{shown}");
+    assert_eq!(device["computeHeld"], 75, "{shown}");
+    for (name, mem, pct) in [("small", 8u64 << 30, 25), ("large", 16u64 << 30, 50)] {
+        let share = shown["shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["claim"] == format!("{namespace}/{name}").as_str())
+            .unwrap_or_else(|| panic!("no share of {name} in {shown}"));
+        assert_eq!(share["memoryBytes"], mem, "{shown}");
+        assert_eq!(share["computePercent"], pct, "{shown}");
+        assert_eq!(
+            share["pods"],
+            json!([format!("{namespace}/{name}")]),
+            "{shown}"
+        );
+    }
+
     // 48 GiB fits the 56 GiB left, but 50% more compute does not: pending, with a reason.
     pods.create(&pp, &pod("third", "third", &node))
         .await
