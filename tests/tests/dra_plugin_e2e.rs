@@ -14,6 +14,9 @@
 //! - `TESSERA_E2E_CDI_DIR` (default `/var/run/cdi`, where containerd reads CDI specs);
 //! - `TESSERA_E2E_IMAGE` (default `local/app:1`, an image whose program prints its environment
 //!   and sleeps; pulled `Never`);
+//! - `TESSERA_E2E_KUBELET_RESTART`: a shell command that restarts the kubelet; when set, the
+//!   running containers and their prepared claims are checked across a restart, and the third
+//!   claim is prepared by the restarted kubelet;
 //! - `TESSERA_E2E_RUNTIME_WITHOUT_CDI=1`: the runtime does not apply CDI (containerd 1.6): the
 //!   containers' env is not checked, the CDI specs still are.
 //!
@@ -407,6 +410,57 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
             json!([format!("{namespace}/{name}")]),
             "{shown}"
         );
+    }
+
+    // A kubelet restart keeps the running containers and their prepared claims; the plugin
+    // registers with the new kubelet (which prepares the third claim below).
+    if let Some(cmd) = env("TESSERA_E2E_KUBELET_RESTART") {
+        let containers = |p: &Pod| {
+            let s = p
+                .status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .first()?
+                .clone();
+            Some((s.container_id, s.restart_count))
+        };
+        let before = [
+            containers(&pods.get("small").await.unwrap()),
+            containers(&pods.get("large").await.unwrap()),
+        ];
+        let restarted_at = k8s_openapi::jiff::Timestamp::now();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{cmd}");
+        let nodes: Api<Node> = Api::all(client.clone());
+        e2e::wait_for("the restarted kubelet's Ready heartbeat", SLOW, || async {
+            let n = nodes.get(&node).await.ok()?;
+            let beat = n.status?.conditions?.into_iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "True"
+                    && c.last_heartbeat_time.is_some_and(|b| b.0 >= restarted_at)
+            });
+            beat.then_some(())
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let after = [
+            containers(&pods.get("small").await.unwrap()),
+            containers(&pods.get("large").await.unwrap()),
+        ];
+        assert_eq!(before, after, "containers restarted with the kubelet");
+        for name in ["small", "large"] {
+            let uid = claims.get(name).await.unwrap().metadata.uid.unwrap();
+            assert!(
+                cdi_spec(&uid).is_some(),
+                "{name}'s claim unprepared by the restart"
+            );
+        }
     }
 
     // 48 GiB fits the 56 GiB left, but 50% more compute does not: pending, with a reason.
