@@ -12,6 +12,7 @@ pub mod bounds;
 mod compile;
 mod gpu;
 mod group;
+mod hold_stop;
 mod identity;
 pub mod membership;
 mod owned;

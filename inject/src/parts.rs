@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::membership::{MARKER_VOLUME, hold_stop_hook, marker_volume};
+use super::hold_stop::{MARKER_VOLUME, hold_stop_hook, marker_volume};
 use super::patch::{PreStop, Shared};
 use super::profile::{InjectionProfileSpec, Spiffe};
 use super::{FILES_ANNOTATION_DOMAIN, TOKEN_VOLUME};
@@ -81,7 +81,7 @@ impl Parts {
 
 fn peers(profile: &str) -> Peers {
     let volume = format!("tessera-{profile}-peers");
-    let mount = read_only_mount(&volume, &super::peers::mount_path(profile));
+    let mount = read_only_mount(&volume, &peers_mount_path(profile));
     Peers { volume, mount }
 }
 
@@ -145,4 +145,9 @@ pub(super) fn read_only_mount(volume: &str, path: &str) -> Mount {
         path: path.to_string(),
         value: Shared::new(json!({"name": volume, "mountPath": path, "readOnly": true})),
     }
+}
+
+/// Where injected members see their peer list's ConfigMap: `/etc/tessera/<profile>-peers`.
+pub fn peers_mount_path(profile: &str) -> String {
+    format!("/etc/tessera/{profile}-peers")
 }

@@ -14,10 +14,8 @@ use tessera_kernel::keys;
 /// Suffix of the ConfigMap's name: `<statefulset>-peers`.
 pub const CONFIGMAP_SUFFIX: &str = "-peers";
 
-/// Where injected members see the ConfigMap: `/etc/tessera/<profile>-peers`.
-pub fn mount_path(profile: &str) -> String {
-    format!("/etc/tessera/{profile}-peers")
-}
+/// Where injected members see the ConfigMap (kept with the pod-independent parts).
+pub use super::parts::peers_mount_path as mount_path;
 
 /// The first profile (by name) with a peer list that a StatefulSet's pod template selects, by
 /// labels or the `tessera.dev/inject` annotation.

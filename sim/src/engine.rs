@@ -18,6 +18,7 @@ use tessera_core::rng::Rng;
 use tessera_core::score::{self, Policy, ScoreContext};
 
 use crate::scheduler::KubeScheduler;
+use crate::ties::random_top;
 
 /// Cache key of a request class: everything of a pod request that scoring reads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -255,23 +256,6 @@ impl Chooser {
         }
         Some(feasible[best].0)
     }
-}
-
-/// Index of a highest score, uniformly at random among ties (reservoir sampling, as
-/// kube-scheduler picks among equally scored nodes).
-pub(crate) fn random_top(scores: &[i64], rng: &mut Rng) -> usize {
-    let (mut best, mut seen) = (0, 0u64);
-    for (k, s) in scores.iter().enumerate() {
-        if *s > scores[best] {
-            (best, seen) = (k, 1);
-        } else if *s == scores[best] {
-            seen += 1;
-            if rng.below(seen) == 0 {
-                best = k;
-            }
-        }
-    }
-    best
 }
 
 /// kube-scheduler's integer min-max normalisation to 0–100.

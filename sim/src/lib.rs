@@ -9,6 +9,7 @@ pub mod report;
 pub mod scenario;
 pub mod scheduler;
 pub mod summary;
+mod ties;
 pub mod trace;
 
 use std::sync::Mutex;

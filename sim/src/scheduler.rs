@@ -23,7 +23,7 @@ use tessera_core::ledger::{ClusterLedger, NodeLedger, Placement};
 use tessera_core::request::PodRequest;
 use tessera_core::rng::Rng;
 
-use crate::engine::random_top;
+use crate::ties::random_top;
 
 /// Fewest nodes kube-scheduler looks for before it stops filtering (`minFeasibleNodesToFind`).
 const MIN_FEASIBLE_NODES: usize = 100;
