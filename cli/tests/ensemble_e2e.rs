@@ -573,25 +573,19 @@ async fn a_zookeeper_ensemble_keeps_its_quorum_through_scale_and_member_loss() {
     // each of the controller's passes: one that ran while the restarted leader was still
     // starting says "no member reports the membership" and names no leader until the next.
     let inspect = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args([
-                "inspect",
-                "--ensembles",
-                "-o",
-                "json",
-                "-n",
-                &h.ns,
-                "--kubeconfig",
-            ])
-            .arg(&kubeconfig)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        let kubeconfig = kubeconfig.as_os_str();
+        let args: [&std::ffi::OsStr; 8] = [
+            "inspect".as_ref(),
+            "--ensembles".as_ref(),
+            "-o".as_ref(),
+            "json".as_ref(),
+            "-n".as_ref(),
+            h.ns.as_ref(),
+            "--kubeconfig".as_ref(),
+            kubeconfig,
+        ];
+        let out = tessera_tests::process::output_ok(Path::new(env!("CARGO_BIN_EXE_tessera")), args);
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()
     };
     let asked = Instant::now();
     let shown = loop {

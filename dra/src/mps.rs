@@ -44,16 +44,6 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
 
 /// The fresh status in `file`, or why there is none.
 async fn read_status(file: &Path, now: i64, max_age_secs: i64) -> Result<MpsStatus, String> {
-    let text = tokio::fs::read_to_string(file)
-        .await
-        .map_err(|e| format!("{}: {e}", file.display()))?;
-    let status = MpsStatus::decode(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    if !status.is_fresh(now, max_age_secs) {
-        return Err(format!(
-            "{}: heartbeat {}s old (more than {max_age_secs}s: the daemon is gone)",
-            file.display(),
-            now.saturating_sub(status.heartbeat)
-        ));
-    }
-    Ok(status)
+    let text = tokio::fs::read_to_string(file).await;
+    MpsStatus::read_fresh(file, text, now, max_age_secs)
 }

@@ -130,15 +130,6 @@ fn start_plugin(
     tessera_tests::process::spawn_logged(bin, args, &dir.join("dra-plugin.log"))
 }
 
-/// SIGTERM, so the plugin removes its sockets as in a DaemonSet rollout; then reaped.
-fn stop_plugin(mut plugin: KillOnDrop) {
-    let pid = plugin.0.id().to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    let _ = plugin.0.wait();
-}
-
 fn claim(name: &str, memory: &str, compute: &str) -> ResourceClaim {
     serde_json::from_value(json!({
         "apiVersion": "resource.k8s.io/v1",
@@ -369,25 +360,18 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
     }
 
     // `tessera inspect --claims` reads the same from the apiserver: both shares on gpu-0.
-    let out = std::process::Command::new(&bin)
-        .args([
-            "inspect",
-            "--claims",
-            "-o",
-            "json",
-            "-n",
-            &namespace,
-            "--kubeconfig",
-        ])
-        .arg(&kubeconfig)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args: [&std::ffi::OsStr; 8] = [
+        "inspect".as_ref(),
+        "--claims".as_ref(),
+        "-o".as_ref(),
+        "json".as_ref(),
+        "-n".as_ref(),
+        namespace.as_ref(),
+        "--kubeconfig".as_ref(),
+        kubeconfig.as_os_str(),
+    ];
+    let out = tessera_tests::process::output_ok(&bin, args);
+    let shown: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let device = shown["devices"]
         .as_array()
         .unwrap()
@@ -482,7 +466,8 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
 
     // A plugin restart keeps the prepared claims: the new process unprepares "large" when its
     // pod goes, from the checkpoint, and the third claim then fits.
-    stop_plugin(plugin);
+    // SIGTERM, so the plugin removes its sockets as in a DaemonSet rollout.
+    e2e::terminate(plugin, SLOW);
     let _plugin = start_plugin(&bin, dir.path(), &node, &kubeconfig, metrics);
     let large_uid = claims.get("large").await.unwrap().metadata.uid.unwrap();
     pods.delete("large", &DeleteParams::default())

@@ -78,6 +78,27 @@ impl MpsStatus {
     pub fn is_fresh(&self, now: i64, max_age_secs: i64) -> bool {
         now.saturating_sub(self.heartbeat) <= max_age_secs
     }
+
+    /// The status read from `file` (`text`, or the error reading it), if it decodes and its
+    /// heartbeat is fresh; else why not, naming the file. Both GPU plugins decide MPS readiness
+    /// by it.
+    pub fn read_fresh(
+        file: &std::path::Path,
+        text: std::io::Result<String>,
+        now: i64,
+        max_age_secs: i64,
+    ) -> Result<MpsStatus, String> {
+        let text = text.map_err(|e| format!("{}: {e}", file.display()))?;
+        let status = Self::decode(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        if !status.is_fresh(now, max_age_secs) {
+            return Err(format!(
+                "{}: heartbeat {}s old (more than {max_age_secs}s: the daemon is gone)",
+                file.display(),
+                now.saturating_sub(status.heartbeat)
+            ));
+        }
+        Ok(status)
+    }
 }
 
 /// The isolation of each GPU given the live status (`None`: no ready daemon).
