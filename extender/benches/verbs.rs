@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group};
+use k8s_openapi::api::core::v1::Pod;
 use tessera_core::decide::Memo;
 use tessera_core::frag::{FragCache, TypicalPod, TypicalPods};
 use tessera_core::request::GpuDemand;
 use tessera_core::testing;
+use tessera_extender::slim_pod::SlimPod;
 use tessera_extender::wire::ExtenderArgs;
 use tessera_extender::{BindFuture, BindTarget, Binder, Config, ExtenderState, filter, prioritize};
 
@@ -290,7 +292,31 @@ fn bench(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench);
+/// The pod kube-scheduler sent in the captured filter request: what the verbs decode each call,
+/// and (with its managed fields) about what the pod watch decodes per event.
+fn captured_pod() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/extender/filter.nodenames.request.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let request: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    request["Pod"].to_string()
+}
+
+/// A pod decoded whole (`k8s_openapi::Pod`) against slim (`SlimPod`, what the extender now
+/// decodes).
+fn pod_decoding(c: &mut Criterion) {
+    let pod = captured_pod();
+    c.bench_function("pod_decode_whole", |b| {
+        b.iter(|| serde_json::from_str::<Pod>(std::hint::black_box(&pod)).ok())
+    });
+    c.bench_function("pod_decode_slim", |b| {
+        b.iter(|| serde_json::from_str::<SlimPod>(std::hint::black_box(&pod)).ok())
+    });
+}
+
+criterion_group!(benches, bench, pod_decoding);
 
 fn main() {
     benches();

@@ -20,6 +20,7 @@ pub mod pending;
 pub mod preempt;
 pub mod prioritize;
 pub mod routes;
+pub mod slim_pod;
 pub mod stale;
 pub mod state;
 pub mod watch;

@@ -13,6 +13,7 @@ use kube::{Api, Client};
 use tessera_core::cluster::PodFacts;
 use tessera_core::keys;
 
+use crate::slim_pod::SlimPod;
 use crate::state::ExtenderState;
 
 /// Field manager recorded on the removal patch (the extender's only pod patch).
@@ -28,7 +29,8 @@ pub fn clear(client: &Client, pod: &Pod) {
     ) else {
         return;
     };
-    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    // The answer (the whole pod) is decoded slim and dropped.
+    let api: Api<SlimPod> = Api::namespaced(client.clone(), &namespace);
     let key = format!("{namespace}/{name}");
     tokio::spawn(async move {
         let patch = serde_json::json!({"metadata": {
@@ -64,7 +66,7 @@ pub fn recheck(client: &Client, state: std::sync::Arc<ExtenderState>, key: Strin
     let Some((namespace, name)) = key.split_once('/') else {
         return;
     };
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let api: Api<SlimPod> = Api::namespaced(client.clone(), namespace);
     let (name, client) = (name.to_string(), client.clone());
     tokio::spawn(async move {
         let pod = match api.get_opt(&name).await {

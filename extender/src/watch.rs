@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tessera_core::cluster::{NodeFacts, Notice, PodFacts};
 
+use crate::slim_pod::SlimPod;
 use crate::stale;
 use crate::state::ExtenderState;
 
@@ -83,7 +84,9 @@ async fn watch_pods(
     listed: Arc<AtomicBool>,
     other_listed: Arc<AtomicBool>,
 ) {
-    let api: Api<Pod> = Api::all(client.clone());
+    // Decoded slim: each pod comes by several times (created, bound, running, gone), and the
+    // ledger keeps a few facts of it.
+    let api: Api<SlimPod> = Api::all(client.clone());
     let selector = format!("spec.schedulerName={}", config.scheduler_name);
     let stream =
         watcher::watcher(api, watcher::Config::default().fields(&selector)).default_backoff();
@@ -117,7 +120,7 @@ async fn watch_pods(
             }
             Batch::One(_) => Vec::new(),
             Batch::Relist(all) => {
-                let facts: Vec<PodFacts> = all.iter().map(PodFacts::from_pod).collect();
+                let facts: Vec<PodFacts> = all.iter().map(|p| PodFacts::from_pod(p)).collect();
                 let writer = state.leadership().writer();
                 let judge = state.judge(writer.as_ref());
                 let now_ms = state.now_ms();

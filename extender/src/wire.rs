@@ -5,8 +5,10 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use serde::{Deserialize, Serialize};
+
+use crate::slim_pod::SlimPod;
 
 /// A node list as the scheduler sends it (`metadata` plus `items`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -26,9 +28,9 @@ pub type NodeName<'a> = Cow<'a, str>;
 /// `ExtenderArgs`: the body of `filter` and `prioritize`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExtenderArgs<'a> {
-    /// The pod being scheduled.
+    /// The pod being scheduled, as far as the decisions read it.
     #[serde(rename = "Pod")]
-    pub pod: Pod,
+    pub pod: SlimPod,
     /// Full nodes (extenders that are not `nodeCacheCapable`).
     #[serde(rename = "Nodes", default)]
     pub nodes: Option<NodeList>,
@@ -219,9 +221,9 @@ pub struct MetaVictims {
 /// `ExtenderPreemptionArgs`: the body of `preempt`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExtenderPreemptionArgs {
-    /// The pod that would preempt.
+    /// The pod that would preempt, as far as the decisions read it.
     #[serde(rename = "Pod")]
-    pub pod: Pod,
+    pub pod: SlimPod,
     /// Candidate nodes and their victims, as full pods.
     #[serde(rename = "NodeNameToVictims", default)]
     pub node_name_to_victims: Option<BTreeMap<String, Victims>>,

@@ -4,7 +4,8 @@
 //! pods bound per second for each, the whole machine's CPU per pod bound (from `/proc/stat`,
 //! apiserver, etcd and kube-scheduler included), and the ratios; `--rounds N` (default 3) runs
 //! the three in turn N times, so that a noisy stretch of a shared machine hits all alike, and
-//! reports each run and the medians. Needs `TESSERA_E2E_KUBECONFIG` and
+//! reports each run and the medians; `--only plain|pass|share` runs one of them (for profiling).
+//! Needs `TESSERA_E2E_KUBECONFIG` and
 //! `TESSERA_E2E_KUBE_SCHEDULER`; says so and does nothing when either is unset.
 //!
 //! `cargo bench -p tessera-tests --bench scheduler_throughput -- [--rounds N]`
@@ -44,8 +45,11 @@ fn config(
 }
 
 async fn bound(pods: &Api<Pod>, scheduler: &str) -> usize {
-    let lp =
-        ListParams::default().fields(&format!("spec.schedulerName={scheduler},spec.nodeName!="));
+    // Served from the apiserver's watch cache (resourceVersion 0), not etcd: the poll is the
+    // bench's own load and should cost the machine as little as it can.
+    let lp = ListParams::default()
+        .match_any()
+        .fields(&format!("spec.schedulerName={scheduler},spec.nodeName!="));
     pods.list_metadata(&lp).await.map_or(0, |l| l.items.len())
 }
 
@@ -62,13 +66,63 @@ fn busy_ticks() -> Option<u64> {
     Some(fields.iter().take(8).sum::<u64>() - idle - iowait)
 }
 
+/// The processes whose CPU the report splits out, by `comm`; the rest of the machine (other
+/// users' work included) is "other".
+const PROCESSES: [&str; 5] = [
+    "kube-apiserver",
+    "etcd",
+    "kube-scheduler",
+    "kube-controller",
+    "kubelet",
+];
+
+/// CPU time so far, in clock ticks, of the processes named in [`PROCESSES`] (each name summed
+/// over its processes: the testbed's own kube-scheduler runs beside the bench's) and of this
+/// process (the extender runs in it), last.
+fn process_ticks() -> Vec<u64> {
+    let mut ticks = vec![0; PROCESSES.len() + 1];
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return ticks;
+    };
+    for entry in dir.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ...`: comm may hold spaces, so split at the last parenthesis.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let slot = match PROCESSES.iter().position(|p| *p == comm) {
+            Some(i) => i,
+            None if pid == me => PROCESSES.len(),
+            None => continue,
+        };
+        // utime and stime are fields 14 and 15; after the comm, 12 and 13 (from 0).
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let used: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+            .sum();
+        ticks[slot] += used;
+    }
+    ticks
+}
+
 /// One run's figures.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Measured {
     /// Pods bound per second, from the first bind to the last.
     rate: f64,
     /// Whole-machine CPU per pod bound, ms, from kube-scheduler's start to the last bind.
     cpu_ms: f64,
+    /// The same split by process ([`PROCESSES`], then the bench with its extender), ms per pod.
+    per_process_ms: Vec<f64>,
 }
 
 /// Creates `PODS` pods for `scheduler`, starts kube-scheduler, and measures the binding of them.
@@ -93,6 +147,7 @@ async fn run(
     let log = dir.path().join("kube-scheduler.log");
     let binary = e2e::kube_scheduler("scheduler_throughput").unwrap();
     let ticks_before = busy_ticks();
+    let process_before = process_ticks();
     let scheduler_process = start_scheduler(&binary, &path, &log);
     let pods = h.pods();
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -114,11 +169,18 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let ticks = busy_ticks().zip(ticks_before).map_or(0, |(a, b)| a - b);
+    // Read before the bench's kube-scheduler exits, so its ticks are counted.
+    let process_after = process_ticks();
     drop(scheduler_process);
     let (start, at_start) = first.unwrap();
     let rate = (PODS - at_start) as f64 / (last - start).as_secs_f64().max(0.2);
     // Clock ticks are 1/100 s on Linux (USER_HZ).
     let cpu_ms = ticks as f64 * 10.0 / PODS as f64;
+    let per_process_ms = process_after
+        .iter()
+        .zip(&process_before)
+        .map(|(a, b)| a.saturating_sub(*b) as f64 * 10.0 / PODS as f64)
+        .collect();
     let now = DeleteParams {
         grace_period_seconds: Some(0),
         ..Default::default()
@@ -135,12 +197,20 @@ async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Measured { rate, cpu_ms }
+    Measured {
+        rate,
+        cpu_ms,
+        per_process_ms,
+    }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
+    if n == 0 {
+        // A configuration left out with --only.
+        return f64::NAN;
+    }
     if n % 2 == 1 {
         xs[n / 2]
     } else {
@@ -156,6 +226,14 @@ fn rounds() -> usize {
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(3)
         .max(1)
+}
+
+/// `--only LABEL` (plain, pass or share) from the bench's arguments: that configuration alone,
+/// for profiling one path.
+fn only() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == "--only")?;
+    args.get(i + 1).cloned()
 }
 
 fn main() {
@@ -186,29 +264,59 @@ fn main() {
         let mut results: Vec<Vec<Measured>> = vec![Vec::new(); kinds.len()];
         for round in 0..rounds() {
             for (i, (_, label, scheduler, with, limits)) in kinds.iter().enumerate() {
+                if only().is_some_and(|o| o != *label) {
+                    continue;
+                }
                 let yaml = config(&h, addr, scheduler, *with);
                 let m = run(&h, &format!("{label}{round}"), scheduler, yaml, limits).await;
                 println!(
-                    "round {round} {label:5} {:7.1} pods/s  {:5.1} ms CPU/pod",
-                    m.rate, m.cpu_ms
+                    "round {round} {label:5} {:7.1} pods/s  {:5.1} ms CPU/pod  ({})",
+                    m.rate,
+                    m.cpu_ms,
+                    split(&m.per_process_ms, m.cpu_ms)
                 );
                 results[i].push(m);
             }
         }
         println!(
             "kube-scheduler with the shipped profile, {NODES} nodes x 8 GPUs, {PODS} pods per run, medians of {} rounds:",
-            results[0].len()
+            rounds()
         );
         let base = median(results[0].iter().map(|m| m.rate).collect());
         for ((what, ..), runs) in kinds.iter().zip(&results) {
+            if runs.is_empty() {
+                continue;
+            }
             let rate = median(runs.iter().map(|m| m.rate).collect());
             let cpu = median(runs.iter().map(|m| m.cpu_ms).collect());
             let range = runs.iter().map(|m| m.rate / base);
             let (lo, hi) = range.fold((f64::MAX, 0f64), |(l, h), r| (l.min(r), h.max(r)));
-            println!(
-                "  {what:31} {rate:7.1} pods/s  ({:.2}x, runs {lo:.2}-{hi:.2}x of the plain median)  {cpu:5.1} ms CPU/pod",
-                rate / base
-            );
+            if base.is_nan() {
+                println!("  {what:31} {rate:7.1} pods/s  {cpu:5.1} ms CPU/pod");
+            } else {
+                println!(
+                    "  {what:31} {rate:7.1} pods/s  ({:.2}x, runs {lo:.2}-{hi:.2}x of the plain median)  {cpu:5.1} ms CPU/pod",
+                    rate / base
+                );
+            }
+            let per_process: Vec<f64> = (0..=PROCESSES.len())
+                .map(|i| median(runs.iter().map(|m| m.per_process_ms[i]).collect()))
+                .collect();
+            println!("  {:31} CPU/pod by process: {}", "", split(&per_process, cpu));
         }
     });
+}
+
+/// `kube-apiserver 20.1, etcd 3.2, ..., extender+bench 4.0, other 2.2` (ms per pod).
+fn split(per_process: &[f64], total: f64) -> String {
+    let names = PROCESSES.iter().copied().chain(["extender+bench"]);
+    let mut parts: Vec<String> = names
+        .zip(per_process)
+        .map(|(name, ms)| format!("{name} {ms:.1}"))
+        .collect();
+    parts.push(format!(
+        "other {:.1}",
+        total - per_process.iter().sum::<f64>()
+    ));
+    parts.join(", ")
 }

@@ -77,7 +77,7 @@ impl Harness {
         let creating = nodes
             .iter()
             .enumerate()
-            .map(|(i, name)| create_gpu_node(&client, name, zones[i % 3], gpus));
+            .map(|(i, name)| create_gpu_node_in(&client, name, zones[i % 3], gpus, &ns));
         futures::stream::iter(creating)
             .buffer_unordered(16)
             .collect::<Vec<()>>()
@@ -144,21 +144,17 @@ impl Harness {
     ) -> Pod {
         let limits: BTreeMap<&str, &str> = limits.iter().copied().collect();
         let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
-        // Only this test's nodes: a real node of the cluster may carry a GPU inventory of its own
-        // (the device plugin e2e test writes one).
-        let affinity = match self.nodes.is_empty() {
+        // Only this test's nodes (a real node of the cluster may carry a GPU inventory of its
+        // own), by the label they were made with: one selector term, as a user's pod would
+        // carry, not one per node.
+        let selector = match self.nodes.is_empty() {
             true => json!(null),
-            // One term per node: a field selector takes a single value, and terms are ORed.
-            false => json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": self.nodes.iter().map(|n| json!({"matchFields": [
-                    {"key": "metadata.name", "operator": "In", "values": [n]}
-                ]})).collect::<Vec<_>>()
-            }}}),
+            false => json!({HARNESS_LABEL: self.ns}),
         };
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": labels},
             "spec": {
-                "affinity": affinity,
+                "nodeSelector": selector,
                 "schedulerName": scheduler,
                 "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"},
                                 {"key": "node.kubernetes.io/unreachable", "operator": "Exists"}],
@@ -208,11 +204,19 @@ impl Drop for Harness {
 /// A Node object with the annotations the device plugin writes and the capacity a kubelet would
 /// report (10 slots per GPU), but no kubelet behind it.
 pub async fn create_gpu_node(client: &Client, name: &str, zone: &str, gpus: u32) {
+    create_gpu_node_in(client, name, zone, gpus, "").await;
+}
+
+/// The label naming the harness (its namespace) that made a node.
+pub const HARNESS_LABEL: &str = "tessera.dev/e2e-harness";
+
+/// As [`create_gpu_node`], labelled [`HARNESS_LABEL`]`=harness`.
+pub async fn create_gpu_node_in(client: &Client, name: &str, zone: &str, gpus: u32, harness: &str) {
     let inventory: NodeInventory = testing::gpus(name, gpus, "Tesla-T4", 15360);
     let node: Node = serde_json::from_value(json!({
         "metadata": {
             "name": name,
-            "labels": {keys::LABEL_ZONE: zone, "tessera.dev/e2e": "true"},
+            "labels": {keys::LABEL_ZONE: zone, "tessera.dev/e2e": "true", HARNESS_LABEL: harness},
             "annotations": {
                 keys::ANNOTATION_GPU_INVENTORY: annotations::encode_inventory(&inventory),
                 keys::ANNOTATION_GPU_INVENTORY_HEARTBEAT: tessera_extender::clock::now_rfc3339(),
