@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tessera_webhook::{Config, Webhook, WebhookArgs};
-use tessera_webhook::{cert_sync, peers, watch};
+use tessera_webhook::{cert_sync, peers, templates, watch};
 
 use crate::serve;
 
@@ -85,10 +85,13 @@ async fn serve_webhook(config: Config) -> anyhow::Result<()> {
     match client {
         Some(client) => {
             let domain = config.admission.cluster_domain.clone();
-            tokio::spawn(peers::run(client, webhook.state.clone(), domain));
+            tokio::spawn(peers::run(client.clone(), webhook.state.clone(), domain));
+            // Pods `/mutate-dra` rewrote name ResourceClaimTemplates that admission cannot make.
+            tokio::spawn(templates::run(client));
         }
         None => tracing::warn!(
-            "no cluster: peer-list ConfigMaps are not kept and replicas come from the profiles"
+            "no cluster: peer-list ConfigMaps and DRA claim templates are not kept, and replicas \
+             come from the profiles"
         ),
     }
     let listener = tokio::net::TcpListener::bind(config.listen)

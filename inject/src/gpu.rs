@@ -131,7 +131,10 @@ pub(super) fn translate(
 }
 
 /// The container's GPU demand, read by the core request code with `t` applied.
-fn demand_of(c: &ContainerView<'_>, t: Translation) -> Result<Option<GpuDemand>, RenderProblem> {
+pub(super) fn demand_of(
+    c: &ContainerView<'_>,
+    t: Translation,
+) -> Result<Option<GpuDemand>, RenderProblem> {
     let to_map = |m: Option<&StrMap<'_>>| {
         m.map(|m| {
             m.iter()

@@ -10,6 +10,7 @@
 
 pub mod bounds;
 mod compile;
+pub mod dra;
 mod gpu;
 mod group;
 mod hold_stop;

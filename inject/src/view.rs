@@ -131,6 +131,21 @@ pub struct SpecView<'a> {
     /// Headless service of a StatefulSet member.
     #[serde(borrow, default)]
     pub subdomain: Option<Str<'a>>,
+    /// Pod-level ResourceClaims (the DRA path adds one per GPU container).
+    #[serde(borrow, default)]
+    pub resource_claims: Option<Vec<PodClaimView<'a>>>,
+}
+
+/// One `spec.resourceClaims` entry.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodClaimView<'a> {
+    /// Name the containers refer to.
+    #[serde(borrow)]
+    pub name: Str<'a>,
+    /// The template a claim is made from, when it names one.
+    #[serde(borrow, default)]
+    pub resource_claim_template_name: Option<Str<'a>>,
 }
 
 /// An entry that only matters by name.
@@ -192,6 +207,9 @@ pub struct ResourcesView<'a> {
     /// Requests.
     #[serde(borrow, default)]
     pub requests: Option<StrMap<'a>>,
+    /// Pod-level claims the container uses (by name).
+    #[serde(borrow, default)]
+    pub claims: Option<Vec<Named<'a>>>,
 }
 
 impl<'a> PodView<'a> {
@@ -242,6 +260,14 @@ impl<'a> PodView<'a> {
 }
 
 impl<'a> PodView<'a> {
+    /// Pod-level ResourceClaims (empty when the spec has none).
+    pub fn resource_claims(&self) -> &[PodClaimView<'a>] {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.resource_claims.as_deref())
+            .unwrap_or(&[])
+    }
+
     /// Ephemeral containers (empty when the spec has none).
     pub fn ephemeral_containers(&self) -> &[ContainerView<'a>] {
         self.spec

@@ -70,6 +70,11 @@ pub const LABEL_POD_INDEX: &str = "apps.kubernetes.io/pod-index";
 
 /// Scheduler profile that sends its pods to the extender.
 pub const SCHEDULER_NAME: &str = "tessera-scheduler";
+/// Namespace and node label choosing the GPU path; on a pod, set by the webhook when it moved the
+/// pod's GPU shares to ResourceClaims (the claim-template controller watches those pods).
+pub const LABEL_GPU_PATH: &str = "tessera.dev/gpu-path";
+/// The value of [`LABEL_GPU_PATH`] for Dynamic Resource Allocation.
+pub const GPU_PATH_DRA: &str = "dra";
 
 /// StatefulSet annotation: the ensemble's real membership, as the membership controller last
 /// recorded it ([`crate::ensemble::Record`]).

@@ -14,6 +14,9 @@
 //! - `TESSERA_E2E_CDI_DIR` (default `/var/run/cdi`, where containerd reads CDI specs);
 //! - `TESSERA_E2E_IMAGE` (default `local/app:1`, an image whose program prints its environment
 //!   and sleeps; pulled `Never`);
+//! - `TESSERA_E2E_MOUNTS_IMAGE` (default `local/mounts:1`, see `device_plugin_mps_e2e.rs`): the
+//!   first pod's image, which also prints its mounts and the MPS directories, so the test sees
+//!   the pipe directory and `/dev/shm` of the CDI spec inside the container;
 //! - `TESSERA_E2E_KUBELET_RESTART`: a shell command that restarts the kubelet; when set, the
 //!   running containers and their prepared claims are checked across a restart, and the third
 //!   claim is prepared by the restarted kubelet;
@@ -24,111 +27,18 @@
 //! by `nodeSelector`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // helpers outside #[test] too
 
-use std::path::{Path, PathBuf};
+mod dra_e2e_support;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
+use dra_e2e_support::*;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::resource::v1::{DeviceClass, ResourceClaim, ResourceSlice};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
-use tessera_tests::e2e::{self, KillOnDrop};
-
-const SLOW: Duration = Duration::from_secs(120);
-const DRIVER: &str = "gpu.tessera.dev";
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// The `tessera` binary, built with cargo (the tests crate has no binary of its own).
-fn tessera() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args(["build", "-p", "tessera", "--message-format=json"])
-        .current_dir(&workspace)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "building tessera failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "tessera")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reports the tessera binary")
-}
-
-async fn node_name(client: &kube::Client) -> String {
-    if let Some(n) = env("TESSERA_E2E_NODE") {
-        return n;
-    }
-    let list = Api::<Node>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .unwrap();
-    list.items
-        .iter()
-        .find(|n| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .and_then(|n| n.metadata.name.clone())
-        .expect("a Ready node")
-}
-
-/// The node's directories for the plugin: the stand-in with one 80 GiB GPU, and an MPS root
-/// whose status says a multi-user daemon holds it (heartbeat far ahead, so it stays fresh).
-fn node_dir(gpu: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let line = tessera_tests::standin::gpu_line(gpu, "NVIDIA A100-SXM4-80GB", 81920);
-    tessera_tests::standin::install(dir.path(), &line);
-    let mps = dir.path().join("mps");
-    std::fs::create_dir_all(mps.join("pipe")).unwrap();
-    std::fs::create_dir_all(mps.join("shm")).unwrap();
-    let heartbeat = jiff::Timestamp::now().as_second() + 24 * 3600;
-    let status = json!({"version": "v1", "gpus": [gpu], "multiUser": true, "heartbeat": heartbeat});
-    std::fs::write(mps.join("status.json"), status.to_string()).unwrap();
-    dir
-}
-
-/// `tessera dra-plugin` on `node`, its log in the node directory.
-fn start_plugin(
-    bin: &Path,
-    dir: &Path,
-    node: &str,
-    kubeconfig: &Path,
-    metrics: std::net::SocketAddr,
-) -> KillOnDrop {
-    let kubelet_root = env("TESSERA_E2E_KUBELET_ROOT").unwrap_or_else(|| "/var/lib/kubelet".into());
-    let cdi = env("TESSERA_E2E_CDI_DIR").unwrap_or_else(|| "/var/run/cdi".into());
-    let lib = dir.join("libnvidia-ml.so");
-    let mps = dir.join("mps");
-    let metrics = metrics.to_string();
-    let args: Vec<&std::ffi::OsStr> = vec![
-        "--log-level".as_ref(),
-        "info".as_ref(),
-        "dra-plugin".as_ref(),
-        "--node-name".as_ref(),
-        node.as_ref(),
-        "--kubelet-root".as_ref(),
-        kubelet_root.as_ref(),
-        "--cdi-dir".as_ref(),
-        cdi.as_ref(),
-        "--nvml-lib".as_ref(),
-        lib.as_os_str(),
-        "--mps-root".as_ref(),
-        mps.as_os_str(),
-        "--metrics-listen".as_ref(),
-        metrics.as_ref(),
-        "--kubeconfig".as_ref(),
-        kubeconfig.as_os_str(),
-    ];
-    tessera_tests::process::spawn_logged(bin, args, &dir.join("dra-plugin.log"))
-}
+use tessera_tests::e2e;
 
 fn claim(name: &str, memory: &str, compute: &str) -> ResourceClaim {
     serde_json::from_value(json!({
@@ -146,8 +56,7 @@ fn claim(name: &str, memory: &str, compute: &str) -> ResourceClaim {
     .unwrap()
 }
 
-fn pod(name: &str, claim: &str, node: &str) -> Pod {
-    let image = env("TESSERA_E2E_IMAGE").unwrap_or_else(|| "local/app:1".into());
+fn pod(name: &str, claim: &str, node: &str, image: &str) -> Pod {
     serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -168,15 +77,6 @@ fn pod(name: &str, claim: &str, node: &str) -> Pod {
     .unwrap()
 }
 
-async fn running(pods: &Api<Pod>, name: &str) {
-    e2e::wait_for(&format!("pod {name} Running"), SLOW, || async {
-        let p = pods.get(name).await.ok()?;
-        (p.status?.phase.as_deref() == Some("Running")).then_some(())
-    })
-    .await
-    .unwrap();
-}
-
 /// The allocated device and consumed capacity of a claim.
 async fn allocation(claims: &Api<ResourceClaim>, name: &str) -> (String, String, String) {
     let c = claims.get(name).await.unwrap();
@@ -192,12 +92,6 @@ async fn allocation(claims: &Api<ResourceClaim>, name: &str) -> (String, String,
     let consumed = r.consumed_capacity.clone().unwrap_or_default();
     let q = |k: &str| consumed.get(k).map(|q| q.0.clone()).unwrap_or_default();
     (r.device.clone(), q("memory"), q("compute"))
-}
-
-fn cdi_spec(uid: &str) -> Option<serde_json::Value> {
-    let dir = env("TESSERA_E2E_CDI_DIR").unwrap_or_else(|| "/var/run/cdi".into());
-    let text = std::fs::read_to_string(Path::new(&dir).join(format!("{DRIVER}-claim_{uid}.json")));
-    text.ok().map(|t| serde_json::from_str(&t).unwrap())
 }
 
 fn spec_has(spec: &serde_json::Value, entry: &str) -> bool {
@@ -242,25 +136,6 @@ impl Drop for Cleanup {
     }
 }
 
-async fn ensure_device_class(client: &kube::Client) -> bool {
-    let classes: Api<DeviceClass> = Api::all(client.clone());
-    if classes.get_opt(DRIVER).await.unwrap().is_some() {
-        return false;
-    }
-    let class: DeviceClass = serde_json::from_value(json!({
-        "apiVersion": "resource.k8s.io/v1",
-        "kind": "DeviceClass",
-        "metadata": {"name": DRIVER},
-        "spec": {"selectors": [{"cel": {"expression": "device.driver == \"gpu.tessera.dev\""}}]}
-    }))
-    .unwrap();
-    classes
-        .create(&PostParams::default(), &class)
-        .await
-        .unwrap();
-    true
-}
-
 #[tokio::test]
 async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() {
     let Some(kubeconfig) = e2e::kubeconfig("dra_plugin_e2e") else {
@@ -282,17 +157,7 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
     let bin = tessera();
     let metrics = tessera_tests::process::free_addr();
     let plugin = start_plugin(&bin, dir.path(), &node, &kubeconfig, metrics);
-    // Ready means registered with the kubelet: a pod that comes first fails its prepare and
-    // waits for the kubelet's retry backoff.
-    let registered = e2e::wait_for("the plugin registered (/readyz)", SLOW, || async {
-        let answer = tessera_tests::process::get(metrics, "/readyz")?;
-        answer.starts_with("HTTP/1.1 200").then_some(())
-    })
-    .await;
-    if let Err(e) = registered {
-        let log = std::fs::read_to_string(dir.path().join("dra-plugin.log")).unwrap_or_default();
-        panic!("{e}\n{log}");
-    }
+    registered(metrics, dir.path()).await;
 
     // The slice: one shareable GPU, untainted once the MPS status is read.
     let slices: Api<ResourceSlice> = Api::all(client.clone());
@@ -321,10 +186,12 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
     ] {
         claims.create(&pp, &claim(name, mem, cpu)).await.unwrap();
     }
-    pods.create(&pp, &pod("small", "small", &node))
+    let app = env("TESSERA_E2E_IMAGE").unwrap_or_else(|| "local/app:1".into());
+    // "small" runs the mounts image: it shows the mounts its claim's CDI spec gives.
+    pods.create(&pp, &pod("small", "small", &node, &mounts_image()))
         .await
         .unwrap();
-    pods.create(&pp, &pod("large", "large", &node))
+    pods.create(&pp, &pod("large", "large", &node, &app))
         .await
         .unwrap();
     running(&pods, "small").await;
@@ -357,6 +224,10 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
             Some(mem),
             "{name}'s container env (CDI applied by the runtime)"
         );
+    }
+    if env("TESSERA_E2E_RUNTIME_WITHOUT_CDI").is_none() {
+        let shown = assert_mps_mounts(&pods, "small", &dir.path().join("mps")).await;
+        println!("small's container shows:\n{}", shown.join("\n"));
     }
 
     // `tessera inspect --claims` reads the same from the apiserver: both shares on gpu-0.
@@ -448,7 +319,7 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
     }
 
     // 48 GiB fits the 56 GiB left, but 50% more compute does not: pending, with a reason.
-    pods.create(&pp, &pod("third", "third", &node))
+    pods.create(&pp, &pod("third", "third", &node, &app))
         .await
         .unwrap();
     let reason = e2e::wait_for("pod third unschedulable", SLOW, || async {
@@ -493,13 +364,4 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
         .await
         .unwrap();
     }
-}
-
-/// A UUID-shaped tail unique to this run, so the stand-in GPU is not mistaken for another.
-fn uuid_tail(unique: &str) -> String {
-    let digits: String = unique.chars().filter(char::is_ascii_alphanumeric).collect();
-    format!(
-        "00000000-0000-0000-0000-{:0>12}",
-        &digits[digits.len().saturating_sub(12)..]
-    )
 }

@@ -1,7 +1,7 @@
-//! One `/mutate` request: decode the review, ask core, encode the answer. No decision is made
-//! here; see `tessera_inject`.
+//! One `/mutate` or `/mutate-dra` request: decode the review, ask core, encode the answer. No
+//! decision is made here; see `tessera_inject` (and `tessera_inject::dra` for the DRA path).
 
-use tessera_inject::{Context, forged_annotations, mutate};
+use tessera_inject::{Context, dra, forged_annotations, mutate};
 use tracing::{debug, debug_span, info};
 
 use crate::error::WebhookError;
@@ -23,8 +23,42 @@ pub struct Answer {
     pub missed: Option<(String, String)>,
 }
 
-/// Answers the AdmissionReview in `body`.
+/// Which decision a route asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// `/mutate`: the injection profiles.
+    Inject,
+    /// `/mutate-dra`: the profiles, then GPU shares moved to ResourceClaims (namespaces on the
+    /// DRA path; the apiserver picks them by the webhook configuration's namespaceSelector).
+    Dra,
+}
+
+/// A denial: the profile it is about (empty when none) and the message for the user.
+struct Denial {
+    profile: String,
+    message: String,
+}
+
+/// The pod of a review, undecoded, for the DRA path (which patches it before it rewrites).
+#[derive(serde::Deserialize)]
+struct RawReview<'a> {
+    #[serde(borrow)]
+    request: RawRequest<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawRequest<'a> {
+    #[serde(borrow)]
+    object: &'a serde_json::value::RawValue,
+}
+
+/// Answers the AdmissionReview in `body` (`/mutate`).
 pub fn review(state: &WebhookState, body: &[u8]) -> Result<Answer, WebhookError> {
+    review_on(state, body, Path::Inject)
+}
+
+/// Answers the AdmissionReview in `body` on `path`.
+pub fn review_on(state: &WebhookState, body: &[u8], path: Path) -> Result<Answer, WebhookError> {
     // One UTF-8 check of the whole body (vectorised) instead of one per string.
     let text = std::str::from_utf8(body).map_err(WebhookError::NotUtf8)?;
     let review: Review<'_> = serde_json::from_str(text).map_err(WebhookError::Decode)?;
@@ -80,7 +114,20 @@ pub fn review(state: &WebhookState, body: &[u8]) -> Result<Answer, WebhookError>
         membership: Some(&membership),
         ..Context::default()
     };
-    match mutate(&profiles, pod, &ctx) {
+    let decided = match path {
+        Path::Inject => mutate(&profiles, pod, &ctx).map_err(|e| Denial {
+            profile: e.profile.clone(),
+            message: e.to_string(),
+        }),
+        Path::Dra => {
+            let raw: RawReview<'_> = serde_json::from_str(text).map_err(WebhookError::Decode)?;
+            dra::mutate_dra(&profiles, raw.request.object.get(), &ctx).map_err(|e| Denial {
+                profile: e.profile().to_string(),
+                message: e.to_string(),
+            })
+        }
+    };
+    match decided {
         Ok(out) => {
             if !span.is_disabled() {
                 span.record("profiles", out.applied.join(",").as_str());
@@ -110,10 +157,10 @@ pub fn review(state: &WebhookState, body: &[u8]) -> Result<Answer, WebhookError>
         }
         Err(e) => {
             span.record("profiles", e.profile.as_str());
-            info!(uid = %uid, namespace, name, profile = %e.profile, error = %e, "denied");
+            info!(uid = %uid, namespace, name, profile = %e.profile, error = %e.message, "denied");
             let profile = vec![e.profile.clone()];
             let mut denied = answer(
-                Response::deny(uid, 403, e.to_string()),
+                Response::deny(uid, 403, e.message),
                 Outcome::Denied,
                 profile,
             );

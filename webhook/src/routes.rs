@@ -1,4 +1,4 @@
-//! The webhook's HTTP surface: `POST /mutate`, `GET /healthz`, `GET /readyz` (ready once
+//! The webhook's HTTP surface: `POST /mutate`, `POST /mutate-dra` (the DRA path), `GET /healthz`, `GET /readyz` (ready once
 //! profiles are loaded) and `GET /metrics` (Prometheus text). TLS, timeouts on connections and
 //! shutdown are the server's (see `serve`).
 
@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 use tracing::warn;
 
-use crate::admission;
+use crate::admission::{self, Path};
 use crate::error::WebhookError;
 use crate::metrics::Outcome;
 use crate::state::WebhookState;
@@ -33,7 +33,8 @@ struct App {
 /// `max_body_bytes` are refused with 413.
 pub fn router(state: Arc<WebhookState>, registry: Arc<Registry>, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/mutate", post(mutate))
+        .route("/mutate", post(|s, r| mutate(s, r, Path::Inject)))
+        .route("/mutate-dra", post(|s, r| mutate(s, r, Path::Dra)))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -50,10 +51,10 @@ fn admission_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-async fn mutate(State(app): State<App>, req: Request) -> Response {
+async fn mutate(State(app): State<App>, req: Request, path: Path) -> Response {
     let start = Instant::now();
     let limit = app.state.request_timeout();
-    let result = match tokio::time::timeout(limit, answer(&app, req)).await {
+    let result = match tokio::time::timeout(limit, answer(&app, req, path)).await {
         Err(_) => Err(WebhookError::Timeout(limit.as_millis())),
         Ok(result) => result,
     };
@@ -89,22 +90,26 @@ pub const INLINE_REVIEW_BYTES: usize = 32 << 10;
 /// thread so that decoding and rendering them never hold the server's I/O workers. The permit
 /// goes with the offloaded work, so a review that outlives its deadline still counts against the
 /// bound until it ends.
-async fn answer(app: &App, req: Request) -> Result<admission::Answer, WebhookError> {
+async fn answer(app: &App, req: Request, path: Path) -> Result<admission::Answer, WebhookError> {
     let body = read_body(req, app.max_body_bytes).await?;
-    let first = decide(app, body.clone()).await?;
+    let first = decide(app, body.clone(), path).await?;
     // A StatefulSet created a moment ago may not be in the watch cache when its first pod
     // arrives: read it live (bounded) and decide again rather than deny the member.
     match &first.missed {
         Some((namespace, name)) if app.state.read_live(namespace, name).await => {
-            decide(app, body).await
+            decide(app, body, path).await
         }
         _ => Ok(first),
     }
 }
 
-async fn decide(app: &App, body: axum::body::Bytes) -> Result<admission::Answer, WebhookError> {
+async fn decide(
+    app: &App,
+    body: axum::body::Bytes,
+    path: Path,
+) -> Result<admission::Answer, WebhookError> {
     if body.len() <= INLINE_REVIEW_BYTES {
-        return admission::review(&app.state, &body);
+        return admission::review_on(&app.state, &body, path);
     }
     let permit = app
         .admission
@@ -115,7 +120,7 @@ async fn decide(app: &App, body: axum::body::Bytes) -> Result<admission::Answer,
     let state = app.state.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        admission::review(&state, &body)
+        admission::review_on(&state, &body, path)
     })
     .await
     .map_err(|e| WebhookError::Internal(e.to_string()))?

@@ -3,7 +3,9 @@
 //! (`app.kubernetes.io/part-of: tessera`). `--dry-run` lists what would go, in order, and
 //! deletes nothing. Objects Tessera made in users' namespaces (`<statefulset>-peers`
 //! ConfigMaps, `<statefulset>-quorum` PodDisruptionBudgets) are owned by their StatefulSets and
-//! go with them; pods keep their `tessera.dev/` annotations, which nothing reads any more.
+//! go with them; the `tessera-share-*` ResourceClaimTemplates the webhook made for the DRA path
+//! carry the label and are deleted (claims already made from them stay with their pods); pods
+//! keep their `tessera.dev/` annotations, which nothing reads any more.
 
 mod plan;
 

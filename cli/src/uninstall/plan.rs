@@ -51,7 +51,7 @@ const RBAC: &str = "rbac.authorization.k8s.io";
 
 /// Everything but the CRD, in deletion order. Namespaced objects (Services, Roles, Leases, the
 /// webhook's certificate Secret) go with the namespace.
-const ORDER: [Stage; 9] = [
+const ORDER: [Stage; 10] = [
     stage(
         ADMISSION,
         "v1",
@@ -75,6 +75,15 @@ const ORDER: [Stage; 9] = [
     ),
     stage("apps", "v1", "Deployment", "deployments", true),
     stage("apps", "v1", "DaemonSet", "daemonsets", true),
+    // The webhook's tessera-share-* templates, in the users' namespaces (claims made from them
+    // stay with their pods).
+    stage(
+        "resource.k8s.io",
+        "v1",
+        "ResourceClaimTemplate",
+        "resourceclaimtemplates",
+        true,
+    ),
     // After the DRA plugin's DaemonSet: no new claim is allocated through the class once the
     // plugin that prepares them is gone.
     stage(
@@ -150,6 +159,7 @@ mod tests {
         assert!(at("ValidatingAdmissionPolicy") < at("Deployment"));
         assert!(at("DaemonSet") < at("Namespace"));
         assert!(at("DaemonSet") < at("DeviceClass"));
+        assert!(at("MutatingWebhookConfiguration") < at("ResourceClaimTemplate"));
         assert!(at("ClusterRole") < at("Namespace"));
     }
 

@@ -272,12 +272,14 @@ impl Client {
 
     /// POSTs a review to /mutate; returns the status and the JSON body.
     pub async fn mutate(&mut self, review: &Value) -> (u16, Value) {
+        self.mutate_at("/mutate", review).await
+    }
+
+    /// POSTs a review to `path` (`/mutate-dra`); returns the status and the JSON body.
+    pub async fn mutate_at(&mut self, path: &str, review: &Value) -> (u16, Value) {
+        let uri = format!("{path}?timeout=5s");
         let (status, body) = self
-            .request(
-                "POST",
-                "/mutate?timeout=5s",
-                serde_json::to_vec(review).unwrap(),
-            )
+            .request("POST", &uri, serde_json::to_vec(review).unwrap())
             .await
             .unwrap();
         (status, serde_json::from_slice(&body).unwrap())
