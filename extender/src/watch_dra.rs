@@ -88,7 +88,14 @@ fn slice_batch(dra: &DraState, batch: Batch<ResourceSlice>) {
 
 fn claim_batch(dra: &DraState, batch: Batch<ResourceClaim>) {
     let errors = match batch {
-        Batch::Apply(c) => dra.update(|d| d.apply_claim(ClaimFacts::from_claim(&c))),
+        Batch::Apply(c) => dra.update(|d| {
+            let errors = d.apply_claim(ClaimFacts::from_claim(&c));
+            // Cold start: the first shares teach the mix at once (otherwise periodically).
+            if d.mix_is_empty() {
+                d.refresh_mix();
+            }
+            errors
+        }),
         Batch::Delete(c) => {
             dra.update(|d| d.remove_claim(&ClaimFacts::from_claim(&c).key));
             Vec::new()

@@ -93,6 +93,13 @@ impl DraCluster {
         self.refresh_frag();
     }
 
+    /// True while the typical mix has no class (no share was held when it was last worked
+    /// out): the watch then works it out again as soon as claims hold shares, since
+    /// `fragmentation` scores against an empty mix rank nodes by their fixed order alone.
+    pub fn mix_is_empty(&self) -> bool {
+        self.mix.classes.is_empty()
+    }
+
     /// Brings the fragmentation cache up to date after changes.
     pub fn refresh_frag(&mut self) {
         self.frag.refresh_touched(&mut self.ledger, &self.mix);

@@ -254,16 +254,18 @@ fn other_device_classes_and_pods_without_claims_ask_nothing() {
     assert!(spec_requests(&spec).is_empty());
 }
 
-/// Two nodes of one GPU each, n1's GPU a quarter used: the claim pod's node by each policy.
-fn two_nodes_one_used() -> (DraCluster, crate::request::PodRequest) {
+/// Two nodes of one 16 GiB GPU each, `used`'s holding 12 GiB / 75% (so the typical mix is that
+/// class, which the 4 GiB / 25% left on it cannot take: fragmentation), and a claim pod asking
+/// 4 GiB / 25%: on `used` it fills the remnant, on the other it leaves 12 GiB / 75% free.
+fn two_nodes_one_used(used: &str) -> (DraCluster, crate::request::PodRequest) {
     let mut c = DraCluster::new(SharingPolicy::IsolatedOnly);
     c.apply_slice(slice("n1", 1, &[]));
     c.apply_slice(slice("n2", 1, &[]));
-    let consumed = json!({"memory": "4Gi", "compute": "25"});
+    let consumed = json!({"memory": "12Gi", "compute": "75"});
     c.apply_claim(claim(
         "first",
         consumed.clone(),
-        Some(("n1", "gpu-0", consumed)),
+        Some((used, "gpu-0", consumed)),
     ));
     c.apply_template(
         "ml/share",
@@ -275,21 +277,21 @@ fn two_nodes_one_used() -> (DraCluster, crate::request::PodRequest) {
 }
 
 #[test]
-fn binpack_and_fragmentation_put_a_claim_beside_the_share_already_there_and_spread_does_not() {
-    let (c, pod) = two_nodes_one_used();
+fn binpack_and_fragmentation_put_a_claim_on_the_partly_used_gpu_and_spread_does_not() {
     let nodes = ["n1".to_string(), "n2".to_string()];
-    for (policy, best) in [
-        (Policy::Binpack, "n1"),
-        (Policy::Fragmentation, "n1"),
-        (Policy::Spread, "n2"),
-    ] {
-        let scores = decide::prioritize(c.view(policy), &pod, &nodes);
-        let top = scores.iter().max_by_key(|(_, s)| *s).unwrap();
-        assert_eq!(top.0, best, "{policy:?}: {scores:?}");
-        assert!(
-            scores.iter().all(|(n, s)| n == best || s < &top.1),
-            "{policy:?}: {scores:?}"
-        );
+    // Both ways round: the choice follows the usage, not the node order.
+    for (used, idle) in [("n1", "n2"), ("n2", "n1")] {
+        let (c, pod) = two_nodes_one_used(used);
+        for (policy, best) in [
+            (Policy::Binpack, used),
+            (Policy::Fragmentation, used),
+            (Policy::Spread, idle),
+        ] {
+            let scores = decide::prioritize(c.view(policy), &pod, &nodes);
+            let top = scores.iter().max_by_key(|(_, s)| *s).unwrap();
+            assert_eq!(top.0, best, "{policy:?}, {used} used: {scores:?}");
+            assert!(scores.iter().all(|(n, s)| n == best || s < &top.1));
+        }
     }
 }
 
