@@ -329,3 +329,44 @@ fn filter_fails_dra_nodes_without_room_and_tainted_gpus_with_the_reason() {
     );
     assert!(verdict.unresolvable.contains_key("cpu-only"), "{verdict:?}");
 }
+
+#[test]
+fn the_ledger_is_the_same_whatever_order_slices_and_claims_arrive_in() {
+    let slices = || {
+        vec![
+            slice("n1", 2, &[]),
+            slice("n2", 1, &[(0, TAINT_MPS_NOT_READY)]),
+        ]
+    };
+    let consumed = |m: &str, c: &str| json!({"memory": m, "compute": c});
+    let claims = || {
+        vec![
+            claim("a", json!({}), Some(("n1", "gpu-0", consumed("8Gi", "25")))),
+            claim("b", json!({}), Some(("n1", "gpu-1", consumed("4Gi", "50")))),
+            claim("c", json!({}), Some(("n2", "gpu-0", json!({})))),
+            claim("pending", json!({"memory": "4Gi"}), None),
+        ]
+    };
+    let mut slices_first = DraCluster::new(SharingPolicy::IsolatedOnly);
+    for s in slices() {
+        slices_first.apply_slice(s);
+    }
+    for c in claims() {
+        assert!(slices_first.apply_claim(c).is_empty());
+    }
+    let mut claims_first = DraCluster::new(SharingPolicy::IsolatedOnly);
+    for c in claims().into_iter().rev() {
+        claims_first.apply_claim(c);
+    }
+    for s in slices().into_iter().rev() {
+        claims_first.apply_slice(s);
+    }
+    let mut relisted = DraCluster::new(SharingPolicy::IsolatedOnly);
+    relisted.resync_claims(claims());
+    relisted.resync_slices(slices());
+    for other in [&claims_first, &relisted] {
+        assert!(other.unplaced_claims().is_empty());
+        assert!(slices_first.ledger().same_state(other.ledger()));
+    }
+    assert_eq!(slices_first.ledger().pod_count(), 3);
+}
