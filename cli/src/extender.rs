@@ -121,6 +121,7 @@ async fn refresh_mix(state: Arc<ExtenderState>) {
         tick.tick().await;
         if state.is_ready() {
             state.update(|c| c.refresh_mix());
+            state.dra().update(|c| c.refresh_mix());
         }
     }
 }

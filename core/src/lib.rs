@@ -13,6 +13,7 @@ pub use tessera_kernel::{annotations, hash, inventory, keys, quantity, request};
 pub mod affinity;
 pub mod cluster;
 pub mod decide;
+pub mod dra;
 pub mod fit;
 pub mod frag;
 pub mod ledger;

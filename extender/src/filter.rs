@@ -40,6 +40,15 @@ pub fn filter<'a>(state: &ExtenderState, mut args: ExtenderArgs<'a>) -> Extender
         verdict.failed.extend(stale);
         verdict
     };
+    let verdict = match crate::dra_verbs::filter(state, &args.pod, verdict) {
+        Ok(verdict) => verdict,
+        Err(error) => {
+            return ExtenderFilterResult {
+                error,
+                ..Default::default()
+            };
+        }
+    };
     let (nodes, node_names) = match args.nodes {
         Some(list) if full_nodes => {
             let passed: HashSet<&str> = verdict.passed.iter().map(|p| p.as_ref()).collect();

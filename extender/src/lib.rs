@@ -2,7 +2,8 @@
 //!
 //! The `filter`, `prioritize`, `bind` and `preempt` verbs over HTTP in both request shapes
 //! (`Nodes` and `NodeNames`), reservations with rollback and timeout, the apiserver binder, the
-//! node and pod watches that keep the state, health, readiness and metrics. `cli/` serves it
+//! node and pod watches that keep the state, health, readiness and metrics; claim-bearing pods
+//! are fitted and scored against the DRA path's GPUs (`dra_state`, `watch_dra`, `dra_verbs`). `cli/` serves it
 //! (`tessera extender`).
 
 pub mod api_binder;
@@ -10,6 +11,8 @@ pub mod bind;
 pub mod binder;
 pub mod cert_sync;
 pub mod clock;
+pub mod dra_state;
+pub mod dra_verbs;
 pub mod error;
 pub mod filter;
 pub mod leader;
@@ -24,6 +27,7 @@ pub mod slim_pod;
 pub mod stale;
 pub mod state;
 pub mod watch;
+pub mod watch_dra;
 pub mod wire;
 
 pub use binder::{BindFuture, BindTarget, Binder};

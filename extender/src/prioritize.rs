@@ -10,10 +10,16 @@ use crate::wire::{ExtenderArgs, HostPriority};
 
 /// Serves one prioritize.
 pub fn prioritize<'a>(state: &ExtenderState, mut args: ExtenderArgs<'a>) -> Vec<HostPriority<'a>> {
-    let names = match args.node_names.take() {
+    let mut names = match args.node_names.take() {
         Some(names) => names,
         None => args.candidate_names(),
     };
+    if let Some(ranked) = crate::dra_verbs::prioritize(state, &args.pod, &mut names) {
+        return ranked
+            .into_iter()
+            .map(|(host, score)| HostPriority { host, score })
+            .collect();
+    }
     let ranked = match pod_request(state, &args) {
         Ok(pod) => decide::prioritize_with(
             state.read().view(state.config().policy),

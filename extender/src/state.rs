@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use prometheus_client::registry::Registry;
 
 use crate::binder::Binder;
+use crate::dra_state::DraState;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::pending::Pending;
@@ -84,6 +85,8 @@ pub struct ExtenderState {
     memo: Mutex<Memo>,
     /// Requests of pods filtered and not yet bound, by UID: bind names only the pod.
     pending: Mutex<Pending<(String, PendingRequest)>>,
+    /// The DRA path: slices, claims and templates of `gpu.tessera.dev`.
+    dra: DraState,
 }
 
 impl std::fmt::Debug for ExtenderState {
@@ -109,6 +112,7 @@ impl ExtenderState {
             metrics: Metrics::new(),
             memo: Mutex::default(),
             pending: Mutex::new(Pending::new(MAX_PENDING_PODS, MAX_PENDING_BYTES)),
+            dra: DraState::new(config.sharing),
         }
     }
 
@@ -152,6 +156,11 @@ impl ExtenderState {
     /// Per-node answers remembered between requests (held for the length of one verb).
     pub fn memo(&self) -> MutexGuard<'_, Memo> {
         self.memo.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The DRA path's state (claim-bearing pods are placed against it).
+    pub fn dra(&self) -> &DraState {
+        &self.dra
     }
 
     /// The settings.
@@ -246,9 +255,9 @@ impl ExtenderState {
         self.ready.store(ready, Ordering::Release);
     }
 
-    /// True once the caches are synced.
+    /// True once the caches are synced, the DRA path's included.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.dra.is_listed()
     }
 }
 

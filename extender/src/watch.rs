@@ -25,7 +25,8 @@ pub struct WatchConfig {
     pub scheduler_name: String,
 }
 
-/// Runs both watches until the process ends, marking the state ready once both have listed.
+/// Runs both watches, and the DRA path's, until the process ends, marking the state ready once
+/// both have listed (readiness also waits for the DRA path's, see `watch_dra`).
 pub async fn run(client: Client, state: Arc<ExtenderState>, config: WatchConfig) {
     let nodes_listed = Arc::new(AtomicBool::new(false));
     let pods_listed = Arc::new(AtomicBool::new(false));
@@ -35,8 +36,9 @@ pub async fn run(client: Client, state: Arc<ExtenderState>, config: WatchConfig)
         nodes_listed.clone(),
         pods_listed.clone(),
     );
+    let dra = crate::watch_dra::start(client.clone(), state.clone());
     let pods = watch_pods(client, state, config, pods_listed, nodes_listed);
-    futures::join!(nodes, pods);
+    futures::join!(nodes, pods, dra);
 }
 
 fn node_facts(meta: &PartialObjectMeta<Node>) -> NodeFacts {

@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 
 pub use facts::{NodeFacts, PodFacts};
 pub use fence::{Judge, Origin};
+pub use mix::mix_of;
 pub use sync::Notice;
 pub use usage::{IsolationCounts, ModelUsage};
 

@@ -27,7 +27,7 @@ use tessera_core::plugin::mps::{self, MpsStatus};
 use crate::names;
 
 /// Memory request granularity and minimum, bytes (256 MiB).
-pub const MEMORY_STEP_BYTES: u64 = 256 << 20;
+pub const MEMORY_STEP_BYTES: u64 = tessera_core::dra::MEMORY_STEP_BYTES;
 /// Compute request granularity and minimum, percent.
 pub const COMPUTE_STEP_PERCENT: u64 = 1;
 /// Compute capacity of one GPU, percent.
