@@ -315,8 +315,17 @@ async fn pods_asking_in_their_own_names_run_through_dra_on_the_real_kubelet() {
         json!({"nvidia.com/gpu": "1", "nvidia.com/gpumem": "16384", "nvidia.com/gpucores": "50"}),
         json!({"metadata": {"labels": {"tessera.dev/gpu-sharing": "enabled"}}}),
     );
+    // Memory alone: it holds no compute, so it runs beside the two (25% + 50% of compute) on
+    // the same GPU, with a memory limit and no thread limit.
+    let memory_pod = pod(
+        "memory",
+        &node,
+        &app,
+        json!({"tessera.dev/gpu-mem": "4096"}),
+        json!({"spec": {"schedulerName": scheduler}}),
+    );
     // The webhook may still be starting: the apiserver refuses (failurePolicy Fail) until then.
-    for p in [&tessera_pod, &hami_pod] {
+    for p in [&tessera_pod, &hami_pod, &memory_pod] {
         let name = p.metadata.name.clone().unwrap();
         e2e::wait_for(&format!("pod {name} admitted"), SLOW, || async {
             match pods.create(&pp, p).await {
@@ -335,6 +344,7 @@ async fn pods_asking_in_their_own_names_run_through_dra_on_the_real_kubelet() {
     for (name, template) in [
         ("tessera", "tessera-share-8192mi-25"),
         ("hami", "tessera-share-16384mi-50"),
+        ("memory", "tessera-share-4096mi-0"),
     ] {
         let p = pods.get(name).await.unwrap();
         assert_eq!(templates(&p), [template], "{name}");
@@ -358,7 +368,11 @@ async fn pods_asking_in_their_own_names_run_through_dra_on_the_real_kubelet() {
     }
     // Made by the controller in the webhook, labelled for `tessera uninstall`.
     let made: Api<ResourceClaimTemplate> = Api::namespaced(client.clone(), &namespace);
-    for template in ["tessera-share-8192mi-25", "tessera-share-16384mi-50"] {
+    for template in [
+        "tessera-share-8192mi-25",
+        "tessera-share-16384mi-50",
+        "tessera-share-4096mi-0",
+    ] {
         let t = e2e::wait_for(&format!("template {template}"), SLOW, || async {
             made.get_opt(template).await.ok()?
         })
@@ -372,10 +386,12 @@ async fn pods_asking_in_their_own_names_run_through_dra_on_the_real_kubelet() {
 
     running(&pods, "tessera").await;
     running(&pods, "hami").await;
+    running(&pods, "memory").await;
     let mut uids = Vec::new();
     for (name, mem, pct, limit) in [
         ("tessera", "8Gi", "25", "0=8192M"),
         ("hami", "16Gi", "50", "0=16384M"),
+        ("memory", "4Gi", "0", "0=4096M"),
     ] {
         let (claim, uid, device, memory, compute) = claim_of(&claims, name).await.unwrap();
         println!("{name}: claim {claim} on {device}, consumed memory {memory}, compute {compute}");
@@ -390,12 +406,14 @@ async fn pods_asking_in_their_own_names_run_through_dra_on_the_real_kubelet() {
             bytes(mem).ok(),
             "{name}: consumed memory {memory}"
         );
+        // A share holding no compute gets no thread limit.
+        let threads = (pct != "0").then_some(pct);
         for (key, value) in [
-            ("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT", limit),
-            ("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", pct),
+            ("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT", Some(limit)),
+            ("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", threads),
         ] {
             let seen = e2e::container_env(&pods, name, key).await;
-            assert_eq!(seen.as_deref(), Some(value), "{name}: {key}");
+            assert_eq!(seen.as_deref(), value, "{name}: {key}");
         }
         uids.push(uid);
     }
@@ -403,7 +421,7 @@ async fn pods_asking_in_their_own_names_run_through_dra_on_the_real_kubelet() {
     println!("tessera's container shows:\n{}", shown.join("\n"));
 
     // Both go while the plugin runs, so the kubelet unprepares their claims.
-    for name in ["tessera", "hami"] {
+    for name in ["tessera", "hami", "memory"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
     for uid in &uids {

@@ -113,7 +113,7 @@ async fn gpushare_names_are_normalised_by_the_shipped_profile_then_rewritten() {
     let (pod, _) = rewrite(&mut client, "dra-gpushare", &review).await;
     assert_eq!(
         claims(&pod),
-        [("tessera-gpu-0".into(), "tessera-share-4096mi-100".into())]
+        [("tessera-gpu-0".into(), "tessera-share-4096mi-0".into())]
     );
     assert_eq!(
         pod.spec.unwrap().scheduler_name.as_deref(),
@@ -171,7 +171,7 @@ async fn after_mutate_the_dra_entry_only_rewrites() {
     let (pod, _) = rewrite(&mut client, "dra-after-mutate", &review).await;
     assert_eq!(
         claims(&pod),
-        [("tessera-gpu-0".into(), "tessera-share-4096mi-100".into())]
+        [("tessera-gpu-0".into(), "tessera-share-4096mi-0".into())]
     );
 }
 

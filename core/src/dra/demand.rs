@@ -114,7 +114,9 @@ fn exact_demand(request: &DeviceRequest) -> Result<GpuDemand, String> {
     let gpus = u32::try_from(exact.count.unwrap_or(1).max(1)).map_err(|e| e.to_string())?;
     let memory = requested(request, CAPACITY_MEMORY).transpose()?;
     let compute = requested(request, CAPACITY_COMPUTE).transpose()?;
-    let core_milli = compute.map_or(MILLI_PER_GPU, |p| percent_to_milli(p.max(1)));
+    // No compute named: the plugin's default, the whole GPU. `compute: 0` (a memory share
+    // alone, as the webhook asks it) holds none, as the plugin's policy allows.
+    let core_milli = compute.map_or(MILLI_PER_GPU, percent_to_milli);
     Ok(GpuDemand {
         gpus,
         mem_mib: memory.map_or(0, |b| {

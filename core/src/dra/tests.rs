@@ -175,6 +175,16 @@ fn demands_are_read_from_capacity_requests_with_the_drivers_defaults_and_grid() 
             },
         ),
         (
+            "compute 0: a memory share alone holds none",
+            json!({"memory": "4Gi", "compute": "0"}),
+            GpuDemand {
+                gpus: 1,
+                mem_mib: 4096,
+                mem_percent: 0,
+                core_milli: 0,
+            },
+        ),
+        (
             "no memory: all of it",
             json!({"compute": "30"}),
             GpuDemand {

@@ -144,26 +144,34 @@ fn capacity(memory_mib: u64) -> BTreeMap<String, DeviceCapacity> {
     BTreeMap::from([
         (
             names::CAPACITY_MEMORY.into(),
-            policy(total, whole.max(MEMORY_STEP_BYTES), MEMORY_STEP_BYTES),
+            policy(
+                total,
+                whole.max(MEMORY_STEP_BYTES),
+                MEMORY_STEP_BYTES,
+                MEMORY_STEP_BYTES,
+            ),
         ),
         (
             names::CAPACITY_COMPUTE.into(),
+            // From 0: a memory share alone holds no compute (and MPS sets it no thread limit),
+            // as on the device-plugin path; a claim naming no compute takes the whole GPU's.
             policy(
                 COMPUTE_WHOLE_PERCENT,
                 COMPUTE_WHOLE_PERCENT,
+                0,
                 COMPUTE_STEP_PERCENT,
             ),
         ),
     ])
 }
 
-fn policy(value: u64, default: u64, step: u64) -> DeviceCapacity {
+fn policy(value: u64, default: u64, min: u64, step: u64) -> DeviceCapacity {
     DeviceCapacity {
         value: quantity(value),
         request_policy: Some(CapacityRequestPolicy {
             default: Some(quantity(default)),
             valid_range: Some(CapacityRequestPolicyRange {
-                min: quantity(step),
+                min: quantity(min),
                 step: Some(quantity(step)),
                 max: None,
             }),

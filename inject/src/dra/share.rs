@@ -18,29 +18,29 @@ pub const MEMORY_STEP_MIB: u64 = 256;
 pub const WHOLE_PERCENT: u32 = 100;
 
 /// One container's claim: on each of `gpus` distinct GPUs, `memory_mib` (none: the whole GPU's,
-/// the plugin's default) and `percent` of the compute.
+/// the plugin's default) and `percent` of the compute (0 for a memory share alone, which holds
+/// no compute and gets no thread limit, as on the device-plugin path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Share {
     /// Distinct GPUs, at least 1.
     pub gpus: u32,
     /// MiB per GPU, on the plugin's grid; `None` asks for no amount (the whole GPU's memory).
     pub memory_mib: Option<u64>,
-    /// Percent of each GPU's compute, 1–100.
+    /// Percent of each GPU's compute, 0–100.
     pub percent: u32,
 }
 
 impl Share {
     /// The share the DRA path asks for a container's demand. Memory goes up to the plugin's grid
-    /// (the scheduler would round it so too, and the template then says what is held). A
-    /// dimension the pod does not name is asked whole: the plugin's default is the whole GPU,
-    /// and MPS then sets no limit for it, as the device plugin does.
+    /// (the scheduler would round it so too, and the template then says what is held).
+    /// Memory the pod does not name is asked whole (the plugin's default). Compute is asked as
+    /// the demand holds it: a memory share alone holds none (`compute: 0`, which the plugin's
+    /// policy accepts), so it packs beside compute shares and MPS sets no thread limit for it,
+    /// as on the device-plugin path.
     pub fn of(demand: &GpuDemand) -> Share {
         let memory_mib = (demand.mem_mib > 0 && !demand.exclusive())
             .then(|| demand.mem_mib.div_ceil(MEMORY_STEP_MIB) * MEMORY_STEP_MIB);
-        let percent = match demand.core_milli {
-            0 => WHOLE_PERCENT,
-            milli => milli.min(MILLI_PER_GPU).div_ceil(10),
-        };
+        let percent = demand.core_milli.min(MILLI_PER_GPU).div_ceil(10);
         Share {
             gpus: demand.gpus.max(1),
             memory_mib,
@@ -88,7 +88,7 @@ impl Share {
         };
         // Only the spelling `template_name` writes, on the plugin's grid and ranges.
         let valid = share.gpus >= 1
-            && (1..=WHOLE_PERCENT).contains(&share.percent)
+            && share.percent <= WHOLE_PERCENT
             && share
                 .memory_mib
                 .is_none_or(|m| m >= MEMORY_STEP_MIB && m % MEMORY_STEP_MIB == 0);

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::{InjectionProfileSpec, compile_all};
+use tessera_kernel::request::GpuDemand;
 
 fn profiles(yaml: &str) -> Vec<Profile> {
     let specs: BTreeMap<String, InjectionProfileSpec> = serde_yaml_ng::from_str(yaml).unwrap();
@@ -79,10 +80,10 @@ fn gpushare_names_are_normalised_by_the_profile_then_rewritten() {
     p["metadata"]["labels"] = json!({"tessera.dev/gpu-sharing": "enabled"});
     let (out, _, doc) = run(&profiles(GPU_SHARING), &p);
     assert_eq!(out.applied, ["gpu-sharing"]);
-    // 4 GiB, no compute named: the compute is asked whole (the plugin's default).
+    // 4 GiB, no compute named: a memory share holds no compute, as on the other path.
     assert_eq!(
         doc["spec"]["resourceClaims"][0]["resourceClaimTemplateName"],
-        "tessera-share-4096mi-100"
+        "tessera-share-4096mi-0"
     );
     assert_eq!(
         doc["spec"]["containers"][0]["resources"]["limits"],
@@ -221,6 +222,11 @@ fn template_names_round_trip_and_foreign_spellings_are_not_ours() {
             memory_mib: Some(256),
             percent: 1,
         },
+        Share {
+            gpus: 1,
+            memory_mib: Some(4096),
+            percent: 0,
+        },
     ] {
         assert_eq!(
             Share::from_template_name(&share.template_name()),
@@ -228,7 +234,7 @@ fn template_names_round_trip_and_foreign_spellings_are_not_ours() {
         );
     }
     for name in [
-        "tessera-share-8192mi-0",
+        "tessera-share-8192mi-00",
         "tessera-share-8192mi-101",
         "tessera-share-1000mi-25",
         "tessera-share-08192mi-25",
@@ -284,6 +290,27 @@ fn the_template_asks_the_plugins_capacities_and_distinct_gpus() {
             .get("constraints")
             .is_none()
     );
+}
+
+#[test]
+fn a_memory_share_alone_asks_no_compute() {
+    // As on the device-plugin path: no compute held (so it packs beside compute shares) and no
+    // thread limit; asking the plugin's default would hold the GPU's whole compute.
+    let demand = GpuDemand {
+        gpus: 1,
+        mem_mib: 4000,
+        mem_percent: 0,
+        core_milli: 0,
+    };
+    let share = Share::of(&demand);
+    assert_eq!(share.template_name(), "tessera-share-4096mi-0");
+    let t = serde_json::to_value(template("ml", &share)).unwrap();
+    assert_eq!(
+        t["spec"]["spec"]["devices"]["requests"][0]["exactly"]["capacity"],
+        json!({"requests": {"memory": "4096Mi", "compute": "0"}})
+    );
+    let whole = Share::of(&GpuDemand::whole(1));
+    assert_eq!(whole.template_name(), "tessera-share-whole-100");
 }
 
 #[test]

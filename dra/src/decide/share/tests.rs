@@ -108,6 +108,18 @@ fn the_env_is_what_allocate_gives_for_the_same_share() {
 }
 
 #[test]
+fn a_memory_share_alone_gets_its_memory_limit_and_no_thread_limit() {
+    let c = claim(vec![result(
+        "gpu-0",
+        &[("memory", "4Gi"), ("compute", "0")],
+    )]);
+    let e = claim_edits(&c, NODE, &[gpu(0, Isolation::Mps)], Some(&root())).unwrap();
+    assert_eq!(e.env[env::CUDA_MPS_PINNED_DEVICE_MEM_LIMIT], "0=4096M");
+    assert_eq!(e.env.get(env::CUDA_MPS_ACTIVE_THREAD_PERCENTAGE), None);
+    assert_eq!(e.allocated[0].share.core_milli, 0);
+}
+
+#[test]
 fn a_result_without_consumed_capacity_holds_the_whole_gpu() {
     let c = claim(vec![result("gpu-0", &[])]);
     let e = claim_edits(&c, NODE, &[gpu(0, Isolation::Mps)], Some(&root())).unwrap();

@@ -99,9 +99,10 @@ fn capacity_policies_are_what_mps_enforces() {
     let p = cpu.request_policy.as_ref().unwrap();
     assert_eq!(p.default.as_ref().unwrap().0, "100");
     let r = p.valid_range.as_ref().unwrap();
+    // From 0: a memory share alone asks `compute: 0` and holds none.
     assert_eq!(
         (r.min.0.as_str(), r.step.as_ref().unwrap().0.as_str()),
-        ("1", "1")
+        ("0", "1")
     );
 }
 
