@@ -1,14 +1,17 @@
 //! How much the extender costs kube-scheduler: the real kube-scheduler with the shipped profile
 //! places pods on 500 fake GPU nodes of a real apiserver, first without the extender, then with
-//! it for pods that ask for no GPU (pass-through) and for pods asking for GPU shares. Reports
+//! it for pods that ask for no GPU (pass-through) and for pods asking for GPU shares, and last
+//! the same GPU pods without the extender (kube-scheduler's own cost of their extended
+//! resources, placed by the device plugin's slots alone). Reports
 //! pods bound per second for each, the whole machine's CPU per pod bound (from `/proc/stat`,
 //! apiserver, etcd and kube-scheduler included), and the ratios; `--rounds N` (default 3) runs
-//! the three in turn N times, so that a noisy stretch of a shared machine hits all alike, and
-//! reports each run and the medians; `--only plain|pass|share` runs one of them (for profiling).
+//! the four in turn N times, so that a noisy stretch of a shared machine hits all alike, and
+//! reports each run and the medians; `--only plain|pass|share|slots` runs one of them (for profiling).
+//! kube-scheduler reaches the extender as shipped, over mutual TLS; `--http` over plain HTTP.
 //! Needs `TESSERA_E2E_KUBECONFIG` and
 //! `TESSERA_E2E_KUBE_SCHEDULER`; says so and does nothing when either is unset.
 //!
-//! `cargo bench -p tessera-tests --bench scheduler_throughput -- [--rounds N]`
+//! `cargo bench -p tessera-tests --bench scheduler_throughput -- [--rounds N] [--only KIND] [--http]`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark stops loudly
 
 use std::time::{Duration, Instant};
@@ -21,21 +24,33 @@ use serde_yaml_ng::Value;
 use tessera_core::keys;
 use tessera_tests::cluster::Harness;
 use tessera_tests::e2e;
-use tessera_tests::scheduler::{scheduler_config, start_scheduler};
+use tessera_tests::scheduler::{scheduler_config, scheduler_config_mtls, start_scheduler};
 
 const NODES: usize = 500;
 const PODS: usize = 1000;
+
+/// How kube-scheduler reaches the extender.
+enum Reach {
+    /// As shipped: HTTPS with the client pair in this directory (HTTP/2 by ALPN).
+    MutualTls(std::path::PathBuf),
+    /// Plain HTTP/1.1 (`--http`).
+    Http,
+}
 
 /// The shipped profile with the scheduler's own API rate limit out of the way (the same for
 /// every run), with or without the extender.
 fn config(
     h: &Harness,
     extender: std::net::SocketAddr,
+    reach: &Reach,
     scheduler: &str,
     with_extender: bool,
 ) -> String {
-    let mut c: Value =
-        serde_yaml_ng::from_str(&scheduler_config(&h.kubeconfig, extender, scheduler)).unwrap();
+    let text = match reach {
+        Reach::MutualTls(dir) => scheduler_config_mtls(&h.kubeconfig, extender, scheduler, dir),
+        Reach::Http => scheduler_config(&h.kubeconfig, extender, scheduler),
+    };
+    let mut c: Value = serde_yaml_ng::from_str(&text).unwrap();
     c["clientConnection"]["qps"] = Value::from(2000);
     c["clientConnection"]["burst"] = Value::from(4000);
     if !with_extender && let Value::Mapping(m) = &mut c {
@@ -249,7 +264,23 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let h = Harness::start_with(&kubeconfig, NODES, 8).await;
-        let (_state, addr, _watching) = h.extender().await;
+        // `--http`: the extender over plain HTTP/1.1, as the bench ran before it went as shipped.
+        let http = std::env::args().any(|a| a == "--http");
+        let (_plain_state, plain_addr, _watching) = match http {
+            true => {
+                let (s, a, w) = h.extender().await;
+                (Some(s), Some(a), Some(w))
+            }
+            false => (None, None, None),
+        };
+        let (_state, addr, reach, _files) = match plain_addr {
+            Some(addr) => (None, addr, Reach::Http, None),
+            None => {
+                let (state, addr, files) = h.extender_mtls().await;
+                let reach = Reach::MutualTls(files.dir.clone());
+                (Some(state), addr, reach, Some(files))
+            }
+        };
         let plain = format!("{}-noext", h.scheduler);
         let share = [
             (keys::RESOURCE_GPU, "1"),
@@ -260,6 +291,9 @@ fn main() {
             ("without the extender", "plain", plain.as_str(), false, &[][..]),
             ("extender, pods without shares", "pass", h.scheduler.as_str(), true, &[][..]),
             ("extender, pods with GPU shares", "share", h.scheduler.as_str(), true, &share[..]),
+            // The same pods placed by kube-scheduler alone (by the device plugin's slots): what
+            // their extended resources cost kube-scheduler itself, without the extender.
+            ("no extender, the same GPU pods", "slots", plain.as_str(), false, &share[..]),
         ];
         let mut results: Vec<Vec<Measured>> = vec![Vec::new(); kinds.len()];
         for round in 0..rounds() {
@@ -267,7 +301,7 @@ fn main() {
                 if only().is_some_and(|o| o != *label) {
                     continue;
                 }
-                let yaml = config(&h, addr, scheduler, *with);
+                let yaml = config(&h, addr, &reach, scheduler, *with);
                 let m = run(&h, &format!("{label}{round}"), scheduler, yaml, limits).await;
                 println!(
                     "round {round} {label:5} {:7.1} pods/s  {:5.1} ms CPU/pod  ({})",
@@ -279,7 +313,11 @@ fn main() {
             }
         }
         println!(
-            "kube-scheduler with the shipped profile, {NODES} nodes x 8 GPUs, {PODS} pods per run, medians of {} rounds:",
+            "kube-scheduler with the shipped profile, {NODES} nodes x 8 GPUs, {PODS} pods per run, extender over {}, medians of {} rounds:",
+            match reach {
+                Reach::MutualTls(_) => "mutual TLS (as shipped)",
+                Reach::Http => "plain HTTP (--http)",
+            },
             rounds()
         );
         let base = median(results[0].iter().map(|m| m.rate).collect());

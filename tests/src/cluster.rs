@@ -93,9 +93,28 @@ impl Harness {
 
     /// An extender watching this cluster, served on 127.0.0.1, once its caches have synced.
     pub async fn extender(&self) -> (Arc<ExtenderState>, SocketAddr, tokio::task::JoinHandle<()>) {
+        let (state, watching) = self.extender_state_watching(false).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (state, addr, watching)
+    }
+
+    /// The extender's state, watching this cluster (for as long as the process runs), once
+    /// its caches have synced; `client_certificates` as `--client-ca` sets it.
+    pub async fn extender_state(&self, client_certificates: bool) -> Arc<ExtenderState> {
+        self.extender_state_watching(client_certificates).await.0
+    }
+
+    async fn extender_state_watching(
+        &self,
+        client_certificates: bool,
+    ) -> (Arc<ExtenderState>, tokio::task::JoinHandle<()>) {
         let config = Config {
             reservation_timeout: Duration::from_secs(60),
             heartbeat_max_age: Some(Duration::from_secs(600)),
+            client_certificates,
             ..Config::default()
         };
         let state = Arc::new(ExtenderState::new(
@@ -109,10 +128,6 @@ impl Harness {
                 scheduler_name: self.scheduler.clone(),
             },
         ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
         let ready = state.clone();
         e2e::wait_for("the extender's caches", SYNC, || {
             let ready = ready.clone();
@@ -120,7 +135,7 @@ impl Harness {
         })
         .await
         .unwrap();
-        (state, addr, watching)
+        (state, watching)
     }
 
     /// Creates a pod with the test's scheduler name (tolerating the fake nodes' not-ready taint).

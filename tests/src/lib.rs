@@ -3,6 +3,7 @@
 pub mod bounds;
 pub mod cluster;
 pub mod e2e;
+pub mod extender_mtls;
 pub mod http;
 pub mod kustomize;
 pub mod process;

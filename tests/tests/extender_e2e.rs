@@ -26,14 +26,14 @@ async fn schedule(addr: SocketAddr, pod: &Pod, nodes: &[String]) -> Result<Strin
         return Err(filtered);
     }
     let args = json!({"Pod": pod, "NodeNames": passed, "Nodes": null});
+    // Sparse: a node left out scores 0 (kube-scheduler adds nothing to it).
     let scores: Vec<Value> = serde_json::from_value(post(addr, "prioritize", &args).await).unwrap();
     let best = scores
         .iter()
         .max_by_key(|s| s["Score"].as_i64().unwrap())
-        .unwrap()["Host"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .map_or(passed[0].clone(), |s| {
+            s["Host"].as_str().unwrap().to_string()
+        });
     let bind = json!({
         "PodName": pod.metadata.name,
         "PodNamespace": pod.metadata.namespace,

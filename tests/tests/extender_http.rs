@@ -165,7 +165,7 @@ async fn filter_full_nodes_answers_with_the_passing_node_objects() {
 }
 
 #[tokio::test]
-async fn prioritize_scores_every_node_on_zero_to_ten() {
+async fn prioritize_scores_nodes_on_zero_to_ten_leaving_out_the_lowest() {
     let addr = serve(state()).await;
     let (status, out) = post(
         addr,
@@ -185,13 +185,14 @@ async fn prioritize_scores_every_node_on_zero_to_ten() {
             )
         })
         .collect();
+    // A node left out gets nothing from the extender: the lowest, here node-1, which the pod
+    // does not fit, and node-4, which the policy ranks as low.
     assert_eq!(
         scores.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
-        ["node-1", "node-3", "node-4", "node-2"]
+        ["node-3", "node-2"]
     );
-    assert!(scores.iter().all(|s| (0..=10).contains(&s.1)), "{scores:?}");
+    assert!(scores.iter().all(|s| (1..=10).contains(&s.1)), "{scores:?}");
     let score = |n: &str| scores.iter().find(|s| s.0 == n).unwrap().1;
-    assert_eq!(score("node-1"), 0, "a node the pod does not fit ranks last");
     assert_eq!(scores.iter().map(|s| s.1).max(), Some(10));
     assert!(score("node-2") > 0 && score("node-3") > 0);
 }
