@@ -225,6 +225,38 @@ async fn claim_of(
     ))
 }
 
+/// With `TESSERA_E2E_CAPTURE_DIR`: the allocated claims and the plugin's ResourceSlice as the
+/// apiserver serves them (every field, as raw JSON), for `tests/fixtures/dra/captured/`.
+async fn capture(client: &kube::Client, namespace: &str, slice: &str) {
+    let Some(dir) = env("TESSERA_E2E_CAPTURE_DIR").map(PathBuf::from) else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let kind = |kind: &str, plural: &str| {
+        let gvk = kube::api::GroupVersionKind::gvk("resource.k8s.io", "v1", kind);
+        kube::api::ApiResource::from_gvk_with_plural(&gvk, plural)
+    };
+    let claims: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &kind("ResourceClaim", "resourceclaims"),
+    );
+    for c in claims.list(&Default::default()).await.unwrap() {
+        let name = c.metadata.name.clone().unwrap();
+        let text = serde_json::to_string_pretty(&c).unwrap();
+        std::fs::write(dir.join(format!("resourceclaim.{name}.json")), text).unwrap();
+    }
+    let slices: Api<kube::api::DynamicObject> =
+        Api::all_with(client.clone(), &kind("ResourceSlice", "resourceslices"));
+    let s = slices.get(slice).await.unwrap();
+    let text = serde_json::to_string_pretty(&s).unwrap();
+    std::fs::write(dir.join("resourceslice.json"), text).unwrap();
+    println!(
+        "captured the claims and the ResourceSlice in {}",
+        dir.display()
+    );
+}
+
 fn templates(pod: &Pod) -> Vec<String> {
     pod.spec
         .iter()
@@ -417,6 +449,7 @@ async fn pods_asking_in_their_own_names_run_through_dra_on_the_real_kubelet() {
         }
         uids.push(uid);
     }
+    capture(&client, &namespace, &slice_name).await;
     let shown = assert_mps_mounts(&pods, "tessera", &dir.path().join("mps")).await;
     println!("tessera's container shows:\n{}", shown.join("\n"));
 
