@@ -10,7 +10,7 @@ mod webhook_support;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 use webhook_support::{
-    Ca, Client, Options, Server, apply, fixture, patch_of, repo_root, with_object,
+    Ca, Client, Options, Server, apply, check_golden, fixture, patch_of, with_object,
 };
 
 const DRA: &str = "/mutate-dra";
@@ -44,24 +44,6 @@ async fn rewrite(client: &mut Client, case: &str, review: &Value) -> (Pod, Value
         );
     }
     (pod, object)
-}
-
-fn check_golden(case: &str, actual: &Value) {
-    let path = repo_root().join(format!("tests/fixtures/admission/golden/{case}.patch.json"));
-    let want: Value = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    if &want != actual {
-        let out =
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{case}.patch.json"));
-        std::fs::write(&out, serde_json::to_string_pretty(actual).unwrap()).unwrap();
-        panic!(
-            "{case}: patch differs from {} (actual written to {})",
-            path.display(),
-            out.display()
-        );
-    }
 }
 
 /// The captured GPU pod asking with `resources` (limits and requests alike).

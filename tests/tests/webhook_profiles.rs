@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{Value, json};
 use webhook_support::{
-    Ca, Client, Options, Server, apply, fixture, patch_of, repo_root, with_object,
+    Ca, Client, Options, Server, apply, check_golden, fixture, patch_of, with_object,
 };
 
 /// Posts `review`, applies the patch, checks the golden patch and the second pass.
@@ -32,24 +32,6 @@ async fn inject(client: &mut Client, case: &str, review: &Value) -> (Pod, Value)
         "{case}: second pass patched: {resp}"
     );
     (pod, object)
-}
-
-fn check_golden(case: &str, actual: &Value) {
-    let path = repo_root().join(format!("tests/fixtures/admission/golden/{case}.patch.json"));
-    let want: Value = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    if &want != actual {
-        let out =
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{case}.patch.json"));
-        std::fs::write(&out, serde_json::to_string_pretty(actual).unwrap()).unwrap();
-        panic!(
-            "{case}: patch differs from {} (actual written to {})",
-            path.display(),
-            out.display()
-        );
-    }
 }
 
 fn env_of(c: &Container) -> BTreeMap<String, String> {

@@ -323,3 +323,24 @@ pub fn with_object(review: &Value, object: Value) -> Value {
     ));
     r
 }
+
+/// Fails unless `actual` is the golden patch of `case` (`tests/fixtures/admission/golden/`),
+/// writing the actual one beside the test binaries to compare or adopt.
+#[allow(dead_code)] // not every test binary that includes this module checks goldens
+pub fn check_golden(case: &str, actual: &Value) {
+    let path = repo_root().join(format!("tests/fixtures/admission/golden/{case}.patch.json"));
+    let want: Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    if &want != actual {
+        let out =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{case}.patch.json"));
+        std::fs::write(&out, serde_json::to_string_pretty(actual).unwrap()).unwrap();
+        panic!(
+            "{case}: patch differs from {} (actual written to {})",
+            path.display(),
+            out.display()
+        );
+    }
+}
