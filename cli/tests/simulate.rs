@@ -19,6 +19,28 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
+/// `tessera simulate --trace <fixtures> --pods tiny <extra> --output json`, which must succeed;
+/// its JSON document.
+fn trace_json(extra: &[&str]) -> serde_json::Value {
+    let dir = fixtures();
+    let mut args = vec![
+        "simulate",
+        "--trace",
+        dir.to_str().expect("a UTF-8 path"),
+        "--pods",
+        "tiny",
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--output", "json"]);
+    let out = tessera(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("simulate prints JSON")
+}
+
 #[test]
 fn bundled_scenario_prints_placement_summary() {
     let out = tessera(&["simulate"]);
@@ -60,25 +82,7 @@ fn bundled_scenario_json_has_the_trace_shape_with_violations() {
 
 #[test]
 fn trace_replay_json_reports_every_policy_and_seed() {
-    let dir = fixtures();
-    let out = tessera(&[
-        "simulate",
-        "--trace",
-        dir.to_str().unwrap(),
-        "--pods",
-        "tiny",
-        "--seeds",
-        "3",
-        "--compare",
-        "--output",
-        "json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = trace_json(&["--seeds", "3", "--compare"]);
     assert_eq!(doc["trace"], "tiny");
     assert_eq!(doc["seeds"], serde_json::json!([42, 43, 44]));
     let policies = doc["policies"].as_array().unwrap();
@@ -203,27 +207,7 @@ fn a_workload_file_with_a_wrong_version_is_refused_by_name() {
 
 #[test]
 fn through_extender_mode_reports_both_numbers_per_policy() {
-    let dir = fixtures();
-    let out = tessera(&[
-        "simulate",
-        "--trace",
-        dir.to_str().unwrap(),
-        "--pods",
-        "tiny",
-        "--seeds",
-        "2",
-        "--policy",
-        "fgd",
-        "--through-extender",
-        "--output",
-        "json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = trace_json(&["--seeds", "2", "--policy", "fgd", "--through-extender"]);
     let names: Vec<&str> = doc["policies"]
         .as_array()
         .unwrap()
@@ -241,28 +225,14 @@ fn through_extender_mode_reports_both_numbers_per_policy() {
 
 #[test]
 fn dra_mode_adds_first_fit_per_policy_and_kube_scheduler_alone() {
-    let dir = fixtures();
-    let out = tessera(&[
-        "simulate",
-        "--trace",
-        dir.to_str().unwrap(),
-        "--pods",
-        "tiny",
+    let doc = trace_json(&[
         "--seeds",
         "2",
         "--policy",
         "fgd",
         "--through-extender",
         "--dra",
-        "--output",
-        "json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let policies = doc["policies"].as_array().unwrap();
     let names: Vec<&str> = policies
         .iter()

@@ -13,15 +13,10 @@ use tessera_core::request::PodRequest;
 use crate::state::ExtenderState;
 use crate::wire::NodeName;
 
-/// The pod's claim references: the one place the extender reads them from the pod.
-pub fn pod_claims(pod: &Pod) -> PodClaims {
-    PodClaims::from_pod(pod)
-}
-
 /// The pod's new demand on the DRA path (`None`: not a claim pod, or nothing new to place), or
 /// why it cannot be told yet.
 pub fn claim_request(state: &ExtenderState, pod: &Pod) -> Result<Option<PodRequest>, String> {
-    let claims = pod_claims(pod);
+    let claims = PodClaims::from_pod(pod);
     if claims.is_empty() {
         return Ok(None);
     }

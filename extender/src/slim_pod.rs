@@ -95,7 +95,7 @@ struct WireSpec {
     node_name: Option<String>,
     priority: Option<i32>,
     scheduler_name: Option<String>,
-    security_context: Option<WirePodSecurity>,
+    security_context: Option<WireRunAs>,
     resource_claims: Option<Vec<PodResourceClaim>>,
 }
 
@@ -106,18 +106,13 @@ struct WireContainer {
     name: String,
     resources: Option<ResourceRequirements>,
     restart_policy: Option<String>,
-    security_context: Option<WireSecurity>,
+    security_context: Option<WireRunAs>,
 }
 
+/// The part of a pod's or a container's `securityContext` that is read.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WirePodSecurity {
-    run_as_user: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireSecurity {
+struct WireRunAs {
     run_as_user: Option<i64>,
 }
 

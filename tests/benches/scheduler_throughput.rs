@@ -24,6 +24,7 @@ use serde_yaml_ng::Value;
 use tessera_core::keys;
 use tessera_tests::cluster::Harness;
 use tessera_tests::e2e;
+use tessera_tests::extender_mtls::ClientFiles;
 use tessera_tests::scheduler::{scheduler_config, scheduler_config_mtls, start_scheduler};
 
 const NODES: usize = 500;
@@ -31,8 +32,8 @@ const PODS: usize = 1000;
 
 /// How kube-scheduler reaches the extender.
 enum Reach {
-    /// As shipped: HTTPS with the client pair in this directory (HTTP/2 by ALPN).
-    MutualTls(std::path::PathBuf),
+    /// As shipped: HTTPS with this client pair (HTTP/2 by ALPN).
+    MutualTls(ClientFiles),
     /// Plain HTTP/1.1 (`--http`).
     Http,
 }
@@ -47,7 +48,9 @@ fn config(
     with_extender: bool,
 ) -> String {
     let text = match reach {
-        Reach::MutualTls(dir) => scheduler_config_mtls(&h.kubeconfig, extender, scheduler, dir),
+        Reach::MutualTls(files) => {
+            scheduler_config_mtls(&h.kubeconfig, extender, scheduler, &files.dir)
+        }
         Reach::Http => scheduler_config(&h.kubeconfig, extender, scheduler),
     };
     let mut c: Value = serde_yaml_ng::from_str(&text).unwrap();
@@ -265,21 +268,13 @@ fn main() {
     rt.block_on(async {
         let h = Harness::start_with(&kubeconfig, NODES, 8).await;
         // `--http`: the extender over plain HTTP/1.1, as the bench ran before it went as shipped.
-        let http = std::env::args().any(|a| a == "--http");
-        let (_plain_state, plain_addr, _watching) = match http {
-            true => {
-                let (s, a, w) = h.extender().await;
-                (Some(s), Some(a), Some(w))
-            }
-            false => (None, None, None),
-        };
-        let (_state, addr, reach, _files) = match plain_addr {
-            Some(addr) => (None, addr, Reach::Http, None),
-            None => {
-                let (state, addr, files) = h.extender_mtls().await;
-                let reach = Reach::MutualTls(files.dir.clone());
-                (Some(state), addr, reach, Some(files))
-            }
+        // The state and its watch are held for the bench's life.
+        let (_state, addr, reach, _watching) = if std::env::args().any(|a| a == "--http") {
+            let (state, addr, watching) = h.extender().await;
+            (state, addr, Reach::Http, watching)
+        } else {
+            let (state, addr, files, watching) = h.extender_mtls().await;
+            (state, addr, Reach::MutualTls(files), watching)
         };
         let plain = format!("{}-noext", h.scheduler);
         let share = [
@@ -296,9 +291,10 @@ fn main() {
             ("no extender, the same GPU pods", "slots", plain.as_str(), false, &share[..]),
         ];
         let mut results: Vec<Vec<Measured>> = vec![Vec::new(); kinds.len()];
+        let only = only();
         for round in 0..rounds() {
             for (i, (_, label, scheduler, with, limits)) in kinds.iter().enumerate() {
-                if only().is_some_and(|o| o != *label) {
+                if only.as_deref().is_some_and(|o| o != *label) {
                     continue;
                 }
                 let yaml = config(&h, addr, &reach, scheduler, *with);

@@ -101,13 +101,9 @@ impl Harness {
         (state, addr, watching)
     }
 
-    /// The extender's state, watching this cluster (for as long as the process runs), once
-    /// its caches have synced; `client_certificates` as `--client-ca` sets it.
-    pub async fn extender_state(&self, client_certificates: bool) -> Arc<ExtenderState> {
-        self.extender_state_watching(client_certificates).await.0
-    }
-
-    async fn extender_state_watching(
+    /// The extender's state and its watch of this cluster, once its caches have synced;
+    /// `client_certificates` as `--client-ca` sets it.
+    pub async fn extender_state_watching(
         &self,
         client_certificates: bool,
     ) -> (Arc<ExtenderState>, tokio::task::JoinHandle<()>) {

@@ -219,3 +219,47 @@ pub async fn install_profile_crd(client: &Client) {
         .expect("the InjectionProfile CRD was not established within 60 s")
         .unwrap();
 }
+
+/// An e2e variable, unset when empty.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The real kubelet node the tests run pods on: `TESSERA_E2E_NODE`, else the first Ready node.
+#[allow(clippy::expect_used)] // a cluster without a Ready node cannot run these tests
+pub async fn ready_node(client: &Client) -> String {
+    if let Some(n) = env("TESSERA_E2E_NODE") {
+        return n;
+    }
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let list = nodes
+        .list(&Default::default())
+        .await
+        .expect("listing nodes");
+    list.items
+        .iter()
+        .find(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .and_then(|n| n.metadata.name.clone())
+        .expect("a Ready node")
+}
+
+/// The kubelet restart command of `TESSERA_E2E_KUBELET_RESTART`, if set.
+pub const KUBELET_RESTART_ENV: &str = "TESSERA_E2E_KUBELET_RESTART";
+
+/// Runs `cmd` (from [`KUBELET_RESTART_ENV`]) with `sh -c`; panics unless it succeeds.
+#[allow(clippy::panic)] // a restart that failed leaves nothing to test
+pub fn restart_kubelet(cmd: &str) {
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        panic!("{KUBELET_RESTART_ENV}: {cmd} failed");
+    }
+}

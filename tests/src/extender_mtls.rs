@@ -49,11 +49,18 @@ fn issue(dir: &Path) {
 impl Harness {
     /// As [`Harness::extender`], served over mutual TLS by `tessera_serve` with the limits'
     /// defaults; verbs require the verified client certificate, as `--client-ca` makes them.
-    pub async fn extender_mtls(&self) -> (Arc<ExtenderState>, SocketAddr, ClientFiles) {
+    pub async fn extender_mtls(
+        &self,
+    ) -> (
+        Arc<ExtenderState>,
+        SocketAddr,
+        ClientFiles,
+        tokio::task::JoinHandle<()>,
+    ) {
         let keep = tempfile::tempdir().unwrap();
         let dir = keep.path().to_path_buf();
         issue(&dir);
-        let state = self.extender_state(true).await;
+        let (state, watching) = self.extender_state_watching(true).await;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let pair = tls::load(&dir.join("tls.crt"), &dir.join("tls.key"), &provider).unwrap();
         let cas = ClientCas::new(load_client_cas(&dir.join("ca.crt"), &provider).unwrap());
@@ -74,6 +81,6 @@ impl Harness {
             Duration::from_secs(1),
             tessera_serve::Limits::default(),
         ));
-        (state, addr, ClientFiles { dir, _keep: keep })
+        (state, addr, ClientFiles { dir, _keep: keep }, watching)
     }
 }

@@ -28,12 +28,9 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use tessera_core::annotations::decode_assignment;
 use tessera_core::keys;
+use tessera_tests::e2e::{env, ready_node};
 
 const SLOW: Duration = Duration::from_secs(90);
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
 
 async fn client(path: &str) -> kube::Client {
     let file = kube::config::Kubeconfig::read_from(path).unwrap();
@@ -41,24 +38,6 @@ async fn client(path: &str) -> kube::Client {
         .await
         .unwrap();
     kube::Client::try_from(config).unwrap()
-}
-
-async fn node_name(client: &kube::Client) -> String {
-    if let Some(n) = env("TESSERA_E2E_NODE") {
-        return n;
-    }
-    let nodes: Api<KubeNode> = Api::all(client.clone());
-    let list = nodes.list(&Default::default()).await.unwrap();
-    list.items
-        .iter()
-        .find(|n| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .and_then(|n| n.metadata.name.clone())
-        .expect("a Ready node")
 }
 
 fn pod(node: &str, name: &str, bind_time: &str, gpu: &str) -> Pod {
@@ -119,7 +98,7 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
         return;
     };
     let client = client(&kubeconfig).await;
-    let node_name = node_name(&client).await;
+    let node_name = ready_node(&client).await;
     let stamp = jiff::Timestamp::now();
     let ns_name = format!("tessera-e2e-dp-{}", stamp.as_second());
     let node = Node::two_gpus();
@@ -221,15 +200,10 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
     }
 
     // Kubelet restart: capacity back, running pods untouched.
-    if let Some(cmd) = env("TESSERA_E2E_KUBELET_RESTART") {
+    if let Some(cmd) = env(tessera_tests::e2e::KUBELET_RESTART_ENV) {
         let before = pods.get("one").await.unwrap();
         let registered = metrics.registrations.get();
-        let status = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&cmd)
-            .status()
-            .unwrap();
-        assert!(status.success(), "{cmd}");
+        tessera_tests::e2e::restart_kubelet(&cmd);
         let t = std::time::Instant::now();
         // The new kubelet deleted our socket: the plugin must register with it again...
         while metrics.registrations.get() == registered {

@@ -24,13 +24,9 @@ use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use tessera_core::annotations::{decode_assignment, encode_assignment};
 use tessera_core::keys;
 use tessera_core::plugin::mps::{MpsStatus, STATUS_VERSION};
-use tessera_tests::e2e;
+use tessera_tests::e2e::{self, env};
 
 const SLOW: Duration = Duration::from_secs(90);
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
 
 /// The node's `(capacity, allocatable)` of `tessera.dev/gpu`.
 async fn gpu_slots(nodes: &Api<KubeNode>, node: &str) -> Option<(String, String)> {

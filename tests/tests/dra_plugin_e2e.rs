@@ -142,7 +142,7 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
         return;
     };
     let client = e2e::client(&kubeconfig).await.unwrap();
-    let node = node_name(&client).await;
+    let node = ready_node(&client).await;
     let namespace = e2e::unique("dra");
     let gpu = format!("GPU-{}", uuid_tail(&namespace));
     let slice_name = format!("{node}-{DRIVER}");
@@ -269,7 +269,7 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
 
     // A kubelet restart keeps the running containers and their prepared claims; the plugin
     // registers with the new kubelet (which prepares the third claim below).
-    if let Some(cmd) = env("TESSERA_E2E_KUBELET_RESTART") {
+    if let Some(cmd) = env(tessera_tests::e2e::KUBELET_RESTART_ENV) {
         let containers = |p: &Pod| {
             let s = p
                 .status
@@ -285,12 +285,7 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
             containers(&pods.get("large").await.unwrap()),
         ];
         let restarted_at = k8s_openapi::jiff::Timestamp::now();
-        let status = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&cmd)
-            .status()
-            .unwrap();
-        assert!(status.success(), "{cmd}");
+        tessera_tests::e2e::restart_kubelet(&cmd);
         let nodes: Api<Node> = Api::all(client.clone());
         e2e::wait_for("the restarted kubelet's Ready heartbeat", SLOW, || async {
             let n = nodes.get(&node).await.ok()?;

@@ -274,7 +274,7 @@ async fn pods_asking_in_their_own_names_run_through_dra_on_the_real_kubelet() {
         .install_default()
         .ok();
     let client = e2e::client(&kubeconfig).await.unwrap();
-    let node = node_name(&client).await;
+    let node = ready_node(&client).await;
     let namespace = e2e::unique("dra-rewrite");
     let gpu = format!("GPU-{}", uuid_tail(&namespace));
     let slice_name = format!("{node}-{DRIVER}");

@@ -10,40 +10,19 @@ mod webhook_support;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 use webhook_support::{
-    Ca, Client, Options, Server, apply, check_golden, fixture, patch_of, with_object,
+    Client, Server, admitted_as_golden, apply, fixture, patch_of, server_and_client, with_object,
 };
 
 const DRA: &str = "/mutate-dra";
 
 async fn setup() -> (Server, Client) {
-    let ca = Ca::new("dra-test");
-    let server = Server::start(&ca, Options::default()).await;
-    let client = Client::connect(server.addr, ca.client_config())
-        .await
-        .unwrap();
-    (server, client)
+    server_and_client("dra-test").await
 }
 
 /// Posts `review` to `/mutate-dra`, applies the patch, checks the golden patch and that neither
 /// `/mutate-dra` nor `/mutate` patches the result again.
 async fn rewrite(client: &mut Client, case: &str, review: &Value) -> (Pod, Value) {
-    let (status, resp) = client.mutate_at(DRA, review).await;
-    assert_eq!(status, 200, "{resp}");
-    assert_eq!(resp["response"]["allowed"], true, "{resp}");
-    let patch = patch_of(review, &resp).unwrap_or_else(|| panic!("{case}: no patch"));
-    check_golden(case, &serde_json::to_value(&patch).unwrap());
-    let object = apply(review, &patch);
-    let pod: Pod = serde_json::from_value(object.clone()).expect("patched object is a Pod");
-    for path in [DRA, "/mutate"] {
-        let again = with_object(review, object.clone());
-        let (status, resp) = client.mutate_at(path, &again).await;
-        assert_eq!(status, 200);
-        assert!(
-            patch_of(&again, &resp).is_none(),
-            "{case}: second pass on {path} patched: {resp}"
-        );
-    }
-    (pod, object)
+    admitted_as_golden(client, DRA, case, review, &[DRA, "/mutate"]).await
 }
 
 /// The captured GPU pod asking with `resources` (limits and requests alike).

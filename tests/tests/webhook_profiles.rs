@@ -11,27 +11,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{Value, json};
-use webhook_support::{
-    Ca, Client, Options, Server, apply, check_golden, fixture, patch_of, with_object,
-};
+use webhook_support::{Client, Server, admitted_as_golden, fixture, patch_of, server_and_client};
 
 /// Posts `review`, applies the patch, checks the golden patch and the second pass.
 async fn inject(client: &mut Client, case: &str, review: &Value) -> (Pod, Value) {
-    let (status, resp) = client.mutate(review).await;
-    assert_eq!(status, 200, "{resp}");
-    assert_eq!(resp["response"]["allowed"], true, "{resp}");
-    let patch = patch_of(review, &resp).unwrap_or_else(|| panic!("{case}: no patch"));
-    check_golden(case, &serde_json::to_value(&patch).unwrap());
-    let object = apply(review, &patch);
-    let pod: Pod = serde_json::from_value(object.clone()).expect("patched object is a Pod");
-    let again = with_object(review, object.clone());
-    let (status, resp) = client.mutate(&again).await;
-    assert_eq!(status, 200);
-    assert!(
-        patch_of(&again, &resp).is_none(),
-        "{case}: second pass patched: {resp}"
-    );
-    (pod, object)
+    admitted_as_golden(client, "/mutate", case, review, &["/mutate"]).await
 }
 
 fn env_of(c: &Container) -> BTreeMap<String, String> {
@@ -43,12 +27,7 @@ fn env_of(c: &Container) -> BTreeMap<String, String> {
 }
 
 async fn setup() -> (Server, Client) {
-    let ca = Ca::new("profiles-test");
-    let server = Server::start(&ca, Options::default()).await;
-    let client = Client::connect(server.addr, ca.client_config())
-        .await
-        .unwrap();
-    (server, client)
+    server_and_client("profiles-test").await
 }
 
 /// A captured StatefulSet pod turned into member `ordinal` of StatefulSet `sts` labelled `app`.

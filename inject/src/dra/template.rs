@@ -79,14 +79,23 @@ pub fn template(namespace: &str, share: &Share) -> ResourceClaimTemplate {
     }
 }
 
-/// The templates `pod` names that the webhook writes, each once, in the pod's order.
+/// The templates `pod` names that the webhook writes, each once, in the pod's order, for the
+/// pod's claims not made yet: once `status.resourceClaimStatuses` names a claim, its template
+/// has served, and the controller need not ask the apiserver again on the pod's later events.
 pub fn templates_of(pod: &Pod) -> Vec<ResourceClaimTemplate> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let mut out: Vec<ResourceClaimTemplate> = Vec::new();
+    let made = |name: &str| {
+        pod.status
+            .iter()
+            .flat_map(|s| s.resource_claim_statuses.iter().flatten())
+            .any(|c| c.name == name && c.resource_claim_name.is_some())
+    };
     let claims = pod
         .spec
         .iter()
-        .flat_map(|s| s.resource_claims.iter().flatten());
+        .flat_map(|s| s.resource_claims.iter().flatten())
+        .filter(|c| !made(&c.name));
     for claim in claims {
         let Some(share) = claim
             .resource_claim_template_name

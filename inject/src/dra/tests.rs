@@ -326,3 +326,20 @@ fn templates_of_a_pod_are_those_it_names_each_once() {
     assert_eq!(ts.len(), 1);
     assert_eq!(ts[0].metadata.namespace.as_deref(), Some("ml"));
 }
+
+#[test]
+fn a_claim_already_made_needs_no_template_again() {
+    let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "ml"},
+        "spec": {"containers": [{"name": "a"}], "resourceClaims": [
+            {"name": "a", "resourceClaimTemplateName": "tessera-share-8192mi-25"},
+            {"name": "b", "resourceClaimTemplateName": "tessera-share-4096mi-0"}]},
+        "status": {"resourceClaimStatuses": [
+            {"name": "a", "resourceClaimName": "p-a-x7k2p"},
+            {"name": "b"}]}}))
+    .unwrap();
+    let names: Vec<_> = templates_of(&p)
+        .into_iter()
+        .filter_map(|t| t.metadata.name)
+        .collect();
+    assert_eq!(names, ["tessera-share-4096mi-0"]);
+}

@@ -9,19 +9,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::resource::v1::DeviceClass;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 use tessera_tests::e2e::{self, KillOnDrop};
+pub use tessera_tests::e2e::{env, ready_node};
 
 pub const SLOW: Duration = Duration::from_secs(120);
 pub const DRIVER: &str = "gpu.tessera.dev";
-
-pub fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
 
 /// The `tessera` binary, built with cargo (the tests crate has no binary of its own).
 pub fn tessera() -> PathBuf {
@@ -40,26 +37,6 @@ pub fn tessera() -> PathBuf {
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "tessera")
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .expect("cargo reports the tessera binary")
-}
-
-pub async fn node_name(client: &kube::Client) -> String {
-    if let Some(n) = env("TESSERA_E2E_NODE") {
-        return n;
-    }
-    let list = Api::<Node>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .unwrap();
-    list.items
-        .iter()
-        .find(|n| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .and_then(|n| n.metadata.name.clone())
-        .expect("a Ready node")
 }
 
 /// The node's directories for the plugin: the stand-in with one 80 GiB GPU, and an MPS root

@@ -344,3 +344,43 @@ pub fn check_golden(case: &str, actual: &Value) {
         );
     }
 }
+
+/// A webhook with default options on 127.0.0.1 and a client of it, trusting `ca_name`'s CA.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub async fn server_and_client(ca_name: &str) -> (Server, Client) {
+    let ca = Ca::new(ca_name);
+    let server = Server::start(&ca, Options::default()).await;
+    let client = Client::connect(server.addr, ca.client_config())
+        .await
+        .unwrap();
+    (server, client)
+}
+
+/// Posts `review` to `path`, applies the patch, checks the golden patch of `case`, and that
+/// none of `again_on` patches the result again; the patched pod, typed and as JSON.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub async fn admitted_as_golden(
+    client: &mut Client,
+    path: &str,
+    case: &str,
+    review: &Value,
+    again_on: &[&str],
+) -> (k8s_openapi::api::core::v1::Pod, Value) {
+    let (status, resp) = client.mutate_at(path, review).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    let patch = patch_of(review, &resp).unwrap_or_else(|| panic!("{case}: no patch"));
+    check_golden(case, &serde_json::to_value(&patch).unwrap());
+    let object = apply(review, &patch);
+    let pod = serde_json::from_value(object.clone()).expect("patched object is a Pod");
+    for again_path in again_on {
+        let again = with_object(review, object.clone());
+        let (status, resp) = client.mutate_at(again_path, &again).await;
+        assert_eq!(status, 200);
+        assert!(
+            patch_of(&again, &resp).is_none(),
+            "{case}: second pass on {again_path} patched: {resp}"
+        );
+    }
+    (pod, object)
+}
