@@ -216,7 +216,10 @@ async fn e2e_device_plugin_on_a_real_kubelet() {
         let reregistered = t.elapsed();
         // ...and the new kubelet must report the full capacity in a status it wrote after the
         // restart (a stale status would show the old figure).
-        let restarted_at = k8s_openapi::jiff::Timestamp::now() - t.elapsed();
+        // Heartbeats are written in whole seconds: a status of the restart's own second counts.
+        let restarted = k8s_openapi::jiff::Timestamp::now() - t.elapsed();
+        let restarted_at = k8s_openapi::jiff::Timestamp::from_second(restarted.as_second())
+            .expect("a time in range");
         let nodes: Api<KubeNode> = Api::all(client.clone());
         let fresh = move |n: Option<&KubeNode>| {
             let Some(status) = n.and_then(|n| n.status.as_ref()) else {

@@ -284,7 +284,11 @@ async fn claims_of_one_gpu_run_with_their_mps_limits_through_the_real_kubelet() 
             containers(&pods.get("small").await.unwrap()),
             containers(&pods.get("large").await.unwrap()),
         ];
-        let restarted_at = k8s_openapi::jiff::Timestamp::now();
+        // Heartbeats are written in whole seconds: a status of the restart's own second counts.
+        let restarted_at = k8s_openapi::jiff::Timestamp::from_second(
+            k8s_openapi::jiff::Timestamp::now().as_second(),
+        )
+        .unwrap();
         tessera_tests::e2e::restart_kubelet(&cmd);
         let nodes: Api<Node> = Api::all(client.clone());
         e2e::wait_for("the restarted kubelet's Ready heartbeat", SLOW, || async {
